@@ -1,0 +1,106 @@
+# saeflow - plain GNU make. `make` builds every stage into build/bin/; `make test` runs tests/run.
+# Library flags come from pkg-config only. Stages are stages/NAME.c or stages/NAME/*.c[c]
+# (a folder stage with .cc files is linked with $(CXX)); per-stage extra libraries: LDLIBS_NAME.
+
+BUILD    ?= build
+CC       ?= cc
+CXX      ?= c++
+MSGPACK_PC := $(shell pkg-config --exists msgpack-c && echo msgpack-c || echo msgpack)
+PCS      := $(MSGPACK_PC) libzstd libzmq openblas libcjson
+PC_CFLAGS := $(shell pkg-config --cflags $(PCS) 2>/dev/null)
+PC_LIBS  := $(shell pkg-config --libs $(PCS) 2>/dev/null)
+OPT      ?= -O2 -g -march=native
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS   ?= $(OPT)
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Iproto $(PC_CFLAGS) -MMD -MP
+CXXFLAGS ?= $(OPT)
+CXXFLAGS += -std=c++17 -D_GNU_SOURCE -Wall -Iproto $(PC_CFLAGS) -MMD -MP
+LDLIBS   := $(PC_LIBS) -lm -lpthread
+LDLIBS_sf-tokenize := -lsentencepiece
+ifeq ($(WERROR),1)
+CFLAGS += -Werror
+endif
+
+PROTO_SRC := $(wildcard proto/*.c)
+PROTO_OBJ := $(PROTO_SRC:%.c=$(BUILD)/obj/%.o)
+LIBPROTO  := $(BUILD)/libproto.a
+
+STAGE_FILES := $(basename $(notdir $(wildcard stages/*.c)))
+STAGE_DIRS  := $(notdir $(patsubst %/,%,$(wildcard stages/*/)))
+STAGES      := $(STAGE_FILES) $(STAGE_DIRS)
+BINS        := $(STAGES:%=$(BUILD)/bin/%)
+UNIT_SRC    := $(wildcard tests/unit/test-*.c)
+UNITS       := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC   := $(wildcard bench/*.c)
+BENCHES     := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz-*.c)
+
+.PHONY: all test asan bench fuzz clean debug test-long
+all: $(BINS) $(UNITS) $(BENCHES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/obj/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(LIBPROTO): $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# single-file stages
+$(STAGE_FILES:%=$(BUILD)/bin/%): $(BUILD)/bin/%: $(BUILD)/obj/stages/%.o $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBPROTO) $(LDLIBS_$*) $(LDLIBS)
+
+# folder stages: every .c/.cc inside
+define DIR_STAGE
+$(1)_SRC := $(wildcard stages/$(1)/*.c) $(wildcard stages/$(1)/*.cc)
+$(1)_OBJ := $$(patsubst %.cc,$(BUILD)/obj/%.o,$$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC)))
+$(BUILD)/bin/$(1): $$($(1)_OBJ) $(LIBPROTO)
+	@mkdir -p $$(dir $$@)
+	$$(if $$(filter %.cc,$$($(1)_SRC)),$(CXX) $(CXXFLAGS),$(CC) $(CFLAGS)) -o $$@ $$($(1)_OBJ) $(LIBPROTO) $$(LDLIBS_$(1)) $(LDLIBS)
+endef
+$(foreach d,$(STAGE_DIRS),$(eval $(call DIR_STAGE,$(d))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBPROTO) $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBPROTO) $(LDLIBS)
+
+test: all
+	SF_BUILD=$(BUILD) tests/run
+
+test-long: all
+	SF_BUILD=$(BUILD) SF_TEST_LONG=1 tests/run
+
+debug:
+	$(MAKE) BUILD=build-debug OPT="-O0 -g"
+
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan:
+	$(MAKE) BUILD=build-asan OPT="$(ASAN_FLAGS)" all
+	SF_BUILD=build-asan SF_ASAN=1 ASAN_OPTIONS=detect_leaks=1 tests/run
+
+bench: all
+	SF_BUILD=$(BUILD) bench/run
+
+# libFuzzer targets (clang): FUZZ_SECONDS per target (default 60)
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p build-fuzz
+	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iproto $(PC_CFLAGS) \
+	    -o build-fuzz/$$n $$f $(PROTO_SRC) $(LDLIBS) || exit 1; \
+	  mkdir -p build-fuzz/corpus-$$n; \
+	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus-$$n tests/fuzz/seeds-$$n 2>&1 | tail -5 || exit 1; \
+	done
+
+clean:
+	rm -rf build build-asan build-debug build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

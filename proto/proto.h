@@ -1,0 +1,275 @@
+/* proto.h - saeflow's shared library: frames, endpoints, tensors, safetensors, CLI helpers.
+ *
+ * WIRE FORMAT (protocol version 1; see ../shared/SPEC.md §2, this comment is the reference)
+ *
+ * A stream is a sequence of frames. On a pipe or a file the frames are concatenated top-level
+ * msgpack maps (msgpack is self-delimiting, no length prefix); a `*.zst` file is that byte
+ * stream inside zstd (the writer flushes a zstd block at every frame boundary); over ZeroMQ
+ * (PUSH/PULL) one frame is one message.
+ *
+ * Every frame is a map with string keys:
+ *   "sf"   uint  protocol version, PROTO_VERSION (1); any other value is rejected
+ *   "kind" str   "header" | "tokens" | "acts" | "loss" | "sim" | "end" (other kinds are carried)
+ *   "seq"  uint  data frames only: 0, 1, 2, ... with no gap
+ * A stream is: one "header", data frames, one "end". "end" carries "frames" (uint, the number
+ * of data frames) and "rows" (uint, the sum of the first dimension of each data frame's
+ * "tokens"), and may carry "meta" (map: counts a stage wants to report, e.g. non-finite
+ * values, outliers). A stream that stops before "end" is truncated (exit 3 downstream).
+ *
+ * A tensor is a map {"dtype": str, "shape": [uint...], "data": bin} with dtype one of
+ * f32 f16 bf16 i32 u32 u8, little-endian, row-major, len(data) == prod(shape) * size(dtype),
+ * at most PROTO_MAX_DIMS dims. With "zstd": true, data is one zstd frame whose content is
+ * exactly those bytes.
+ * Sparse feature activations ("feats") are a map {"d_sae": uint, "indptr": u32 tensor [n+1],
+ * "index": u32 tensor [nnz], "value": f32 tensor [nnz]} (CSR over the n tokens, row-major).
+ * Any other value (string, number, map, array) is carried through untouched.
+ *
+ * Frame keys by kind:
+ *   header  meta: map {stages: [{name, version, args}], model, hook, d_model, ctx, bos,
+ *                      tokenizer, sae, d_sae, total_rows, ...}
+ *   tokens  tokens i32 [rows, ctx]
+ *   acts    tokens, hook (str), acts [rows, ctx, d_model]; later keep u8 [rows, ctx],
+ *           feats (sparse), recon [rows, ctx, d_model]
+ *   loss    tokens; f32 [rows, ctx-1]: ce_clean, ce_spliced, ce_ablated, kl_spliced, kl_ablated
+ *   sim     tokens, cos f32 [rows, ctx], l2 f32 [rows, ctx]
+ *   end     frames, rows, (meta)
+ *
+ * OWNERSHIP: proto_reader_next fills `out` with views that borrow from the reader; they are
+ * valid until the next proto_reader_next or proto_reader_close. Tensor data in a read frame is
+ * already copied into 64-byte-aligned storage (and decompressed). proto_writer_put borrows its
+ * frame; the caller keeps ownership. Library functions return error codes and never print.
+ */
+#ifndef SAEFLOW_PROTO_H
+#define SAEFLOW_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+
+#define PROTO_VERSION 1
+#define SAEFLOW_VERSION "0.1.0"
+#define PROTO_MAX_DIMS 4
+#define PROTO_MAX_KEYS 32
+
+/* ---- error codes (negative) ---- */
+enum {
+    PROTO_OK = 0,
+    PROTO_END = 1,            /* reader: the end frame was read; the stream is complete */
+    PROTO_E_IO = -1,          /* read/write/open failed (errno kept in proto_errno()) */
+    PROTO_E_TRUNCATED = -2,   /* stream ended without an end frame, or mid-frame */
+    PROTO_E_PARSE = -3,       /* bytes are not msgpack */
+    PROTO_E_SCHEMA = -4,      /* msgpack, but not a valid frame (missing key, bad dtype, shape) */
+    PROTO_E_VERSION = -5,     /* "sf" is not PROTO_VERSION */
+    PROTO_E_SEQ = -6,         /* seq gap, header not first, end count mismatch */
+    PROTO_E_NOMEM = -7,
+    PROTO_E_ZSTD = -8,        /* zstd (de)compression failed */
+    PROTO_E_ZMQ = -9,         /* ZeroMQ failure */
+    PROTO_E_TIMEOUT = -10,    /* ZeroMQ: nothing arrived / could be sent within the timeout */
+    PROTO_E_ENDPOINT = -11,   /* malformed endpoint string */
+    PROTO_E_FORMAT = -12,     /* a file (safetensors, json) is malformed */
+    PROTO_E_MISMATCH = -13,   /* shapes / models / SAE disagree */
+    PROTO_E_INVAL = -14,      /* invalid argument */
+};
+const char *proto_strerror(int err);
+/* A detail message for the last error of this thread (e.g. "frame 17: acts data is 12 bytes,
+ * shape [2 3] f32 needs 24"); "" when none. Library code sets it with proto_set_detail. */
+const char *proto_detail(void);
+void proto_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void proto_clear_detail(void);
+
+/* ---- dtypes and tensors ---- */
+enum proto_dtype { PROTO_F32, PROTO_F16, PROTO_BF16, PROTO_I32, PROTO_U32, PROTO_U8, PROTO_DTYPE_COUNT };
+size_t proto_dtype_size(enum proto_dtype dt);
+const char *proto_dtype_name(enum proto_dtype dt);
+int proto_dtype_parse(const char *s, size_t len, enum proto_dtype *out); /* PROTO_OK or PROTO_E_SCHEMA */
+
+struct proto_tensor {
+    enum proto_dtype dtype;
+    int ndim;
+    uint64_t shape[PROTO_MAX_DIMS];
+    const void *data;         /* prod(shape)*size bytes; aligned when it comes from a reader */
+};
+uint64_t proto_tensor_numel(const struct proto_tensor *t);
+size_t proto_tensor_nbytes(const struct proto_tensor *t);
+
+/* bf16/f16 <-> f32 */
+float proto_bf16_to_f32(uint16_t h);
+uint16_t proto_f32_to_bf16(float f);     /* round to nearest even */
+float proto_f16_to_f32(uint16_t h);
+uint16_t proto_f32_to_f16(float f);      /* round to nearest even */
+void proto_convert_to_f32(float *dst, const void *src, enum proto_dtype dt, size_t n);
+void proto_convert_from_f32(void *dst, enum proto_dtype dt, const float *src, size_t n);
+
+/* 64-byte-aligned grow-only buffers. */
+struct proto_buf { void *p; size_t cap; };
+int proto_buf_reserve(struct proto_buf *b, size_t nbytes); /* keeps 64-byte alignment; may lose contents */
+void proto_buf_destroy(struct proto_buf *b);
+void *proto_aligned_alloc(size_t nbytes);                   /* 64-byte aligned, free() it */
+/* The tensor as f32: t->data itself when it is f32, else converted into *scratch.
+ * NULL (PROTO_E_SCHEMA / NOMEM) when the dtype is not a float type. */
+const float *proto_tensor_f32(const struct proto_tensor *t, struct proto_buf *scratch, int *err);
+
+/* ---- sparse features (CSR) ---- */
+struct proto_sparse {
+    uint32_t d_sae;
+    uint64_t n_tok;             /* indptr has n_tok + 1 entries */
+    uint64_t nnz;
+    const uint32_t *indptr;     /* (n_tok + 1) */
+    const uint32_t *index;      /* (nnz) */
+    const float *value;         /* (nnz) */
+};
+
+/* ---- frames ---- */
+enum proto_kind { PROTO_KIND_HEADER, PROTO_KIND_TOKENS, PROTO_KIND_ACTS, PROTO_KIND_LOSS,
+                  PROTO_KIND_SIM, PROTO_KIND_END, PROTO_KIND_OTHER };
+const char *proto_kind_name(enum proto_kind k);
+
+enum proto_vtype {
+    PROTO_V_TENSOR,   /* .t */
+    PROTO_V_SPARSE,   /* .sp (the "feats" map) */
+    PROTO_V_STR,      /* .str, .len (not NUL-terminated when it comes from a reader) */
+    PROTO_V_UINT,     /* .u */
+    PROTO_V_OBJ,      /* .obj: any other msgpack value, carried through as it is */
+};
+struct proto_value {
+    const char *key;      /* NUL-terminated */
+    enum proto_vtype type;
+    bool zstd;            /* writer: compress this tensor's data (also set by proto_writer --zstd) */
+    struct proto_tensor t;
+    struct proto_sparse sp;
+    const char *str; size_t len;
+    uint64_t u;
+    msgpack_object obj;
+};
+/* A frame: kind, seq, and its other keys in order ("sf", "kind", "seq" are not in v[]). */
+struct proto_frame {
+    enum proto_kind kind;
+    char kind_name[32];
+    uint64_t seq;
+    int n;
+    struct proto_value v[PROTO_MAX_KEYS];
+};
+void proto_frame_init(struct proto_frame *f, enum proto_kind kind); /* empty frame */
+struct proto_value *proto_frame_get(struct proto_frame *f, const char *key);         /* NULL if absent */
+const struct proto_tensor *proto_frame_tensor(const struct proto_frame *f, const char *key); /* NULL if absent or not a tensor */
+const struct proto_sparse *proto_frame_sparse(const struct proto_frame *f, const char *key);
+/* Copies a string value into dst (NUL-terminated, truncation is an error). PROTO_E_SCHEMA if absent. */
+int proto_frame_str(const struct proto_frame *f, const char *key, char *dst, size_t cap);
+/* Set (add or replace) a key. The frame borrows data/str pointers: keep them alive until put. */
+int proto_frame_set_tensor(struct proto_frame *f, const char *key, enum proto_dtype dt, int ndim,
+                           const uint64_t *shape, const void *data);
+int proto_frame_set_sparse(struct proto_frame *f, const char *key, const struct proto_sparse *sp);
+int proto_frame_set_str(struct proto_frame *f, const char *key, const char *s);
+int proto_frame_set_uint(struct proto_frame *f, const char *key, uint64_t u);
+int proto_frame_set_obj(struct proto_frame *f, const char *key, const msgpack_object *o);
+void proto_frame_del(struct proto_frame *f, const char *key);
+/* Checks a data frame's shapes against its kind (tokens [rows,ctx]; acts [rows,ctx,d];
+ * keep [rows,ctx]; recon same as acts; loss [rows,ctx-1]; sim [rows,ctx]; feats n_tok =
+ * rows*ctx, indptr monotone, index < d_sae). Sets the detail message. */
+int proto_frame_validate(const struct proto_frame *f);
+
+/* ---- header meta ----
+ * Reading: look keys up in the header's "meta" map (a msgpack_object borrowed from the reader).
+ * Writing: a stage builds its output header from the input one: copy what came, override or add
+ * keys, and append its own {name, version, args} to "stages". */
+const msgpack_object *proto_meta_get(const msgpack_object *meta, const char *key); /* NULL if absent */
+int proto_meta_str(const msgpack_object *meta, const char *key, char *dst, size_t cap); /* PROTO_E_SCHEMA if absent/not str */
+int proto_meta_uint(const msgpack_object *meta, const char *key, uint64_t *out);
+int proto_meta_double(const msgpack_object *meta, const char *key, double *out);  /* any number */
+int proto_meta_bool(const msgpack_object *meta, const char *key, bool *out);
+
+enum proto_mtype { PROTO_M_STR, PROTO_M_UINT, PROTO_M_INT, PROTO_M_DOUBLE, PROTO_M_BOOL, PROTO_M_NIL, PROTO_M_OBJ };
+struct proto_meta_item { char key[48]; enum proto_mtype type; char *s; uint64_t u; int64_t i; double d; bool b; msgpack_object obj; };
+struct proto_meta {
+    const msgpack_object *base;          /* the upstream meta map, or NULL */
+    int n;
+    struct proto_meta_item item[48];
+    char stage_name[64];
+    char *stage_args;                    /* argv joined by spaces (owned) */
+};
+/* Starts from the upstream meta (may be NULL); records this stage (argv[0]'s basename) and its
+ * args. The base must stay valid until the meta is packed (keep the header frame around or
+ * pack before the next read). */
+void proto_meta_init(struct proto_meta *m, const msgpack_object *base, int argc, char **argv);
+void proto_meta_destroy(struct proto_meta *m);
+int proto_meta_set_str(struct proto_meta *m, const char *key, const char *s);  /* copies s */
+int proto_meta_set_uint(struct proto_meta *m, const char *key, uint64_t u);
+int proto_meta_set_int(struct proto_meta *m, const char *key, int64_t i);
+int proto_meta_set_double(struct proto_meta *m, const char *key, double d);
+int proto_meta_set_bool(struct proto_meta *m, const char *key, bool b);
+int proto_meta_set_obj(struct proto_meta *m, const char *key, const msgpack_object *o); /* borrowed */
+/* Packs the meta as a map: base keys (overridden ones replaced), new keys, and "stages" =
+ * base stages + this stage (when stage_name is set). */
+int proto_meta_pack(const struct proto_meta *m, msgpack_packer *pk);
+
+/* ---- endpoints: readers and writers ----
+ * ENDPOINT: "-" stdin/stdout; "tcp://host:port" or "ipc://path" (ZeroMQ PULL/PUSH): a tcp host
+ * of "*" binds, any other host connects; for ipc:// the writer binds and the reader connects.
+ * "FILE.zst" a zstd-compressed file; anything else a file path.
+ * ZeroMQ waits time out after SAEFLOW_ZMQ_TIMEOUT seconds (default 600) -> PROTO_E_TIMEOUT. */
+struct proto_reader;
+struct proto_reader *proto_reader_open(const char *endpoint, int *err);
+struct proto_reader *proto_reader_open_fd(int fd, const char *name, int *err); /* does not close fd */
+/* Reads the next frame. The first frame returned is the header (the reader checks it is
+ * first). Returns PROTO_OK with a frame, PROTO_END after the end frame (then *out holds the
+ * end frame: frames, rows, meta), or an error < 0 (the detail names the frame). */
+int proto_reader_next(struct proto_reader *r, struct proto_frame *out);
+const char *proto_reader_name(const struct proto_reader *r);
+uint64_t proto_reader_frames(const struct proto_reader *r); /* data frames read so far */
+void proto_reader_close(struct proto_reader *r);
+
+struct proto_writer;
+struct proto_writer_opts { bool zstd_tensors; int zstd_level; };
+struct proto_writer *proto_writer_open(const char *endpoint, const struct proto_writer_opts *o, int *err); /* o may be NULL */
+struct proto_writer *proto_writer_open_fd(int fd, const char *name, const struct proto_writer_opts *o, int *err);
+/* Writes the header frame: {"sf":1,"kind":"header","meta": m}. Must be called first. */
+int proto_writer_header(struct proto_writer *w, const struct proto_meta *m);
+/* Writes a data frame. The writer assigns seq (0, 1, 2, ...) itself, ignoring f->seq, and
+ * counts rows from "tokens". Borrows f. Header and end frames cannot be put this way. */
+int proto_writer_put(struct proto_writer *w, const struct proto_frame *f);
+/* Adds counts to the end frame's meta (e.g. "nonfinite", "outliers"). */
+int proto_writer_end_meta(struct proto_writer *w, const char *key, double value);
+/* complete: write the end frame {frames, rows, meta}; then flush and close. Returns the first
+ * write/flush/close error. With complete=false no end frame is written (downstream sees a
+ * truncated stream, on purpose). NULL-safe. */
+int proto_writer_close(struct proto_writer *w, bool complete);
+const char *proto_writer_name(const struct proto_writer *w);
+uint64_t proto_writer_frames(const struct proto_writer *w);
+uint64_t proto_writer_rows(const struct proto_writer *w);
+
+/* Packs a frame (no seq change) with a packer; used by writer and tests. */
+int proto_frame_pack(msgpack_packer *pk, const struct proto_frame *f, bool zstd_tensors, int zstd_level);
+/* Parses one frame from a msgpack object (views borrow from obj; tensors are copied into the
+ * given slots). Used by reader and tests. */
+struct proto_slots { struct proto_buf b[PROTO_MAX_KEYS + 4]; };
+int proto_frame_from_obj(const msgpack_object *obj, struct proto_frame *out, struct proto_slots *slots);
+
+/* ---- safetensors (mmapped, every offset bounds-checked) ---- */
+struct proto_st_tensor {
+    char name[160];
+    enum proto_dtype dtype;   /* F32 F16 BF16 I32 U8 ...; others are PROTO_E_FORMAT */
+    int ndim;
+    uint64_t shape[PROTO_MAX_DIMS];
+    const void *data;         /* into the mapping: NOT aligned in general */
+    size_t nbytes;
+};
+struct proto_st {
+    char path[4096];
+    void *map; size_t map_len;
+    int n;
+    struct proto_st_tensor *t;
+};
+/* Opens and validates: header length within the file, JSON well formed, each tensor's
+ * [begin, end) inside the data area, begin <= end, end - begin == numel*size, no overlaps. */
+int proto_st_open(struct proto_st *st, const char *path);
+const struct proto_st_tensor *proto_st_find(const struct proto_st *st, const char *name);
+void proto_st_close(struct proto_st *st);
+/* Parses a safetensors header from memory (used by proto_st_open and the fuzz target). */
+int proto_st_parse(struct proto_st *st, const void *buf, size_t len);
+
+/* ---- small file helpers ---- */
+/* Reads a whole file into a NUL-terminated malloc'd buffer. */
+int proto_read_file(const char *path, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of saeflow from Debian's packages. Idempotent and
+# non-interactive; does nothing when everything is already there. Needs root (or sudo).
+set -euo pipefail
+pkgs=(build-essential pkg-config
+      libopenblas-dev libzstd-dev libmsgpack-dev libzmq3-dev libcjson-dev libsentencepiece-dev
+      zstd python3 python3-numpy python3-sentencepiece libxml2-utils librsvg2-bin)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} = 0 ] && exit 0
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
