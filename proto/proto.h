@@ -228,6 +228,9 @@ int proto_writer_header(struct proto_writer *w, const struct proto_meta *m);
 /* Writes a data frame. The writer assigns seq (0, 1, 2, ...) itself, ignoring f->seq, and
  * counts rows from "tokens". Borrows f. Header and end frames cannot be put this way. */
 int proto_writer_put(struct proto_writer *w, const struct proto_frame *f);
+/* Writes one already-packed frame as it is (sf-cat --pack, tests): no checks, no seq. Use
+ * proto_writer_close(w, false) afterwards, the bytes carry their own end frame. */
+int proto_writer_raw(struct proto_writer *w, const void *bytes, size_t n);
 /* Adds counts to the end frame's meta (e.g. "nonfinite", "outliers"). */
 int proto_writer_end_meta(struct proto_writer *w, const char *key, double value);
 /* complete: write the end frame {frames, rows, meta}; then flush and close. Returns the first
@@ -242,7 +245,8 @@ uint64_t proto_writer_rows(const struct proto_writer *w);
 int proto_frame_pack(msgpack_packer *pk, const struct proto_frame *f, bool zstd_tensors, int zstd_level);
 /* Parses one frame from a msgpack object (views borrow from obj; tensors are copied into the
  * given slots). Used by reader and tests. */
-struct proto_slots { struct proto_buf b[PROTO_MAX_KEYS + 4]; };
+struct proto_slots { struct proto_buf b[PROTO_MAX_KEYS + 4]; char keys[PROTO_MAX_KEYS][64]; };
+void proto_slots_destroy(struct proto_slots *s);
 int proto_frame_from_obj(const msgpack_object *obj, struct proto_frame *out, struct proto_slots *slots);
 
 /* ---- safetensors (mmapped, every offset bounds-checked) ---- */

@@ -1,0 +1,165 @@
+/* safetensors.c - mmapped safetensors files, every offset checked before use.
+ * Layout: u64 LE header length N, N bytes of JSON {name: {dtype, shape, data_offsets:[b,e]},
+ * "__metadata__": {...}}, then the data area; offsets are relative to the data area. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "proto.h"
+
+static int st_dtype(const char *s, enum proto_dtype *dt)
+{
+    static const struct { const char *name; enum proto_dtype dt; } map[] = {
+        {"F32", PROTO_F32}, {"F16", PROTO_F16}, {"BF16", PROTO_BF16},
+        {"I32", PROTO_I32}, {"U32", PROTO_U32}, {"U8", PROTO_U8},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(s, map[i].name) == 0) { *dt = map[i].dt; return PROTO_OK; }
+    return PROTO_E_FORMAT;
+}
+
+static int cmp_begin(const void *a, const void *b)
+{
+    const struct proto_st_tensor *x = a, *y = b;
+    const char *px = x->data, *py = y->data;
+    return px < py ? -1 : px > py;
+}
+
+/* one tensor entry of the header; base = start of the data area, area = its length */
+static int parse_entry(const cJSON *e, struct proto_st_tensor *t, const char *base, uint64_t area)
+{
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2) {
+        proto_set_detail("tensor '%s': header entry lacks dtype/shape/data_offsets", t->name);
+        return PROTO_E_FORMAT;
+    }
+    if (st_dtype(dt->valuestring, &t->dtype) != PROTO_OK) {
+        proto_set_detail("tensor '%s': unsupported dtype %s", t->name, dt->valuestring);
+        return PROTO_E_FORMAT;
+    }
+    int nd = cJSON_GetArraySize(sh);
+    if (nd > PROTO_MAX_DIMS) { proto_set_detail("tensor '%s': %d dims (max %d)", t->name, nd, PROTO_MAX_DIMS); return PROTO_E_FORMAT; }
+    t->ndim = nd;
+    uint64_t numel = 1;
+    for (int i = 0; i < nd; i++) {
+        const cJSON *d = cJSON_GetArrayItem(sh, i);
+        if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e15 || d->valuedouble != (double)(uint64_t)d->valuedouble) {
+            proto_set_detail("tensor '%s': bad shape", t->name); return PROTO_E_FORMAT;
+        }
+        t->shape[i] = (uint64_t)d->valuedouble;
+        if (t->shape[i] && numel > UINT64_MAX / 16 / t->shape[i]) { proto_set_detail("tensor '%s': shape overflows", t->name); return PROTO_E_FORMAT; }
+        numel *= t->shape[i];
+    }
+    double b = cJSON_GetArrayItem(off, 0)->valuedouble, e2 = cJSON_GetArrayItem(off, 1)->valuedouble;
+    if (!cJSON_IsNumber(cJSON_GetArrayItem(off, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(off, 1))
+        || b < 0 || e2 < b || e2 > (double)area || b != (double)(uint64_t)b || e2 != (double)(uint64_t)e2) {
+        proto_set_detail("tensor '%s': data_offsets [%.0f, %.0f] outside the data area of %llu bytes",
+                         t->name, b, e2, (unsigned long long)area);
+        return PROTO_E_FORMAT;
+    }
+    uint64_t nbytes = (uint64_t)e2 - (uint64_t)b;
+    if (nbytes != numel * proto_dtype_size(t->dtype)) {
+        proto_set_detail("tensor '%s': %llu bytes for %llu elements of %s", t->name,
+                         (unsigned long long)nbytes, (unsigned long long)numel, proto_dtype_name(t->dtype));
+        return PROTO_E_FORMAT;
+    }
+    t->data = base + (uint64_t)b;
+    t->nbytes = nbytes;
+    return PROTO_OK;
+}
+
+int proto_st_parse(struct proto_st *st, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    st->n = 0; st->t = NULL;
+    if (len < 8) { proto_set_detail("file is %zu bytes, shorter than the 8-byte header length", len); return PROTO_E_FORMAT; }
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
+    if (hlen > len - 8) {
+        proto_set_detail("header length %llu is larger than the file (%zu bytes)", (unsigned long long)hlen, len);
+        return PROTO_E_FORMAT;
+    }
+    cJSON *root = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        proto_set_detail("header is not a JSON object");
+        return PROTO_E_FORMAT;
+    }
+    const char *base = (const char *)p + 8 + hlen;
+    uint64_t area = len - 8 - hlen;
+    int cap = cJSON_GetArraySize(root), rc = PROTO_OK;
+    st->t = calloc(cap ? (size_t)cap : 1, sizeof *st->t);
+    if (!st->t) { cJSON_Delete(root); return PROTO_E_NOMEM; }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, root) {
+        if (strcmp(e->string, "__metadata__") == 0) continue;
+        struct proto_st_tensor *t = &st->t[st->n];
+        if (strlen(e->string) >= sizeof t->name) { proto_set_detail("tensor name too long"); rc = PROTO_E_FORMAT; break; }
+        strcpy(t->name, e->string);
+        if (!cJSON_IsObject(e)) { proto_set_detail("tensor '%s': entry is not an object", t->name); rc = PROTO_E_FORMAT; break; }
+        if ((rc = parse_entry(e, t, base, area)) != PROTO_OK) break;
+        st->n++;
+    }
+    cJSON_Delete(root);
+    if (rc == PROTO_OK && st->n > 1) {   /* no two tensors may share bytes */
+        struct proto_st_tensor *s = malloc((size_t)st->n * sizeof *s);
+        if (!s) rc = PROTO_E_NOMEM;
+        else {
+            memcpy(s, st->t, (size_t)st->n * sizeof *s);
+            qsort(s, (size_t)st->n, sizeof *s, cmp_begin);
+            for (int i = 1; i < st->n && rc == PROTO_OK; i++)
+                if ((const char *)s[i - 1].data + s[i - 1].nbytes > (const char *)s[i].data && s[i].nbytes && s[i - 1].nbytes) {
+                    proto_set_detail("tensors '%s' and '%s' overlap", s[i - 1].name, s[i].name);
+                    rc = PROTO_E_FORMAT;
+                }
+            free(s);
+        }
+    }
+    if (rc != PROTO_OK) { free(st->t); st->t = NULL; st->n = 0; }
+    return rc;
+}
+
+int proto_st_open(struct proto_st *st, const char *path)
+{
+    memset(st, 0, sizeof *st);
+    snprintf(st->path, sizeof st->path, "%s", path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { proto_set_detail("%s: %s", path, strerror(errno)); return PROTO_E_IO; }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) { proto_set_detail("%s: %s", path, strerror(errno)); close(fd); return PROTO_E_IO; }
+    st->map_len = (size_t)sb.st_size;
+    if (st->map_len > 0) {
+        st->map = mmap(NULL, st->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (st->map == MAP_FAILED) { st->map = NULL; proto_set_detail("%s: mmap: %s", path, strerror(errno)); close(fd); return PROTO_E_IO; }
+    }
+    close(fd);
+    int rc = proto_st_parse(st, st->map ? st->map : "", st->map_len);
+    if (rc != PROTO_OK) {
+        char d[512];
+        snprintf(d, sizeof d, "%s", proto_detail());
+        proto_set_detail("%s: %s", path, d);
+        proto_st_close(st);
+    }
+    return rc;
+}
+
+const struct proto_st_tensor *proto_st_find(const struct proto_st *st, const char *name)
+{
+    for (int i = 0; i < st->n; i++)
+        if (strcmp(st->t[i].name, name) == 0) return &st->t[i];
+    return NULL;
+}
+
+void proto_st_close(struct proto_st *st)
+{
+    if (!st) return;
+    if (st->map) munmap(st->map, st->map_len);
+    free(st->t);
+    st->map = NULL; st->t = NULL; st->n = 0; st->map_len = 0;
+}
