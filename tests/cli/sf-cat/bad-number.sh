@@ -1,0 +1,1 @@
+sf-cat --head x

@@ -1,0 +1,1 @@
+printf 'hello world, this is not msgpack' | sf-cat --check

@@ -1,0 +1,1 @@
+printf '%s\n' '{"sf":1,"kind":"header","meta":{}}' '{"sf":1,"kind":"tokens","seq":0,"tokens":{"dtype":"i32","shape":[1,2],"data":[1,2]}}' '{"sf":1,"kind":"tokens","seq":1,"tokens":{"dtype":"i32","shape":[1,2],"data":[3,4]}}' '{"sf":1,"kind":"end","frames":2,"rows":2}' | sf-cat --pack | sf-cat --head 1 | wc -l

@@ -1,0 +1,1 @@
+sf-cat --help | grep -q "^Examples:" && sf-cat --help | grep -q "Exit codes"
