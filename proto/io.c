@@ -58,7 +58,7 @@ struct proto_reader {
     ZSTD_DStream *zd;
     unsigned char *zin; size_t zin_len, zin_pos; bool zin_eof; size_t zlast;
     void *zctx, *zsock; zmq_msg_t msg; bool msg_live;
-    msgpack_unpacker up; bool up_live;
+    char *buf; size_t start, len, cap;   /* fd/zstd: bytes [start, len) not yet parsed */
     msgpack_unpacked res;
     struct proto_slots slots;
     int state;               /* 0: expect header, 1: data, 2: after end */
@@ -75,10 +75,20 @@ static struct proto_reader *reader_new(const char *name)
     return r;
 }
 
+static void grow_pipe(int fd)
+{
+#ifdef F_SETPIPE_SZ
+    fcntl(fd, F_SETPIPE_SZ, 1 << 20);   /* fewer, larger reads and writes; best effort */
+#else
+    (void)fd;
+#endif
+}
+
 static int reader_stream_init(struct proto_reader *r)
 {
-    if (!msgpack_unpacker_init(&r->up, READ_CHUNK)) return PROTO_E_NOMEM;
-    r->up_live = true;
+    r->cap = 2 * READ_CHUNK;
+    if (!(r->buf = malloc(r->cap))) return PROTO_E_NOMEM;
+    grow_pipe(r->fd);
     if (r->type == EP_ZSTD) {
         if (!(r->zd = ZSTD_createDStream()) || !(r->zin = malloc(ZSTD_DStreamInSize()))) return PROTO_E_NOMEM;
         ZSTD_initDStream(r->zd);
@@ -123,16 +133,75 @@ static ssize_t read_some(int fd, void *buf, size_t n)
     }
 }
 
-/* more bytes into the unpacker: >0 bytes, 0 EOF, <0 error code */
+/* Size of the msgpack object at p[0..n): > 0 when it is all there, 0 when more bytes are
+ * needed, PROTO_E_PARSE for a byte that starts no msgpack object. Only headers are looked at
+ * (bins and strings are skipped by length), so rescanning a partial frame is cheap. */
+static long long mp_size(const unsigned char *p, size_t n)
+{
+    size_t pos = 0;
+    uint64_t pending = 1;
+    while (pending) {
+        if (pos >= n) return 0;
+        unsigned b = p[pos];
+        uint64_t hs = 1, body = 0, add = 0;
+        int lenbytes = 0;
+        if (b <= 0x7f || b >= 0xe0 || (b >= 0xc0 && b <= 0xc3 && b != 0xc1)) hs = 1;
+        else if (b >= 0x80 && b <= 0x8f) add = 2 * (b & 0x0f);
+        else if (b >= 0x90 && b <= 0x9f) add = b & 0x0f;
+        else if (b >= 0xa0 && b <= 0xbf) body = b & 0x1f;
+        else switch (b) {
+            case 0xc4: case 0xd9: lenbytes = 1; break;          /* bin8 / str8 */
+            case 0xc5: case 0xda: lenbytes = 2; break;
+            case 0xc6: case 0xdb: lenbytes = 4; break;
+            case 0xc7: lenbytes = 1; body = 1; break;           /* ext: + type byte */
+            case 0xc8: lenbytes = 2; body = 1; break;
+            case 0xc9: lenbytes = 4; body = 1; break;
+            case 0xca: case 0xce: case 0xd2: hs = 5; break;
+            case 0xcb: case 0xcf: case 0xd3: hs = 9; break;
+            case 0xcc: case 0xd0: hs = 2; break;
+            case 0xcd: case 0xd1: hs = 3; break;
+            case 0xd4: hs = 3; break; case 0xd5: hs = 4; break; case 0xd6: hs = 6; break;
+            case 0xd7: hs = 10; break; case 0xd8: hs = 18; break;
+            case 0xdc: case 0xde: lenbytes = 2; break;
+            case 0xdd: case 0xdf: lenbytes = 4; break;
+            default: return PROTO_E_PARSE;                      /* 0xc1 */
+        }
+        if (lenbytes) {
+            if (pos + 1 + lenbytes > n) return 0;
+            uint64_t v = 0;
+            for (int i = 0; i < lenbytes; i++) v = v << 8 | p[pos + 1 + i];
+            hs = 1 + (uint64_t)lenbytes;
+            if (b == 0xdc || b == 0xdd) add = v;
+            else if (b == 0xde || b == 0xdf) add = 2 * v;
+            else body += v;
+        }
+        pos += hs + body;
+        pending += add;
+        pending--;
+        if (pos > n && pending == 0) return 0;
+    }
+    return pos <= n ? (long long)pos : 0;
+}
+
+/* more bytes into r->buf: >0 bytes, 0 EOF, <0 error code */
 static long read_more(struct proto_reader *r)
 {
-    if (!msgpack_unpacker_reserve_buffer(&r->up, READ_CHUNK)) return PROTO_E_NOMEM;
-    char *dst = msgpack_unpacker_buffer(&r->up);
-    size_t cap = msgpack_unpacker_buffer_capacity(&r->up);
+    if (r->start > 0 && (r->start == r->len || r->cap - r->len < READ_CHUNK)) {
+        memmove(r->buf, r->buf + r->start, r->len - r->start);
+        r->len -= r->start; r->start = 0;
+    }
+    if (r->cap - r->len < READ_CHUNK) {
+        size_t cap = r->cap * 2;
+        char *nb = realloc(r->buf, cap);
+        if (!nb) return PROTO_E_NOMEM;
+        r->buf = nb; r->cap = cap;
+    }
+    char *dst = r->buf + r->len;
+    size_t cap = r->cap - r->len;
     if (r->type == EP_FD) {
         ssize_t k = read_some(r->fd, dst, cap);
         if (k < 0) { proto_set_detail("read: %s", strerror(errno)); return PROTO_E_IO; }
-        msgpack_unpacker_buffer_consumed(&r->up, (size_t)k);
+        r->len += (size_t)k;
         return (long)k;
     }
     /* zstd: decompress until some output or EOF */
@@ -154,7 +223,7 @@ static long read_more(struct proto_reader *r)
         if (ZSTD_isError(z)) { proto_set_detail("zstd: %s", ZSTD_getErrorName(z)); return PROTO_E_ZSTD; }
         r->zlast = z;
     }
-    msgpack_unpacker_buffer_consumed(&r->up, out.pos);
+    r->len += out.pos;
     return (long)out.pos;
 }
 
@@ -177,14 +246,21 @@ static int next_object(struct proto_reader *r, const msgpack_object **obj)
         return PROTO_OK;
     }
     for (;;) {
-        msgpack_unpack_return ret = msgpack_unpacker_next(&r->up, &r->res);
-        if (ret == MSGPACK_UNPACK_SUCCESS) { *obj = &r->res.data; return PROTO_OK; }
-        if (ret == MSGPACK_UNPACK_PARSE_ERROR) { proto_set_detail("after %llu data frames: bytes are not msgpack", (unsigned long long)r->frames); return PROTO_E_PARSE; }
-        if (ret == MSGPACK_UNPACK_NOMEM_ERROR) return PROTO_E_NOMEM;
+        long long size = mp_size((const unsigned char *)r->buf + r->start, r->len - r->start);
+        if (size < 0) { proto_set_detail("after %llu data frames: bytes are not msgpack", (unsigned long long)r->frames); return PROTO_E_PARSE; }
+        if (size > 0) {
+            size_t off = 0;
+            msgpack_unpack_return ret = msgpack_unpack_next(&r->res, r->buf + r->start, (size_t)size, &off);
+            if (ret == MSGPACK_UNPACK_NOMEM_ERROR) return PROTO_E_NOMEM;
+            if (ret != MSGPACK_UNPACK_SUCCESS || off != (size_t)size) { proto_set_detail("after %llu data frames: bytes are not msgpack", (unsigned long long)r->frames); return PROTO_E_PARSE; }
+            r->start += (size_t)size;   /* the objects point into buf until the next read_more */
+            *obj = &r->res.data;
+            return PROTO_OK;
+        }
         long k = read_more(r);
         if (k < 0) return (int)k;
         if (k == 0) {
-            bool mid = msgpack_unpacker_message_size(&r->up) > 0;
+            bool mid = r->len > r->start;
             proto_set_detail("stream ended %safter %llu data frames without an end frame",
                              mid ? "in the middle of a frame " : "", (unsigned long long)r->frames);
             return PROTO_E_TRUNCATED;
@@ -239,7 +315,7 @@ void proto_reader_close(struct proto_reader *r)
 {
     if (!r) return;
     msgpack_unpacked_destroy(&r->res);
-    if (r->up_live) msgpack_unpacker_destroy(&r->up);
+    free(r->buf);
     if (r->msg_live) zmq_msg_close(&r->msg);
     zmq_teardown(r->zctx, r->zsock);
     if (r->zd) ZSTD_freeDStream(r->zd);
@@ -349,6 +425,7 @@ static struct proto_writer *writer_new(const char *name, const struct proto_writ
 static int writer_stream_init(struct proto_writer *w)
 {
     if (!(w->stage = malloc(STAGE_CAP))) return PROTO_E_NOMEM;
+    grow_pipe(w->fd);
     if (w->type == EP_ZSTD) {
         w->zout_cap = ZSTD_CStreamOutSize();
         if (!(w->zc = ZSTD_createCStream()) || !(w->zout = malloc(w->zout_cap))) return PROTO_E_NOMEM;
