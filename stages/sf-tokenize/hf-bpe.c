@@ -1,0 +1,774 @@
+/* hf-bpe.c - Hugging Face tokenizer.json (model type BPE) in C, matching the Rust `tokenizers`
+ * crate (the code transformers' fast tokenizers run) id for id.
+ *
+ * The pipeline, in the crate's order:
+ *   0. input bytes -> valid UTF-8 (one U+FFFD per maximal invalid subsequence, WHATWG decoder)
+ *   1. added tokens with normalized=false are cut out of the raw text (leftmost-longest match);
+ *      each cut becomes its id, the text between cuts is processed on its own ("segment")
+ *   2. each non-empty segment goes through the normalizer (Sequence of Prepend / Replace with a
+ *      String pattern); added tokens with normalized=true are then cut out of the normalized text
+ *   3. pre-tokenizer: none (the segment is one word) or Metaspace (replace ' ', prepend scheme
+ *      always/first/never, optional split into words that each start with the replacement)
+ *   4. BPE per word: one symbol per character (its vocab id; else its UTF-8 bytes as <0xNN>
+ *      pieces with byte_fallback; else unk, consecutive unks fused with fuse_unk), then merges
+ *      applied lowest rank first, leftmost first (the crate's priority queue, stale entries
+ *      skipped by comparing the merged id).
+ * Hash tables: vocab (string -> id), merges ((left id, right id) -> (rank, merged id)) and a
+ * code point -> id table for single characters. Gemma v1 (256k pieces, 580k merges) loads in
+ * well under a second.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "tokenizer.h"
+
+#define N_BMP 0x10000
+
+/* ------------------------------------------------------------------ small buffers */
+
+int ids_reserve(struct ids *a, size_t cap)
+{
+    if (cap <= a->cap) return 0;
+    size_t nc = a->cap ? a->cap : 256;
+    while (nc < cap) nc *= 2;
+    int32_t *v = realloc(a->v, nc * sizeof *v);
+    if (!v) return -1;
+    a->v = v; a->cap = nc;
+    return 0;
+}
+
+int ids_push(struct ids *a, int32_t id)
+{
+    if (a->n == a->cap && ids_reserve(a, a->n + 1) != 0) return -1;
+    a->v[a->n++] = id;
+    return 0;
+}
+
+void ids_destroy(struct ids *a) { free(a->v); memset(a, 0, sizeof *a); }
+
+struct sbuf { char *p; size_t n, cap; };
+
+static int sbuf_reserve(struct sbuf *b, size_t cap)
+{
+    if (cap <= b->cap) return 0;
+    size_t nc = b->cap ? b->cap : 1024;
+    while (nc < cap) nc *= 2;
+    char *p = realloc(b->p, nc);
+    if (!p) return -1;
+    b->p = p; b->cap = nc;
+    return 0;
+}
+
+static int sbuf_put(struct sbuf *b, const char *s, size_t n)
+{
+    if (sbuf_reserve(b, b->n + n + 1) != 0) return -1;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ tokenizer state */
+
+enum norm_kind { NORM_PREPEND, NORM_REPLACE };
+struct norm_step { enum norm_kind kind; char *pat; size_t pat_len; char *rep; size_t rep_len; };
+
+struct added_tok { char *s; size_t len; int32_t id; };
+/* A set of added tokens matched leftmost-longest; by_byte[c] lists those starting with byte c,
+ * longest first. */
+struct added_set { struct added_tok *t; int n; int *order; int first[257]; };
+
+struct vslot { uint32_t hash, off, len; int32_t id; };          /* id < 0: empty */
+struct mslot { uint64_t key; uint32_t rank; int32_t new_id; };  /* key UINT64_MAX: empty */
+
+enum { META_NEVER, META_FIRST, META_ALWAYS };
+
+struct symbol { int32_t id; int32_t prev, next; uint32_t len; };
+struct merge_item { uint32_t rank, pos; int32_t new_id; };
+
+struct hf_bpe {
+    int32_t n_vocab;                 /* max id + 1 over vocab and added tokens */
+    char *arena; size_t arena_len;   /* vocab piece strings */
+    struct vslot *vocab; uint32_t vmask;
+    struct mslot *merges; uint32_t mmask;
+    int32_t *char_id;                /* (N_BMP): id of the single-character piece of a BMP code point, -1 */
+    int32_t byte_id[256];            /* id of <0xNN>, -1 */
+    int32_t unk_id;                  /* -1: no unk token (unknown characters are dropped) */
+    bool byte_fallback, fuse_unk, ignore_merges;
+    struct norm_step *norm; int n_norm;
+    bool meta; char meta_rep[8]; size_t meta_rep_len; int meta_prepend; bool meta_split;
+    struct added_set raw, normed;    /* normalized=false / normalized=true added tokens */
+    int32_t bos_id;
+    /* scratch, reused across calls */
+    struct sbuf clean, na, nb, mw;
+    struct symbol *sym; size_t sym_cap;
+    struct merge_item *heap; size_t heap_cap;
+};
+
+/* ------------------------------------------------------------------ hashing */
+
+static uint32_t hash_str(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;             /* FNV-1a 64, folded */
+    for (size_t i = 0; i < n; i++) { h ^= (uint8_t)s[i]; h *= 1099511628211ULL; }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static uint64_t mix64(uint64_t x)                    /* splitmix64 finalizer */
+{
+    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27; x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+    uint32_t c = 16;
+    while (c < n) c *= 2;
+    return c;
+}
+
+static int32_t vocab_get(const struct hf_bpe *t, const char *s, size_t n)
+{
+    uint32_t h = hash_str(s, n);
+    for (uint32_t i = h & t->vmask;; i = (i + 1) & t->vmask) {
+        const struct vslot *v = &t->vocab[i];
+        if (v->id < 0) return -1;
+        if (v->hash == h && v->len == n && memcmp(t->arena + v->off, s, n) == 0) return v->id;
+    }
+}
+
+/* later duplicates win, as when serde fills a HashMap */
+static void vocab_put(struct hf_bpe *t, uint32_t off, uint32_t n, int32_t id)
+{
+    const char *s = t->arena + off;
+    uint32_t h = hash_str(s, n);
+    for (uint32_t i = h & t->vmask;; i = (i + 1) & t->vmask) {
+        struct vslot *v = &t->vocab[i];
+        if (v->id < 0 || (v->hash == h && v->len == n && memcmp(t->arena + v->off, s, n) == 0)) {
+            v->hash = h; v->off = off; v->len = n; v->id = id;
+            return;
+        }
+    }
+}
+
+static const struct mslot *merge_get(const struct hf_bpe *t, int32_t a, int32_t b)
+{
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    for (uint32_t i = (uint32_t)mix64(key) & t->mmask;; i = (i + 1) & t->mmask) {
+        const struct mslot *m = &t->merges[i];
+        if (m->key == key) return m;
+        if (m->key == UINT64_MAX) return NULL;
+    }
+}
+
+static void merge_put(struct hf_bpe *t, int32_t a, int32_t b, uint32_t rank, int32_t new_id)
+{
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    for (uint32_t i = (uint32_t)mix64(key) & t->mmask;; i = (i + 1) & t->mmask) {
+        struct mslot *m = &t->merges[i];
+        if (m->key == key || m->key == UINT64_MAX) { m->key = key; m->rank = rank; m->new_id = new_id; return; }
+    }
+}
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+/* Length of the UTF-8 character starting at s (valid input). */
+static inline size_t utf8_len(uint8_t c)
+{
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+static inline uint32_t utf8_cp(const uint8_t *s, size_t n)
+{
+    switch (n) {
+    case 1: return s[0];
+    case 2: return ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+    case 3: return ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
+    default: return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
+                    ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+    }
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one. */
+static size_t utf8_valid_at(const uint8_t *s, size_t n, size_t *consumed)
+{
+    uint8_t c = s[0];
+    size_t need; uint8_t lo = 0x80, hi = 0xBF;
+    if (c < 0x80) { *consumed = 1; return 1; }
+    if (c >= 0xC2 && c <= 0xDF) need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) { need = 2; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { need = 3; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else { *consumed = 1; return 0; }
+    size_t j = 1;
+    for (size_t k = 0; k < need; k++, j++) {
+        if (j >= n || s[j] < lo || s[j] > hi) { *consumed = j; return 0; }
+        lo = 0x80; hi = 0xBF;
+    }
+    *consumed = j;
+    return j;
+}
+
+/* WHATWG UTF-8 decode with replacement (= Python errors="replace"): each maximal invalid
+ * subsequence becomes U+FFFD. Returns s itself when it is valid, else the cleaned copy in b. */
+static const char *utf8_clean(const char *s, size_t n, struct sbuf *b, size_t *out_n)
+{
+    const uint8_t *u = (const uint8_t *)s;
+    size_t i = 0, used;
+    while (i < n && (u[i] < 0x80 || utf8_valid_at(u + i, n - i, &used))) i += u[i] < 0x80 ? 1 : used;
+    if (i == n) { *out_n = n; return s; }
+    b->n = 0;
+    if (sbuf_put(b, s, i) != 0) return NULL;
+    while (i < n) {
+        size_t len = utf8_valid_at(u + i, n - i, &used);
+        if (len) { if (sbuf_put(b, s + i, len) != 0) return NULL; }
+        else if (sbuf_put(b, "\xEF\xBF\xBD", 3) != 0) return NULL;
+        i += used;
+    }
+    *out_n = b->n;
+    return b->p;
+}
+
+/* ------------------------------------------------------------------ BPE on one word */
+
+static int heap_push(struct hf_bpe *t, size_t *n, struct merge_item it)
+{
+    if (*n == t->heap_cap) {
+        size_t nc = t->heap_cap ? t->heap_cap * 2 : 1024;
+        struct merge_item *h = realloc(t->heap, nc * sizeof *h);
+        if (!h) return -1;
+        t->heap = h; t->heap_cap = nc;
+    }
+    struct merge_item *h = t->heap;
+    size_t i = (*n)++;
+    while (i > 0) {                       /* sift up: min (rank, pos) at the root */
+        size_t p = (i - 1) / 2;
+        if (h[p].rank < it.rank || (h[p].rank == it.rank && h[p].pos <= it.pos)) break;
+        h[i] = h[p]; i = p;
+    }
+    h[i] = it;
+    return 0;
+}
+
+static struct merge_item heap_pop(struct hf_bpe *t, size_t *n)
+{
+    struct merge_item *h = t->heap, top = h[0], last = h[--(*n)];
+    size_t i = 0, m = *n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= m) break;
+        if (c + 1 < m && (h[c + 1].rank < h[c].rank || (h[c + 1].rank == h[c].rank && h[c + 1].pos < h[c].pos))) c++;
+        if (last.rank < h[c].rank || (last.rank == h[c].rank && last.pos <= h[c].pos)) break;
+        h[i] = h[c]; i = c;
+    }
+    h[i] = last;
+    return top;
+}
+
+static int sym_add(struct hf_bpe *t, size_t *n, int32_t id, uint32_t len)
+{
+    if (*n == t->sym_cap) {
+        size_t nc = t->sym_cap ? t->sym_cap * 2 : 1024;
+        struct symbol *s = realloc(t->sym, nc * sizeof *s);
+        if (!s) return -1;
+        t->sym = s; t->sym_cap = nc;
+    }
+    t->sym[*n] = (struct symbol){ id, (int32_t)*n - 1, (int32_t)*n + 1, len };
+    (*n)++;
+    return 0;
+}
+
+static int bpe_word(struct hf_bpe *t, const char *w, size_t n, struct ids *out)
+{
+    if (n == 0) return 0;
+    if (t->ignore_merges) {
+        int32_t id = vocab_get(t, w, n);
+        if (id >= 0) return ids_push(out, id);
+    }
+    /* 1. one symbol per character (the crate's merge_word) */
+    size_t ns = 0;
+    int32_t unk = -1; uint32_t unk_len = 0;   /* a pending unk, flushed before a known char */
+    const uint8_t *u = (const uint8_t *)w;
+    for (size_t i = 0; i < n;) {
+        size_t cl = utf8_len(u[i]);
+        if (i + cl > n) cl = n - i;
+        uint32_t cp = utf8_cp(u + i, cl);
+        int32_t id = cp < N_BMP ? t->char_id[cp] : vocab_get(t, w + i, cl);
+        if (id >= 0) {
+            if (unk >= 0) { if (sym_add(t, &ns, unk, unk_len)) return -1; unk = -1; }
+            if (sym_add(t, &ns, id, (uint32_t)cl)) return -1;
+        } else {
+            bool done = false;
+            if (t->byte_fallback) {
+                bool all = true;
+                for (size_t k = 0; k < cl; k++) all = all && t->byte_id[u[i + k]] >= 0;
+                if (all) {
+                    for (size_t k = 0; k < cl; k++) if (sym_add(t, &ns, t->byte_id[u[i + k]], 1)) return -1;
+                    done = true;
+                }
+            }
+            if (!done && t->unk_id >= 0) {
+                if (unk >= 0 && t->fuse_unk) unk_len += (uint32_t)cl;
+                else {
+                    if (unk >= 0 && sym_add(t, &ns, unk, unk_len)) return -1;
+                    unk = t->unk_id; unk_len = (uint32_t)cl;
+                }
+            }
+        }
+        i += cl;
+    }
+    if (unk >= 0 && sym_add(t, &ns, unk, unk_len)) return -1;
+    if (ns == 0) return 0;
+    struct symbol *s = t->sym;
+    s[ns - 1].next = -1;
+
+    /* 2. merges, lowest rank first then leftmost (the crate's merge_all) */
+    size_t nh = 0;
+    for (size_t i = 0; i + 1 < ns; i++) {
+        const struct mslot *m = merge_get(t, s[i].id, s[i + 1].id);
+        if (m && heap_push(t, &nh, (struct merge_item){ m->rank, (uint32_t)i, m->new_id })) return -1;
+    }
+    while (nh > 0) {
+        struct merge_item top = heap_pop(t, &nh);
+        struct symbol *cur = &t->sym[top.pos];
+        if (cur->len == 0 || cur->next < 0) continue;
+        int32_t nx = cur->next;
+        struct symbol right = t->sym[nx];
+        const struct mslot *m = merge_get(t, cur->id, right.id);
+        if (!m || m->new_id != top.new_id) continue;       /* stale entry */
+        cur->id = top.new_id; cur->len += right.len; cur->next = right.next;
+        t->sym[nx].len = 0;
+        if (right.next >= 0) t->sym[right.next].prev = (int32_t)top.pos;
+        if (cur->prev >= 0) {
+            const struct mslot *pm = merge_get(t, t->sym[cur->prev].id, cur->id);
+            if (pm && heap_push(t, &nh, (struct merge_item){ pm->rank, (uint32_t)cur->prev, pm->new_id })) return -1;
+            cur = &t->sym[top.pos];
+        }
+        if (cur->next >= 0) {
+            const struct mslot *nm = merge_get(t, cur->id, t->sym[cur->next].id);
+            if (nm && heap_push(t, &nh, (struct merge_item){ nm->rank, top.pos, nm->new_id })) return -1;
+        }
+    }
+    if (ids_reserve(out, out->n + ns) != 0) return -1;
+    for (int32_t i = 0; i >= 0; i = t->sym[i].next) out->v[out->n++] = t->sym[i].id;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ pipeline */
+
+/* Applies the normalizer steps to s[0..n); the result is in one of t's scratch buffers. */
+static const char *normalize(struct hf_bpe *t, const char *s, size_t n, size_t *out_n)
+{
+    const char *cur = s; size_t cn = n;
+    struct sbuf *bufs[2] = { &t->na, &t->nb };
+    int w = 0;
+    for (int k = 0; k < t->n_norm; k++) {
+        const struct norm_step *st = &t->norm[k];
+        struct sbuf *b = bufs[w];
+        if (cn == 0) break;                 /* Prepend skips empty strings; Replace is a no-op */
+        b->n = 0;
+        if (st->kind == NORM_PREPEND) {
+            if (sbuf_put(b, st->rep, st->rep_len) || sbuf_put(b, cur, cn)) return NULL;
+        } else {
+            size_t i = 0;
+            while (i < cn) {
+                const char *hit = st->pat_len ? memmem(cur + i, cn - i, st->pat, st->pat_len) : NULL;
+                if (!hit) { if (sbuf_put(b, cur + i, cn - i)) return NULL; break; }
+                if (sbuf_put(b, cur + i, (size_t)(hit - (cur + i))) || sbuf_put(b, st->rep, st->rep_len)) return NULL;
+                i = (size_t)(hit - cur) + st->pat_len;
+            }
+        }
+        cur = b->p; cn = b->n; w ^= 1;
+    }
+    *out_n = cn;
+    return cur ? cur : "";
+}
+
+/* Leftmost-longest match of an added token at s[i..n); returns its index or -1. */
+static int added_match(const struct added_set *a, const char *s, size_t i, size_t n)
+{
+    uint8_t c = (uint8_t)s[i];
+    for (int k = a->first[c]; k < a->first[c + 1]; k++) {
+        const struct added_tok *at = &a->t[a->order[k]];
+        if (at->len <= n - i && memcmp(s + i, at->s, at->len) == 0) return a->order[k];
+    }
+    return -1;
+}
+
+/* Metaspace pre-tokenizer + BPE of one normalized piece. first: it starts the input. */
+static int pretok_and_bpe(struct hf_bpe *t, const char *s, size_t n, bool first, struct ids *out)
+{
+    if (n == 0) return 0;
+    if (!t->meta) return bpe_word(t, s, n, out);
+    struct sbuf *b = &t->mw;
+    b->n = 0;
+    bool starts = n >= t->meta_rep_len && memcmp(s, t->meta_rep, t->meta_rep_len) == 0;
+    bool prepend = !starts && (t->meta_prepend == META_ALWAYS || (t->meta_prepend == META_FIRST && first));
+    if (prepend && sbuf_put(b, t->meta_rep, t->meta_rep_len)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') { if (sbuf_put(b, t->meta_rep, t->meta_rep_len)) return -1; }
+        else if (sbuf_put(b, s + i, 1)) return -1;
+    }
+    /* bpe_word does not touch t->mw, so words can point into it */
+    const char *p = b->p; size_t m = b->n;
+    if (!t->meta_split) return bpe_word(t, p, m, out);
+    size_t start = 0;
+    for (size_t i = 1; i + t->meta_rep_len <= m; i++) {        /* MergedWithNext */
+        if (memcmp(p + i, t->meta_rep, t->meta_rep_len) == 0) {
+            if (bpe_word(t, p + start, i - start, out)) return -1;
+            start = i;
+            i += t->meta_rep_len - 1;
+        }
+    }
+    return bpe_word(t, p + start, m - start, out);
+}
+
+static int do_segment(struct hf_bpe *t, const char *s, size_t n, bool first, struct ids *out)
+{
+    if (n == 0) return 0;
+    size_t nn;
+    const char *ns = normalize(t, s, n, &nn);
+    if (!ns) return -1;
+    if (t->normed.n == 0) return pretok_and_bpe(t, ns, nn, first, out);
+    /* added tokens with normalized=true are matched on the normalized text; the pieces
+     * between them may live in t->na/nb, which pretok_and_bpe does not touch */
+    size_t start = 0;
+    for (size_t i = 0; i < nn;) {
+        int k = added_match(&t->normed, ns, i, nn);
+        if (k < 0) { i++; continue; }
+        if (pretok_and_bpe(t, ns + start, i - start, first && start == 0, out)) return -1;
+        if (ids_push(out, t->normed.t[k].id)) return -1;
+        i += t->normed.t[k].len; start = i;
+    }
+    return pretok_and_bpe(t, ns + start, nn - start, first && start == 0, out);
+}
+
+int hf_bpe_encode(struct hf_bpe *t, const char *text, size_t len, struct ids *out)
+{
+    size_t n;
+    const char *s = utf8_clean(text, len, &t->clean, &n);
+    if (!s) return -1;
+    size_t start = 0;
+    if (t->raw.n > 0) {
+        for (size_t i = 0; i < n;) {
+            int k = added_match(&t->raw, s, i, n);
+            if (k < 0) { i++; continue; }
+            if (do_segment(t, s + start, i - start, start == 0, out)) return -1;
+            if (ids_push(out, t->raw.t[k].id)) return -1;
+            i += t->raw.t[k].len; start = i;
+        }
+    }
+    return do_segment(t, s + start, n - start, start == 0, out);
+}
+
+int hf_bpe_bos_id(const struct hf_bpe *t) { return t->bos_id; }
+int hf_bpe_vocab_size(const struct hf_bpe *t) { return t->n_vocab; }
+
+static void added_set_destroy(struct added_set *a)
+{
+    for (int i = 0; i < a->n; i++) free(a->t[i].s);
+    free(a->t); free(a->order);
+}
+
+void hf_bpe_free(struct hf_bpe *t)
+{
+    if (!t) return;
+    free(t->arena); free(t->vocab); free(t->merges); free(t->char_id);
+    for (int k = 0; k < t->n_norm; k++) { free(t->norm[k].pat); free(t->norm[k].rep); }
+    free(t->norm);
+    added_set_destroy(&t->raw); added_set_destroy(&t->normed);
+    free(t->clean.p); free(t->na.p); free(t->nb.p); free(t->mw.p);
+    free(t->sym); free(t->heap);
+    free(t);
+}
+
+/* ------------------------------------------------------------------ loading */
+
+#define FAIL(...) do { snprintf(err, err_cap, __VA_ARGS__); goto fail; } while (0)
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) { memcpy(d, s, n); d[n] = 0; }
+    return d;
+}
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool json_true(const cJSON *o, const char *key)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+static int add_norm(struct hf_bpe *t, const cJSON *n, char *err, size_t err_cap)
+{
+    if (!n || cJSON_IsNull(n)) return 0;
+    const char *type = json_str(n, "type");
+    if (!type) { snprintf(err, err_cap, "normalizer without a type"); return -1; }
+    if (strcmp(type, "Sequence") == 0) {
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(n, "normalizers"))
+            if (add_norm(t, c, err, err_cap)) return -1;
+        return 0;
+    }
+    struct norm_step st = {0};
+    if (strcmp(type, "Prepend") == 0) {
+        const char *p = json_str(n, "prepend");
+        if (!p) { snprintf(err, err_cap, "Prepend normalizer without 'prepend'"); return -1; }
+        st.kind = NORM_PREPEND; st.rep = strdup(p); st.rep_len = strlen(p);
+    } else if (strcmp(type, "Replace") == 0) {
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
+        const char *ps = json_str(pat, "String"), *content = json_str(n, "content");
+        if (!ps || !content) {
+            snprintf(err, err_cap, "unsupported normalizer: Replace with a %s pattern (only String is supported)",
+                     cJSON_GetObjectItemCaseSensitive(pat, "Regex") ? "Regex" : "missing");
+            return -1;
+        }
+        st.kind = NORM_REPLACE; st.pat = strdup(ps); st.pat_len = strlen(ps);
+        st.rep = strdup(content); st.rep_len = strlen(content);
+    } else {
+        snprintf(err, err_cap, "unsupported normalizer type '%s' (supported: Sequence, Prepend, Replace)", type);
+        return -1;
+    }
+    struct norm_step *ns = realloc(t->norm, (size_t)(t->n_norm + 1) * sizeof *ns);
+    if (!ns || (st.kind == NORM_REPLACE && !st.pat) || !st.rep) {
+        free(st.pat); free(st.rep);
+        if (ns) t->norm = ns;
+        snprintf(err, err_cap, "out of memory");
+        return -1;
+    }
+    t->norm = ns; t->norm[t->n_norm++] = st;
+    return 0;
+}
+
+static int set_pretok(struct hf_bpe *t, const cJSON *p, char *err, size_t err_cap)
+{
+    if (!p || cJSON_IsNull(p)) return 0;
+    const char *type = json_str(p, "type");
+    if (type && strcmp(type, "Sequence") == 0) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
+        if (cJSON_GetArraySize(arr) == 1) return set_pretok(t, cJSON_GetArrayItem(arr, 0), err, err_cap);
+    }
+    if (!type || strcmp(type, "Metaspace") != 0) {
+        snprintf(err, err_cap, "unsupported pre_tokenizer '%s' (supported: none, Metaspace)", type ? type : "?");
+        return -1;
+    }
+    const char *rep = json_str(p, "replacement");
+    if (!rep) rep = "\xE2\x96\x81";
+    if (strlen(rep) == 0 || strlen(rep) >= sizeof t->meta_rep) { snprintf(err, err_cap, "Metaspace replacement '%s' not supported", rep); return -1; }
+    t->meta = true;
+    strcpy(t->meta_rep, rep); t->meta_rep_len = strlen(rep);
+    const char *scheme = json_str(p, "prepend_scheme");
+    if (scheme) t->meta_prepend = strcmp(scheme, "always") == 0 ? META_ALWAYS : strcmp(scheme, "first") == 0 ? META_FIRST : META_NEVER;
+    else t->meta_prepend = json_true(p, "add_prefix_space") ? META_ALWAYS : META_NEVER;
+    const cJSON *split = cJSON_GetObjectItemCaseSensitive(p, "split");
+    t->meta_split = split ? cJSON_IsTrue(split) : true;
+    return 0;
+}
+
+static int added_set_build(struct added_set *a)
+{
+    memset(a->first, 0, sizeof a->first);
+    a->order = malloc((size_t)(a->n ? a->n : 1) * sizeof *a->order);
+    if (!a->order) return -1;
+    /* counting sort by first byte, then longest first inside a bucket (insertion sort) */
+    int cnt[257] = {0};
+    for (int i = 0; i < a->n; i++) cnt[(uint8_t)a->t[i].s[0] + 1]++;
+    for (int c = 0; c < 256; c++) cnt[c + 1] += cnt[c];
+    memcpy(a->first, cnt, sizeof cnt);
+    int pos[256];
+    for (int c = 0; c < 256; c++) pos[c] = cnt[c];
+    for (int i = 0; i < a->n; i++) a->order[pos[(uint8_t)a->t[i].s[0]]++] = i;
+    for (int c = 0; c < 256; c++)
+        for (int i = a->first[c] + 1; i < a->first[c + 1]; i++)
+            for (int j = i; j > a->first[c] && a->t[a->order[j]].len > a->t[a->order[j - 1]].len; j--) {
+                int tmp = a->order[j]; a->order[j] = a->order[j - 1]; a->order[j - 1] = tmp;
+            }
+    return 0;
+}
+
+static int added_push(struct added_set *a, const char *s, size_t n, int32_t id)
+{
+    struct added_tok *nt = realloc(a->t, (size_t)(a->n + 1) * sizeof *nt);
+    if (!nt) return -1;
+    a->t = nt;
+    char *d = dup_n(s, n);
+    if (!d) return -1;
+    a->t[a->n++] = (struct added_tok){ d, n, id };
+    return 0;
+}
+
+/* BOS: the first special token of post_processor.single (TemplateProcessing), else an added
+ * token spelled <bos> or <s>. */
+static int32_t find_bos(const cJSON *root, const struct hf_bpe *t)
+{
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
+    const char *ptype = json_str(pp, "type");
+    if (ptype && strcmp(ptype, "TemplateProcessing") == 0) {
+        const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pp, "single"), 0);
+        const char *name = json_str(cJSON_GetObjectItemCaseSensitive(first, "SpecialToken"), "id");
+        if (name) {
+            const cJSON *sp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pp, "special_tokens"), name);
+            const cJSON *id0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(sp, "ids"), 0);
+            if (cJSON_IsNumber(id0)) return (int32_t)id0->valuedouble;
+        }
+    }
+    const char *names[] = { "<bos>", "<s>" };
+    for (int k = 0; k < 2; k++) {
+        const cJSON *a;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(root, "added_tokens")) {
+            const char *c = json_str(a, "content");
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
+            if (c && strcmp(c, names[k]) == 0 && cJSON_IsNumber(id)) return (int32_t)id->valuedouble;
+        }
+        int32_t id = vocab_get(t, names[k], strlen(names[k]));
+        if (id >= 0) return id;
+    }
+    return -1;
+}
+
+struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
+{
+    struct hf_bpe *t = calloc(1, sizeof *t);
+    cJSON *root = NULL;
+    char *text = NULL, *tmp = NULL;
+    size_t len = 0;
+    if (!t) { snprintf(err, err_cap, "out of memory"); return NULL; }
+    t->unk_id = -1; t->bos_id = -1;
+
+    FILE *f = fopen(path, "rb");
+    if (!f) FAIL("%s", strerror(errno));
+    if (fseek(f, 0, SEEK_END) == 0) { long l = ftell(f); if (l > 0) len = (size_t)l; rewind(f); }
+    text = malloc(len + 1);
+    if (!text) { fclose(f); FAIL("out of memory"); }
+    size_t got = fread(text, 1, len, f);
+    bool rerr = ferror(f);
+    fclose(f);
+    if (rerr || got != len) FAIL("read failed");
+    text[len] = 0;
+
+    root = cJSON_ParseWithLength(text, len);
+    if (!root) FAIL("not valid JSON (near byte %td)", cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - text : (ptrdiff_t)0);
+    free(text); text = NULL;
+
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const char *mtype = json_str(model, "type");
+    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    if (!cJSON_IsObject(model)) FAIL("no 'model' object (not a tokenizer.json?)");
+    if (mtype && strcmp(mtype, "BPE") != 0) FAIL("model type '%s' not supported (only BPE)", mtype);
+    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) FAIL("model has no BPE 'vocab' object and 'merges' array");
+    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
+    if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0) FAIL("BPE dropout %g is not supported (encoding would be random)", dropout->valuedouble);
+    const char *csp = json_str(model, "continuing_subword_prefix"), *eows = json_str(model, "end_of_word_suffix");
+    if ((csp && *csp) || (eows && *eows)) FAIL("continuing_subword_prefix / end_of_word_suffix are not supported");
+    t->byte_fallback = json_true(model, "byte_fallback");
+    t->fuse_unk = json_true(model, "fuse_unk");
+    t->ignore_merges = json_true(model, "ignore_merges");
+
+    /* vocab: pieces into one arena, then the hash table */
+    int n_vocab = cJSON_GetArraySize(vocab);
+    size_t arena_cap = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, vocab) arena_cap += strlen(v->string) + 1;
+    t->arena = malloc(arena_cap ? arena_cap : 1);
+    t->vmask = pow2_at_least((uint64_t)n_vocab * 3 / 2 + 16) - 1;
+    t->vocab = malloc(((size_t)t->vmask + 1) * sizeof *t->vocab);
+    t->char_id = malloc(N_BMP * sizeof *t->char_id);
+    if (!t->arena || !t->vocab || !t->char_id) FAIL("out of memory");
+    for (uint32_t i = 0; i <= t->vmask; i++) t->vocab[i].id = -1;
+    memset(t->char_id, 0xff, N_BMP * sizeof *t->char_id);
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    int32_t max_id = -1;
+    cJSON_ArrayForEach(v, vocab) {
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 2147483647.0) FAIL("vocab entry '%s' has no valid id", v->string);
+        int32_t id = (int32_t)v->valuedouble;
+        size_t n = strlen(v->string);
+        memcpy(t->arena + t->arena_len, v->string, n + 1);
+        vocab_put(t, (uint32_t)t->arena_len, (uint32_t)n, id);
+        t->arena_len += n + 1;
+        if (id > max_id) max_id = id;
+        const uint8_t *u = (const uint8_t *)v->string;
+        size_t used;
+        if (n > 0 && n < 4 && utf8_valid_at(u, n, &used) == n) t->char_id[utf8_cp(u, n)] = id;
+        if (n == 6 && memcmp(v->string, "<0x", 3) == 0 && v->string[5] == '>') {
+            unsigned bv;
+            if (sscanf(v->string + 3, "%2X", &bv) == 1 && strchr("0123456789ABCDEF", v->string[3]) &&
+                strchr("0123456789ABCDEF", v->string[4])) t->byte_id[bv] = id;
+        }
+    }
+    const char *unk = json_str(model, "unk_token");
+    if (unk) {
+        t->unk_id = vocab_get(t, unk, strlen(unk));
+        if (t->unk_id < 0) FAIL("unk_token '%s' is not in the vocab", unk);
+    }
+
+    /* merges: "a b" strings or [a, b] pairs; rank = position; merged piece must be in vocab */
+    int n_merges = cJSON_GetArraySize(merges);
+    t->mmask = pow2_at_least((uint64_t)n_merges * 3 / 2 + 16) - 1;
+    t->merges = malloc(((size_t)t->mmask + 1) * sizeof *t->merges);
+    size_t tmp_cap = 256;
+    tmp = malloc(tmp_cap);
+    if (!t->merges || !tmp) FAIL("out of memory");
+    for (uint32_t i = 0; i <= t->mmask; i++) t->merges[i].key = UINT64_MAX;
+    uint32_t rank = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, merges) {
+        const char *a, *b; size_t an, bn;
+        if (cJSON_IsString(m)) {
+            a = m->valuestring;
+            const char *sp = strchr(a, ' ');
+            if (!sp || strchr(sp + 1, ' ')) FAIL("merge %u '%s' is not two pieces separated by one space", rank, a);
+            an = (size_t)(sp - a); b = sp + 1; bn = strlen(b);
+        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(m->child) && cJSON_IsString(m->child->next)) {
+            a = m->child->valuestring; an = strlen(a);
+            b = m->child->next->valuestring; bn = strlen(b);
+        } else FAIL("merge %u is neither \"a b\" nor [a, b]", rank);
+        if (an + bn + 1 > tmp_cap) {
+            tmp_cap = an + bn + 1;
+            char *nt = realloc(tmp, tmp_cap);
+            if (!nt) FAIL("out of memory");
+            tmp = nt;
+        }
+        memcpy(tmp, a, an); memcpy(tmp + an, b, bn);
+        int32_t ia = vocab_get(t, a, an), ib = vocab_get(t, b, bn), inew = vocab_get(t, tmp, an + bn);
+        if (ia < 0 || ib < 0) FAIL("merge %u: piece '%.*s' is not in the vocab", rank, (int)(ia < 0 ? an : bn), ia < 0 ? a : b);
+        if (inew < 0) FAIL("merge %u: merged piece '%.*s' is not in the vocab", rank, (int)(an + bn), tmp);
+        merge_put(t, ia, ib, rank, inew);
+        rank++;
+    }
+
+    /* normalizer, then added tokens (normalized ones are matched in their normalized form) */
+    if (add_norm(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), err, err_cap)) goto fail;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(root, "added_tokens")) {
+        const char *c = json_str(a, "content");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
+        if (!c || !cJSON_IsNumber(id)) FAIL("added token without content/id");
+        if (!*c) continue;
+        if ((int32_t)id->valuedouble > max_id) max_id = (int32_t)id->valuedouble;
+        if (json_true(a, "normalized")) {
+            size_t nn;
+            const char *ns = normalize(t, c, strlen(c), &nn);
+            if (!ns || added_push(&t->normed, ns, nn, (int32_t)id->valuedouble)) FAIL("out of memory");
+        } else if (added_push(&t->raw, c, strlen(c), (int32_t)id->valuedouble)) FAIL("out of memory");
+    }
+    if (added_set_build(&t->raw) || added_set_build(&t->normed)) FAIL("out of memory");
+    if (set_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, err_cap)) goto fail;
+    t->n_vocab = max_id + 1;
+    t->bos_id = find_bos(root, t);
+    free(tmp);
+    cJSON_Delete(root);
+    return t;
+fail:
+    free(text); free(tmp);
+    cJSON_Delete(root);
+    hf_bpe_free(t);
+    return NULL;
+}

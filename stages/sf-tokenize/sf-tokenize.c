@@ -1,0 +1,553 @@
+/* sf-tokenize - text in, `tokens` frames out (SPEC §1).
+ * Reads input files in order (positional, `-` = stdin): JSONL with a text field, plain text
+ * (one document per file, or per blank-line-separated paragraph), or pre-tokenized JSONL
+ * (input_ids/tokens rows of exactly ctx ids). Tokenizes each document with the model's own
+ * tokenizer (tokenizer.json: our C BPE, hf-bpe.c; tokenizer.model: libsentencepiece) and
+ * batches exactly as SAELens 3.22.2 concat_and_batch_sequences does. Writes a header (meta:
+ * tokenizer, bos, bos_id, ctx, vocab_size, total_rows when known), `tokens` frames i32
+ * [rows, ctx] and an end frame. Flags: --tokenizer --ctx --bos/--no-bos --rows --max-tokens
+ * --skip-rows --format --field --paragraphs; see usage().
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cjson/cJSON.h>
+#include "cli.h"
+#include "proto.h"
+#include "tokenizer.h"
+
+/* Tokens buffered before the header is written, so that total_rows can be put in it. An input
+ * that yields more streams on without total_rows. */
+#define BUFFER_TOKENS ((uint64_t)8 << 20)
+
+/* ------------------------------------------------------------------ options */
+
+enum fmt { FMT_AUTO, FMT_JSONL, FMT_TEXT, FMT_IDS };
+enum dump { DUMP_NONE, DUMP_IDS };
+
+struct opts {
+    struct proto_cli cli;
+    const char *tokenizer;
+    const char *field;
+    bool field_set;
+    enum fmt format;
+    bool paragraphs;
+    int64_t ctx;
+    bool bos;
+    int64_t bos_id;                /* -1: the tokenizer's */
+    int64_t rows;                  /* rows per frame */
+    int64_t max_tokens;            /* -1: all */
+    int64_t skip_rows;
+    bool stream;                   /* write the header at once (no total_rows) */
+    enum dump dump;
+    char **inputs; int n_inputs;
+};
+
+static struct opts opts_default(void)
+{
+    struct opts o = {0};
+    o.field = "text"; o.format = FMT_AUTO; o.ctx = 128; o.bos = true; o.bos_id = -1;
+    o.rows = 8; o.max_tokens = -1;
+    return o;
+}
+
+/* ------------------------------------------------------------------ tokenizer */
+
+struct tok {
+    struct hf_bpe *hf;
+    struct spm *sp;
+    char path[4096];
+    int bos_id, vocab_size;
+};
+
+static bool is_dir(const char *p) { struct stat s; return stat(p, &s) == 0 && S_ISDIR(s.st_mode); }
+static bool exists(const char *p) { struct stat s; return stat(p, &s) == 0; }
+
+/* PATH is a tokenizer.json / tokenizer.model file or a model directory holding one
+ * (tokenizer.json preferred: it is what transformers and SAELens run). */
+static int tok_open(struct tok *t, const char *path, char *msg, size_t cap)
+{
+    char err[512] = "";
+    memset(t, 0, sizeof *t);
+    t->bos_id = -1;
+    if (is_dir(path)) {
+        snprintf(t->path, sizeof t->path, "%s/tokenizer.json", path);
+        if (!exists(t->path)) snprintf(t->path, sizeof t->path, "%s/tokenizer.model", path);
+        if (!exists(t->path)) { snprintf(msg, cap, "%s: no tokenizer.json or tokenizer.model in this directory", path); return -1; }
+    } else snprintf(t->path, sizeof t->path, "%s", path);
+    FILE *f = fopen(t->path, "rb");
+    if (!f) { snprintf(msg, cap, "%s: %s", t->path, strerror(errno)); return -1; }
+    int c;
+    while ((c = fgetc(f)) == ' ' || c == '\n' || c == '\r' || c == '\t') {}
+    fclose(f);
+    if (c == '{') {
+        if (!(t->hf = hf_bpe_load(t->path, err, sizeof err))) { snprintf(msg, cap, "%s: %s", t->path, err); return -1; }
+        t->bos_id = hf_bpe_bos_id(t->hf); t->vocab_size = hf_bpe_vocab_size(t->hf);
+    } else {
+        if (!(t->sp = spm_load(t->path, err, sizeof err))) { snprintf(msg, cap, "%s: %s", t->path, err); return -1; }
+        t->bos_id = spm_bos_id(t->sp); t->vocab_size = spm_vocab_size(t->sp);
+    }
+    return 0;
+}
+
+static int tok_encode(struct tok *t, const char *s, size_t n, struct ids *out, char *msg, size_t cap)
+{
+    if (t->hf) {
+        if (hf_bpe_encode(t->hf, s, n, out) == 0) return 0;
+        snprintf(msg, cap, "out of memory");
+        return -1;
+    }
+    return spm_encode(t->sp, s, n, out, msg, cap);
+}
+
+static void tok_close(struct tok *t) { hf_bpe_free(t->hf); spm_free(t->sp); }
+
+/* ------------------------------------------------------------------ state */
+
+struct state {
+    const struct opts *o;
+    int argc; char **argv;
+    struct tok tok; bool have_tok;
+    int32_t bos_id;
+    /* batcher (SAELens): the partly filled row */
+    int32_t *row;                  /* (ctx) */
+    int64_t fill;
+    /* output */
+    uint64_t rows_seen;            /* stream rows made, skipped ones included */
+    uint64_t rows_out, max_rows;
+    bool done;                     /* --max-tokens reached: stop reading */
+    int32_t *pend;                 /* (pend_cap, ctx) rows not yet written */
+    uint64_t pend_rows, pend_cap;
+    struct proto_writer *w;
+    bool header_written;
+    struct proto_progress prog;
+    /* inputs */
+    bool saw_text, saw_ids;
+    struct ids ids;
+    char *line; size_t line_cap;
+    char msg[10240];               /* "<where>: <what>" of the first error */
+};
+
+static int state_init(struct state *st, const struct opts *o, int argc, char **argv)
+{
+    memset(st, 0, sizeof *st);
+    st->o = o; st->argc = argc; st->argv = argv;
+    st->bos_id = (int32_t)o->bos_id;
+    st->max_rows = o->max_tokens >= 0 ? (uint64_t)o->max_tokens / (uint64_t)o->ctx : UINT64_MAX;
+    st->row = malloc((size_t)o->ctx * sizeof *st->row);
+    if (!st->row) { snprintf(st->msg, sizeof st->msg, "init: out of memory"); return -1; }
+    if (o->tokenizer) {
+        if (tok_open(&st->tok, o->tokenizer, st->msg, sizeof st->msg)) return -1;
+        st->have_tok = true;
+        if (o->bos_id < 0) st->bos_id = st->tok.bos_id;
+    }
+    if (o->bos && st->bos_id < 0 && o->format != FMT_IDS) {
+        snprintf(st->msg, sizeof st->msg, "%s: the tokenizer names no BOS token; give --bos-id N or --no-bos", st->tok.path);
+        return -1;
+    }
+    if (st->have_tok && st->bos_id >= st->tok.vocab_size) {
+        snprintf(st->msg, sizeof st->msg, "--bos-id %d is outside the vocabulary (%d pieces)", st->bos_id, st->tok.vocab_size);
+        return -1;
+    }
+    return 0;
+}
+
+static void state_destroy(struct state *st)
+{
+    if (st->have_tok) tok_close(&st->tok);
+    free(st->row); free(st->pend); free(st->line);
+    ids_destroy(&st->ids);
+}
+
+/* ------------------------------------------------------------------ output */
+
+static int fail_proto(struct state *st, int err, const char *where)
+{
+    const char *d = proto_detail();
+    snprintf(st->msg, sizeof st->msg, "%s: %s%s%s", where, proto_strerror(err), *d ? ": " : "", d);
+    return -1;
+}
+
+static int write_header(struct state *st, bool known)
+{
+    const struct opts *o = st->o;
+    struct proto_meta m;
+    proto_meta_init(&m, NULL, st->argc, st->argv);
+    int err = PROTO_OK;
+    if (st->have_tok) err |= proto_meta_set_str(&m, "tokenizer", st->tok.path);
+    err |= proto_meta_set_bool(&m, "bos", o->bos);
+    err |= proto_meta_set_uint(&m, "ctx", (uint64_t)o->ctx);
+    if (st->bos_id >= 0) err |= proto_meta_set_int(&m, "bos_id", st->bos_id);
+    if (st->have_tok) err |= proto_meta_set_uint(&m, "vocab_size", (uint64_t)st->tok.vocab_size);
+    if (known) err |= proto_meta_set_uint(&m, "total_rows", st->pend_rows);
+    if (err == PROTO_OK) err = proto_writer_header(st->w, &m);
+    proto_meta_destroy(&m);
+    if (err != PROTO_OK) return fail_proto(st, err, proto_writer_name(st->w));
+    st->header_written = true;
+    proto_progress_init(&st->prog, proto_cli_progress_on(&o->cli), NULL, known ? st->pend_rows : 0);
+    return 0;
+}
+
+/* Writes pending rows as frames of --rows rows; the last, shorter one only when final. */
+static int flush_rows(struct state *st, bool final)
+{
+    const uint64_t B = (uint64_t)st->o->rows, ctx = (uint64_t)st->o->ctx;
+    uint64_t i = 0;
+    while (st->pend_rows - i >= B || (final && i < st->pend_rows)) {
+        uint64_t n = st->pend_rows - i < B ? st->pend_rows - i : B;
+        struct proto_frame f;
+        proto_frame_init(&f, PROTO_KIND_TOKENS);
+        uint64_t shape[2] = { n, ctx };
+        int err = proto_frame_set_tensor(&f, "tokens", PROTO_I32, 2, shape, st->pend + i * ctx);
+        if (err == PROTO_OK) err = proto_writer_put(st->w, &f);
+        if (err != PROTO_OK) return fail_proto(st, err, proto_writer_name(st->w));
+        i += n;
+        proto_progress_update(&st->prog, proto_writer_rows(st->w), proto_writer_rows(st->w) * ctx);
+    }
+    if (i > 0) memmove(st->pend, st->pend + i * ctx, (st->pend_rows - i) * ctx * sizeof *st->pend);
+    st->pend_rows -= i;
+    return 0;
+}
+
+/* One finished stream row: --skip-rows, --max-tokens, then the output buffer. */
+static int emit_row(struct state *st, const int32_t *row)
+{
+    const uint64_t ctx = (uint64_t)st->o->ctx;
+    if (st->rows_seen++ < (uint64_t)st->o->skip_rows) return 0;
+    if (st->rows_out >= st->max_rows) { st->done = true; return 0; }
+    if (st->pend_rows == st->pend_cap) {
+        uint64_t nc = st->pend_cap ? st->pend_cap * 2 : 64;
+        int32_t *p = realloc(st->pend, nc * ctx * sizeof *p);
+        if (!p) { snprintf(st->msg, sizeof st->msg, "out of memory (%llu rows buffered)", (unsigned long long)st->pend_rows); return -1; }
+        st->pend = p; st->pend_cap = nc;
+    }
+    memcpy(st->pend + st->pend_rows * ctx, row, ctx * sizeof *row);
+    st->pend_rows++; st->rows_out++;
+    if (st->rows_out >= st->max_rows) st->done = true;
+    if (!st->header_written && !st->done && (st->o->stream || st->pend_rows * ctx >= BUFFER_TOKENS))
+        if (write_header(st, false)) return -1;
+    return st->header_written ? flush_rows(st, false) : 0;
+}
+
+static int finish(struct state *st)
+{
+    if (!st->header_written && write_header(st, true)) return -1;
+    if (flush_rows(st, true)) return -1;
+    proto_progress_done(&st->prog, proto_writer_rows(st->w), proto_writer_rows(st->w) * (uint64_t)st->o->ctx);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ batching */
+
+/* SAELens 3.22.2 concat_and_batch_sequences with begin_batch_token = separator = BOS (--bos)
+ * or neither (--no-bos), begin_sequence_token None:
+ *  - a fresh row starts with BOS unless the document's next token already is BOS;
+ *  - a document starting inside a partly filled row is preceded by one BOS separator (unless it
+ *    starts with BOS itself); the separator may take a row's last place;
+ *  - no padding: the final partial row is dropped (finish() never sees it). */
+static int add_doc(struct state *st, const int32_t *t, size_t n)
+{
+    const int64_t ctx = st->o->ctx;
+    const bool bos = st->o->bos;
+    size_t off = 0;
+    while (off < n && !st->done) {
+        if (bos && t[off] != st->bos_id) st->row[st->fill++] = st->bos_id;
+        size_t take = (size_t)(ctx - st->fill);
+        if (take > n - off) take = n - off;
+        memcpy(st->row + st->fill, t + off, take * sizeof *t);
+        st->fill += (int64_t)take; off += take;
+        if (st->fill == ctx) {
+            st->fill = 0;
+            if (emit_row(st, st->row)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ inputs */
+
+static int do_text(struct state *st, const char *s, size_t n, const char *where)
+{
+    if (st->saw_ids) { snprintf(st->msg, sizeof st->msg, "%s: text input after pre-tokenized input (use one kind per run)", where); return -1; }
+    st->saw_text = true;
+    if (!st->have_tok) { snprintf(st->msg, sizeof st->msg, "%s: text input needs --tokenizer", where); return -1; }
+    st->ids.n = 0;
+    char err[512];
+    if (tok_encode(&st->tok, s, n, &st->ids, err, sizeof err)) { snprintf(st->msg, sizeof st->msg, "%s: %s", where, err); return -1; }
+    if (st->o->dump == DUMP_IDS) {
+        putchar('[');
+        for (size_t i = 0; i < st->ids.n; i++) printf(i ? ", %d" : "%d", st->ids.v[i]);
+        puts("]");
+        return 0;
+    }
+    return add_doc(st, st->ids.v, st->ids.n);
+}
+
+/* A pre-tokenized row: exactly ctx ids, used as it is. */
+static int do_ids(struct state *st, const cJSON *arr, const char *where)
+{
+    if (st->saw_text) { snprintf(st->msg, sizeof st->msg, "%s: pre-tokenized input after text input (use one kind per run)", where); return -1; }
+    st->saw_ids = true;
+    int n = cJSON_GetArraySize(arr);
+    if (n != st->o->ctx) {
+        snprintf(st->msg, sizeof st->msg, "%s: pre-tokenized row has %d ids, --ctx is %lld", where, n, (long long)st->o->ctx);
+        return -1;
+    }
+    int64_t lim = st->have_tok ? st->tok.vocab_size : INT32_MAX;
+    int k = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr) {
+        double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+        if (d < 0 || d >= (double)lim || d != (double)(int64_t)d) {
+            snprintf(st->msg, sizeof st->msg, "%s: id %d is not an integer in [0, %lld)", where, k, (long long)lim);
+            return -1;
+        }
+        st->row[k++] = (int32_t)d;
+    }
+    if (st->o->dump == DUMP_IDS) {
+        putchar('[');
+        for (int i = 0; i < k; i++) printf(i ? ", %d" : "%d", st->row[i]);
+        puts("]");
+        return 0;
+    }
+    return emit_row(st, st->row);
+}
+
+static enum fmt file_format(const struct opts *o, const char *path)
+{
+    if (o->format != FMT_AUTO) return o->format;
+    size_t n = strlen(path);
+    return n > 6 && strcmp(path + n - 6, ".jsonl") == 0 ? FMT_JSONL : FMT_TEXT;
+}
+
+/* JSONL: one object per line; blank lines are skipped. With --format jsonl/auto, a file whose
+ * first object has no string --field but an input_ids/tokens array is read as pre-tokenized. */
+static int read_jsonl(struct state *st, FILE *f, const char *name, enum fmt fmt)
+{
+    char where[4200];
+    long long lineno = 0;
+    ssize_t len;
+    int mode = fmt == FMT_IDS ? 1 : -1;              /* -1 undecided, 0 text, 1 ids */
+    while (!st->done && (len = getline(&st->line, &st->line_cap, f)) >= 0) {
+        lineno++;
+        snprintf(where, sizeof where, "%s:%lld", name, lineno);
+        size_t i = 0;
+        while (i < (size_t)len && strchr(" \t\r\n", st->line[i])) i++;
+        if (i == (size_t)len) continue;
+        cJSON *obj = cJSON_ParseWithLength(st->line, (size_t)len);
+        if (!obj) { snprintf(st->msg, sizeof st->msg, "%s: invalid JSON", where); return -1; }
+        int rc = 0;
+        const cJSON *txt = cJSON_GetObjectItemCaseSensitive(obj, st->o->field);
+        const cJSON *arr = NULL;
+        if (mode != 0) {
+            const char *keys[] = { st->o->field_set ? st->o->field : "input_ids", "input_ids", "tokens" };
+            for (int k = 0; k < 3 && !cJSON_IsArray(arr); k++) arr = cJSON_GetObjectItemCaseSensitive(obj, keys[k]);
+            if (!cJSON_IsArray(arr)) arr = NULL;
+        }
+        if (mode < 0) mode = !cJSON_IsString(txt) && arr ? 1 : 0;
+        if (!cJSON_IsObject(obj)) {
+            snprintf(st->msg, sizeof st->msg, "%s: not a JSON object", where); rc = -1;
+        } else if (mode == 1) {
+            if (!arr) { snprintf(st->msg, sizeof st->msg, "%s: no input_ids/tokens array", where); rc = -1; }
+            else rc = do_ids(st, arr, where);
+        } else if (!txt) {
+            snprintf(st->msg, sizeof st->msg, "%s: no field '%s' (set it with --field)", where, st->o->field); rc = -1;
+        } else if (!cJSON_IsString(txt)) {
+            snprintf(st->msg, sizeof st->msg, "%s: field '%s' is not a string", where, st->o->field); rc = -1;
+        } else rc = do_text(st, txt->valuestring, strlen(txt->valuestring), where);
+        cJSON_Delete(obj);
+        if (rc) return rc;
+    }
+    if (ferror(f)) { snprintf(st->msg, sizeof st->msg, "%s: read failed: %s", name, strerror(errno)); return -1; }
+    return 0;
+}
+
+/* Plain text: the whole file is one document, or (--paragraphs) each run of non-blank lines
+ * is one (a blank line holds only spaces, tabs, CR; a paragraph ends before its last '\n'). */
+static int read_text(struct state *st, FILE *f, const char *name)
+{
+    char *buf = NULL; size_t n = 0, cap = 0;
+    for (;;) {
+        if (cap - n < 65536) {
+            cap = cap ? cap * 2 : 1 << 20;
+            char *b = realloc(buf, cap);
+            if (!b) { free(buf); snprintf(st->msg, sizeof st->msg, "%s: out of memory", name); return -1; }
+            buf = b;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) { free(buf); snprintf(st->msg, sizeof st->msg, "%s: read failed: %s", name, strerror(errno)); return -1; }
+    int rc = 0;
+    if (!st->o->paragraphs) {
+        rc = do_text(st, buf, n, name);
+    } else {
+        char where[4200];
+        size_t i = 0, par_start = 0, par_end = 0, lineno = 0, par_line = 0;
+        bool in_par = false;
+        while (i < n && !rc && !st->done) {
+            size_t e = i;
+            while (e < n && buf[e] != '\n') e++;
+            lineno++;
+            bool blank = true;
+            for (size_t k = i; k < e; k++) if (!strchr(" \t\r", buf[k])) { blank = false; break; }
+            if (!blank) {
+                if (!in_par) { in_par = true; par_start = i; par_line = lineno; }
+                par_end = e;
+            }
+            if ((blank || e >= n) && in_par) {
+                snprintf(where, sizeof where, "%s:%zu", name, par_line);
+                rc = do_text(st, buf + par_start, par_end - par_start, where);
+                in_par = false;
+            }
+            i = e + 1;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+static int read_input(struct state *st, const char *path)
+{
+    bool is_stdin = strcmp(path, "-") == 0;
+    const char *name = is_stdin ? "stdin" : path;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) { snprintf(st->msg, sizeof st->msg, "%s: %s", path, strerror(errno)); return -1; }
+    enum fmt fmt = file_format(st->o, is_stdin ? "" : path);
+    int rc = fmt == FMT_TEXT ? read_text(st, f, name) : read_jsonl(st, f, name, fmt);
+    if (!is_stdin) fclose(f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ CLI */
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+        "Usage: sf-tokenize --tokenizer PATH [OPTIONS] [FILE...]\n"
+        "Tokenize documents with a model's own tokenizer and batch them as SAELens does;\n"
+        "writes a header, `tokens` frames i32 [rows, ctx] and an end frame.\n\n"
+        "Inputs (in order; none or `-` = stdin; -i FILE works too):\n"
+        "  *.jsonl            one JSON object per line, text in --field (blank lines skipped);\n"
+        "                     a file whose first object has input_ids/tokens (and no string\n"
+        "                     --field) is read as pre-tokenized\n"
+        "  other files        plain text, the whole file is one document\n"
+        "      --format F     jsonl | text | ids (pre-tokenized JSONL); default: by extension\n"
+        "      --field NAME   JSONL text field (default text); with --format ids the ids field\n"
+        "                     (default input_ids, then tokens)\n"
+        "      --paragraphs   plain text: each run of non-blank lines is one document\n\n"
+        "Tokenizer:\n"
+        "      --tokenizer PATH  tokenizer.json (Hugging Face BPE), tokenizer.model\n"
+        "                     (SentencePiece), or a model directory (tokenizer.json preferred);\n"
+        "                     not needed for --format ids\n"
+        "      --bos-id N     BOS id (default: the tokenizer's: post_processor/<bos>/<s>, bos_id)\n"
+        "  Ids are what the reference libraries give (HF tokenizers with add_special_tokens=false,\n"
+        "  SentencePiece encode()). Special-token strings in text: tokenizer.json cuts its added\n"
+        "  tokens (<s>, <bos>, ...) out first; SentencePiece reads them as characters.\n"
+        "  Invalid UTF-8 is handled as the reference handles it, never rejected: tokenizer.json\n"
+        "  decodes with one U+FFFD per maximal invalid sequence (Python errors=\"replace\");\n"
+        "  SentencePiece turns each invalid byte into U+FFFD. A NUL inside a JSON string ends it.\n\n"
+        "Batching (SAELens concat_and_batch_sequences):\n"
+        "      --ctx N        tokens per row (default 128)\n"
+        "      --bos          BOS starts every row and separates documents (default); a document\n"
+        "                     starting in a partly filled row gets one BOS first, which may take\n"
+        "                     a row's last place; the final partial row is dropped\n"
+        "      --no-bos       plain contiguous chunks of ctx tokens\n"
+        "      --rows B       rows per frame (default 8; the last frame may be shorter)\n"
+        "      --skip-rows K  drop the first K rows of the batched stream\n"
+        "      --max-tokens N stop after floor(N / ctx) whole rows (counted after --skip-rows)\n"
+        "      --stream       write the header at once, without total_rows. By default up to\n"
+        "                     8M tokens are tokenized before the header is written so that it\n"
+        "                     carries total_rows; longer inputs stream on without it\n"
+        "      --dump-ids     debug: print each document's ids as a JSON array line, no frames\n\n");
+    proto_cli_help_common(fp);
+    fprintf(fp,
+        "\nExamples:\n"
+        "  sf-tokenize --tokenizer models/gemma-2b data.jsonl -o tokens.zst\n"
+        "  sf-tokenize --tokenizer tokenizer.model --ctx 1024 --rows 5 --max-tokens 256000 \\\n"
+        "      data/*.jsonl | sf-forward --model models/gemma-2b --hook blocks.6.hook_resid_post\n"
+        "  cat book.txt | sf-tokenize --tokenizer tok/ --paragraphs --no-bos | sf-cat --summary\n"
+        "  sf-tokenize --format ids --ctx 128 pretokenized.jsonl -o tokens.bin\n"
+        "  echo 'Hello world' | sf-tokenize --tokenizer tokenizer.json --format text --dump-ids\n");
+}
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+    enum { OPT_TOK = PROTO_OPT_FIRST_FREE, OPT_FIELD, OPT_FORMAT, OPT_PARA, OPT_CTX, OPT_BOS, OPT_NOBOS,
+           OPT_BOSID, OPT_ROWS, OPT_MAXTOK, OPT_SKIP, OPT_STREAM, OPT_DUMP };
+    static const struct option longopts[] = {
+        PROTO_CLI_LONGOPTS,
+        {"tokenizer", required_argument, 0, OPT_TOK}, {"field", required_argument, 0, OPT_FIELD},
+        {"format", required_argument, 0, OPT_FORMAT}, {"paragraphs", no_argument, 0, OPT_PARA},
+        {"ctx", required_argument, 0, OPT_CTX}, {"bos", no_argument, 0, OPT_BOS},
+        {"no-bos", no_argument, 0, OPT_NOBOS}, {"bos-id", required_argument, 0, OPT_BOSID},
+        {"rows", required_argument, 0, OPT_ROWS}, {"max-tokens", required_argument, 0, OPT_MAXTOK},
+        {"skip-rows", required_argument, 0, OPT_SKIP}, {"stream", no_argument, 0, OPT_STREAM},
+        {"dump-ids", no_argument, 0, OPT_DUMP}, {0, 0, 0, 0}};
+    int c;
+    bool in_set = false;
+    while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS, longopts, NULL)) != -1) {
+        if (c == 'i') in_set = true;
+        if (proto_cli_common(&o->cli, c, optarg, usage)) continue;
+        switch (c) {
+        case OPT_TOK: o->tokenizer = optarg; break;
+        case OPT_FIELD: o->field = optarg; o->field_set = true; break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "jsonl") == 0) o->format = FMT_JSONL;
+            else if (strcmp(optarg, "text") == 0) o->format = FMT_TEXT;
+            else if (strcmp(optarg, "ids") == 0) o->format = FMT_IDS;
+            else proto_usage_error("--format: '%s' is not jsonl, text or ids", optarg);
+            break;
+        case OPT_PARA: o->paragraphs = true; break;
+        case OPT_CTX: o->ctx = proto_parse_ll("--ctx", optarg, 1, 1 << 24); break;
+        case OPT_BOS: o->bos = true; break;
+        case OPT_NOBOS: o->bos = false; break;
+        case OPT_BOSID: o->bos_id = proto_parse_ll("--bos-id", optarg, 0, INT32_MAX); break;
+        case OPT_ROWS: o->rows = proto_parse_ll("--rows", optarg, 1, 1 << 20); break;
+        case OPT_MAXTOK: o->max_tokens = proto_parse_ll("--max-tokens", optarg, 0, (long long)1 << 62); break;
+        case OPT_SKIP: o->skip_rows = proto_parse_ll("--skip-rows", optarg, 0, (long long)1 << 62); break;
+        case OPT_STREAM: o->stream = true; break;
+        case OPT_DUMP: o->dump = DUMP_IDS; break;
+        default: proto_usage_error("unknown option");
+        }
+    }
+    o->inputs = argv + optind; o->n_inputs = argc - optind;
+    if (in_set && o->n_inputs > 0) proto_usage_error("give input files either with -i or as arguments, not both");
+    if (o->n_inputs == 0) { o->inputs = (char **)&o->cli.in; o->n_inputs = 1; }
+    if (!o->tokenizer && o->format != FMT_IDS) proto_usage_error("--tokenizer PATH is required (except with --format ids)");
+    if (o->bos && o->ctx < 2) proto_usage_error("--ctx must be at least 2 with --bos");
+    if (o->max_tokens >= 0 && o->max_tokens < o->ctx)
+        proto_usage_error("--max-tokens %lld is less than one row of --ctx %lld", (long long)o->max_tokens, (long long)o->ctx);
+    if ((uint64_t)o->ctx * (uint64_t)o->rows > (1u << 28)) proto_usage_error("--ctx x --rows is too large for one frame");
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = opts_default();
+    proto_cli_init(&o.cli, argv[0]);
+    parse_args(argc, argv, &o);
+    proto_cli_finish(&o.cli, o.dump == DUMP_NONE);
+
+    int rc = PROTO_EXIT_OK, err = 0;
+    struct state st;
+    if (state_init(&st, &o, argc, argv)) { rc = PROTO_EXIT_FAIL; goto out; }
+    if (o.dump == DUMP_NONE) {
+        struct proto_writer_opts wo = { .zstd_tensors = o.cli.zstd };
+        if (!(st.w = proto_writer_open(o.cli.out, &wo, &err))) { rc = proto_fail(err, o.cli.out); goto out; }
+    }
+    for (int i = 0; i < o.n_inputs && !st.done; i++)
+        if (read_input(&st, o.inputs[i])) { rc = PROTO_EXIT_FAIL; goto out; }
+    if (st.w && finish(&st)) { rc = PROTO_EXIT_FAIL; goto out; }
+    if (o.dump != DUMP_NONE && (fflush(stdout) != 0 || ferror(stdout))) {
+        snprintf(st.msg, sizeof st.msg, "stdout: writing output failed: %s", strerror(errno));
+        rc = PROTO_EXIT_FAIL;
+    }
+out:
+    if (rc == PROTO_EXIT_FAIL && st.msg[0]) proto_error("%s", st.msg);
+    if (st.w && (err = proto_writer_close(st.w, rc == PROTO_EXIT_OK)) != 0 && rc == PROTO_EXIT_OK)
+        rc = proto_fail(err, o.cli.out);
+    state_destroy(&st);
+    return rc;
+}
