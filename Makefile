@@ -35,7 +35,7 @@ BENCH_SRC   := $(wildcard bench/*.c)
 BENCHES     := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz-*.c)
 
-.PHONY: all test asan bench fuzz clean debug test-long
+.PHONY: all test asan bench fuzz clean debug test-long report-check
 all: $(BINS) $(UNITS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
@@ -104,3 +104,7 @@ clean:
 	rm -rf build build-asan build-debug build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# renders a report in headless Chromium and checks the screenshot (installs chromium on demand)
+report-check: all
+	scripts/report-check.sh
