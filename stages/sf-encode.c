@@ -368,6 +368,7 @@ struct state {
     uint32_t *index; float *value; size_t nnz_cap;   /* the frame's CSR */
     uint64_t n_tokens, n_nonfinite, nnz_total;
     bool warned_nonfinite;
+    bool write_failed;        /* the last error came from the writer (name the output) */
 };
 
 static void state_destroy(struct state *st)
@@ -677,9 +678,16 @@ static int check_hook(const struct state *st, const char *hook, const char *wher
     return PROTO_E_MISMATCH;
 }
 
+static int put(struct state *st, struct proto_writer *w, const struct proto_frame *fr)
+{
+    int err = proto_writer_put(w, fr);
+    st->write_failed = err != 0;
+    return err;
+}
+
 static int process_frame(struct state *st, struct proto_frame *fr, struct proto_writer *w)
 {
-    if (fr->kind != PROTO_KIND_ACTS) return proto_writer_put(w, fr);
+    if (fr->kind != PROTO_KIND_ACTS) return put(st, w, fr);
     const struct sae *s = &st->sae;
     char where[64], hook[256] = "";
     snprintf(where, sizeof where, "frame %llu: ", (unsigned long long)fr->seq);
@@ -728,7 +736,7 @@ static int process_frame(struct state *st, struct proto_frame *fr, struct proto_
     if ((err = proto_frame_set_sparse(fr, "feats", &sp)) != 0) return err;
     if (recon && (err = proto_frame_set_tensor(fr, "recon", PROTO_F32, 3, a->shape, recon)) != 0) return err;
     if (st->o->drop_acts) proto_frame_del(fr, "acts");
-    return proto_writer_put(w, fr);
+    return put(st, w, fr);
 }
 
 /* Header: check hook / d_model against the SAE; add sae, d_sae. */
@@ -755,7 +763,7 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
         !(err = proto_meta_set_uint(&m, "d_sae", (uint64_t)s->d_sae)) &&
         !(err = proto_meta_set_str(&m, "sae_architecture", ARCH_NAME[s->arch])) &&
         !(err = proto_meta_set_str(&m, "sae_activation", ACT_NAME[s->act])))
-        err = proto_writer_header(w, &m);
+        st->write_failed = (err = proto_writer_header(w, &m)) != 0;
     proto_meta_destroy(&m);
     return err;
 }
@@ -844,13 +852,16 @@ int main(int argc, char **argv)
     if (!(in = proto_reader_open(o.cli.in, &err))) { rc = proto_fail(err, o.cli.in); goto out; }
     if (!(out = proto_writer_open(o.cli.out, &wo, &err))) { rc = proto_fail(err, o.cli.out); goto out; }
     if ((err = proto_reader_next(in, &fr)) != PROTO_OK) { rc = proto_fail(err == PROTO_END ? PROTO_E_SEQ : err, o.cli.in); goto out; }
-    if ((err = write_header(&st, &fr, out, argc, argv)) != 0) { rc = proto_fail(err, o.cli.in); goto out; }
+    if ((err = write_header(&st, &fr, out, argc, argv)) != 0) {
+        rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in);
+        goto out;
+    }
     proto_progress_init(&prog, proto_cli_progress_on(&o.cli), "encode", 0);
     while ((err = proto_reader_next(in, &fr)) == PROTO_OK) {
         if ((err = process_frame(&st, &fr, out)) != 0) break;
         proto_progress_update(&prog, proto_writer_rows(out), st.n_tokens);
     }
-    if (err != PROTO_END) { rc = proto_fail(err, o.cli.in); goto out; }
+    if (err != PROTO_END) { rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in); goto out; }
     proto_progress_done(&prog, proto_writer_rows(out), st.n_tokens);
     if (st.n_nonfinite)
         proto_warn("%llu of %llu tokens had non-finite activations", (unsigned long long)st.n_nonfinite,

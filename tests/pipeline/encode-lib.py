@@ -221,3 +221,43 @@ def read_safetensors(path):
             arr = (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
         out[k] = arr.reshape(v["shape"]).astype(np.float32)
     return out
+
+
+# ---- command line for the CLI cases ---------------------------------------------------------
+# encode-lib.py sae DIR [JSON]   a small random SAE (d_in 8, d_sae 24, seed 1); JSON edits:
+#                                {"cfg": {...merged into cfg.json...}, "drop": [tensor names],
+#                                 "shape": {name: [dims]} (replaced by zeros of that shape)}
+# encode-lib.py acts [JSON]      an acts stream as JSON lines on stdout (2 rows x 3 positions,
+#                                d 8, seed 2); JSON: {"hook", "d", "nan": [t], "no_acts": true}
+def _main(argv):
+    if argv[1] == "sae":
+        edits = json.loads(argv[3]) if len(argv) > 3 else {}
+        rng = np.random.default_rng(1)
+        t = random_sae(rng, 8, 24)
+        cfg = {"architecture": "standard", "d_in": 8, "d_sae": 24, "hook_name": "blocks.2.hook_resid_post",
+               "activation_fn_str": "relu", "apply_b_dec_to_input": True, "normalize_activations": "none"}
+        cfg.update(edits.get("cfg", {}))
+        for n in edits.get("drop", []):
+            t.pop(n, None)
+        for n, shp in edits.get("shape", {}).items():
+            t[n] = np.zeros(shp, np.float32)
+        write_sae(argv[2], cfg, t)
+    elif argv[1] == "acts":
+        o = json.loads(argv[2]) if len(argv) > 2 else {}
+        rng = np.random.default_rng(2)
+        d = o.get("d", 8)
+        x = rng.normal(0, 1, (2, 3, d)).astype(np.float32)
+        for t in o.get("nan", []):
+            x.reshape(-1, d)[t, 0] = np.nan
+        text = acts_stream([(np.arange(6, dtype=np.int32).reshape(2, 3), x)],
+                           hook=o.get("hook", "blocks.2.hook_resid_post"))
+        if o.get("no_acts"):
+            lines = text.splitlines()
+            fr = json.loads(lines[1]); del fr["acts"]; lines[1] = json.dumps(fr)
+            text = "\n".join(lines) + "\n"
+        print(text, end="")
+
+
+if __name__ == "__main__":
+    import sys
+    _main(sys.argv)

@@ -1,0 +1,1 @@
+sf-encode --sae x --norm-scaling-factor abc < /dev/null

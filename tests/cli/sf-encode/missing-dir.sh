@@ -1,0 +1,1 @@
+sf-encode --sae nowhere < /dev/null

@@ -1,0 +1,1 @@
+sf-encode < /dev/null

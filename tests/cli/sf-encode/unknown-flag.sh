@@ -1,0 +1,1 @@
+sf-encode --sae x --bogus < /dev/null
