@@ -1,0 +1,1 @@
+sf-outliers --max-norm 3x < /dev/null

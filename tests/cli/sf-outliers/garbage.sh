@@ -1,0 +1,1 @@
+echo "not frames" | sf-outliers --max-norm 3 > /dev/null

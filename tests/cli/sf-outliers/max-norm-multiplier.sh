@@ -1,0 +1,1 @@
+sf-outliers --max-norm 3 --multiplier 2 < /dev/null

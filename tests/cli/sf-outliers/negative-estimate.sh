@@ -1,0 +1,1 @@
+sf-outliers --estimate 0 --multiplier 2 < /dev/null

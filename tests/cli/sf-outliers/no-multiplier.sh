@@ -1,0 +1,1 @@
+sf-outliers --estimate 10 < /dev/null

@@ -1,0 +1,1 @@
+sf-outliers < /dev/null
