@@ -86,7 +86,10 @@ struct mslot { uint64_t key; uint32_t rank; int32_t new_id; };  /* key UINT64_MA
 enum { META_NEVER, META_FIRST, META_ALWAYS };
 
 struct symbol { int32_t id; int32_t prev, next; uint32_t len; };
-struct merge_item { uint32_t rank, pos; int32_t new_id; };
+/* A queued merge of symbol pos with its right neighbour. pair_len = their byte lengths at push
+ * time: symbols only grow, so a changed sum marks a stale entry (the crate compares the merged
+ * id of the current pair instead; both tests accept exactly the same entries). */
+struct merge_item { uint32_t rank, pos; int32_t new_id; uint32_t pair_len; };
 
 struct hf_bpe {
     int32_t n_vocab;                 /* max id + 1 over vocab and added tokens */
@@ -328,7 +331,7 @@ static int bpe_word(struct hf_bpe *t, const char *w, size_t n, struct ids *out)
     size_t nh = 0;
     for (size_t i = 0; i + 1 < ns; i++) {
         const struct mslot *m = merge_get(t, s[i].id, s[i + 1].id);
-        if (m && heap_push(t, &nh, (struct merge_item){ m->rank, (uint32_t)i, m->new_id })) return -1;
+        if (m && heap_push(t, &nh, (struct merge_item){ m->rank, (uint32_t)i, m->new_id, s[i].len + s[i + 1].len })) return -1;
     }
     while (nh > 0) {
         struct merge_item top = heap_pop(t, &nh);
@@ -336,19 +339,19 @@ static int bpe_word(struct hf_bpe *t, const char *w, size_t n, struct ids *out)
         if (cur->len == 0 || cur->next < 0) continue;
         int32_t nx = cur->next;
         struct symbol right = t->sym[nx];
-        const struct mslot *m = merge_get(t, cur->id, right.id);
-        if (!m || m->new_id != top.new_id) continue;       /* stale entry */
+        if (cur->len + right.len != top.pair_len) continue;   /* stale entry */
         cur->id = top.new_id; cur->len += right.len; cur->next = right.next;
         t->sym[nx].len = 0;
         if (right.next >= 0) t->sym[right.next].prev = (int32_t)top.pos;
         if (cur->prev >= 0) {
             const struct mslot *pm = merge_get(t, t->sym[cur->prev].id, cur->id);
-            if (pm && heap_push(t, &nh, (struct merge_item){ pm->rank, (uint32_t)cur->prev, pm->new_id })) return -1;
+            if (pm && heap_push(t, &nh, (struct merge_item){ pm->rank, (uint32_t)cur->prev, pm->new_id,
+                                                             t->sym[cur->prev].len + cur->len })) return -1;
             cur = &t->sym[top.pos];
         }
         if (cur->next >= 0) {
             const struct mslot *nm = merge_get(t, cur->id, t->sym[cur->next].id);
-            if (nm && heap_push(t, &nh, (struct merge_item){ nm->rank, top.pos, nm->new_id })) return -1;
+            if (nm && heap_push(t, &nh, (struct merge_item){ nm->rank, top.pos, nm->new_id, cur->len + t->sym[cur->next].len })) return -1;
         }
     }
     if (ids_reserve(out, out->n + ns) != 0) return -1;

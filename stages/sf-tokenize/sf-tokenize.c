@@ -397,12 +397,12 @@ static int read_text(struct state *st, FILE *f, const char *name)
                 if (!in_par) { in_par = true; par_start = i; par_line = lineno; }
                 par_end = e;
             }
-            if ((blank || e >= n) && in_par) {
+            i = e + 1;
+            if ((blank || i >= n) && in_par) {
                 snprintf(where, sizeof where, "%s:%zu", name, par_line);
                 rc = do_text(st, buf + par_start, par_end - par_start, where);
                 in_par = false;
             }
-            i = e + 1;
         }
     }
     free(buf);
