@@ -407,7 +407,8 @@ static int pretok_and_bpe(struct hf_bpe *t, const char *s, size_t n, bool first,
     if (!t->meta) return bpe_word(t, s, n, out);
     struct sbuf *b = &t->mw;
     b->n = 0;
-    bool starts = n >= t->meta_rep_len && memcmp(s, t->meta_rep, t->meta_rep_len) == 0;
+    /* the crate replaces ' ' first, then tests whether the piece starts with the replacement */
+    bool starts = s[0] == ' ' || (n >= t->meta_rep_len && memcmp(s, t->meta_rep, t->meta_rep_len) == 0);
     bool prepend = !starts && (t->meta_prepend == META_ALWAYS || (t->meta_prepend == META_FIRST && first));
     if (prepend && sbuf_put(b, t->meta_rep, t->meta_rep_len)) return -1;
     for (size_t i = 0; i < n; i++) {

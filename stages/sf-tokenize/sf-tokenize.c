@@ -335,7 +335,8 @@ static int read_jsonl(struct state *st, FILE *f, const char *name, enum fmt fmt)
         size_t i = 0;
         while (i < (size_t)len && strchr(" \t\r\n", st->line[i])) i++;
         if (i == (size_t)len) continue;
-        cJSON *obj = cJSON_ParseWithLength(st->line, (size_t)len);
+        /* length + 1: the NUL getline puts after the line, so trailing garbage is an error */
+        cJSON *obj = cJSON_ParseWithLengthOpts(st->line, (size_t)len + 1, NULL, true);
         if (!obj) { snprintf(st->msg, sizeof st->msg, "%s: invalid JSON", where); return -1; }
         int rc = 0;
         const cJSON *txt = cJSON_GetObjectItemCaseSensitive(obj, st->o->field);

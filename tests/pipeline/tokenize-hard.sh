@@ -2,7 +2,7 @@
 # sf-tokenize on hard texts (CJK, emoji, ZWJ sequences, code, long runs of spaces/newlines/tabs,
 # invalid UTF-8, literal special-token strings, long words) against independent references:
 #  - tokenizer.model (tok512, Mistral): python3-sentencepiece's encode() on the same bytes;
-#  - tokenizer.json (Mistral, Gemma): a naive Python BPE written here from the HF `tokenizers`
+#  - tokenizer.json (Mistral, Gemma, two Metaspace variants of Mistral): a naive Python BPE written here from the HF `tokenizers`
 #    rules (added tokens cut out first, per-segment normalizer, greedy lowest-rank-leftmost merges,
 #    byte fallback), on the bytes decoded with errors="replace";
 #  - and Mistral .json == Mistral .model wherever the text has no special-token string and is
@@ -66,10 +66,23 @@ PY
   echo "ok $tok: ${#files[@]} texts equal python3-sentencepiece"
 done
 
+# Metaspace variants of the Mistral tokenizer.json (no normalizer; the pre-tokenizer adds the
+# prefix): "first" without split is what newer HF Llama/Mistral conversions write (legacy=false);
+# the old format (add_prefix_space, split on every ▁) is what older files have. ("first" differs
+# from the .model on text that starts with a space: Metaspace adds no prefix before a "▁".)
+"$PY" - "$T/mistral-v0.1/tokenizer.json" <<'PY' || die "writing Metaspace variants"
+import json, sys
+tj = json.load(open(sys.argv[1]))
+tj["normalizer"] = None
+tj["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+json.dump(tj, open("meta-first.json", "w"))
+tj["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "add_prefix_space": True}
+json.dump(tj, open("meta-old.json", "w"))
+PY
 # 2. tokenizer.json vs a naive Python BPE; 3. Mistral .json vs .model where they must agree
-for tok in mistral-v0.1/tokenizer.json gemma-v1/tokenizer.json; do
-  sf-tokenize --tokenizer "$T/$tok" --format text --dump-ids "${files[@]}" > got.txt || die "sf-tokenize $tok failed"
-  "$PY" - "$T/$tok" "$T/mistral-v0.1/tokenizer.model" "${files[@]}" <<'PY' || die "$tok differs from the naive BPE"
+for tok in "$T/mistral-v0.1/tokenizer.json" "$T/gemma-v1/tokenizer.json" meta-first.json meta-old.json; do
+  sf-tokenize --tokenizer "$tok" --format text --dump-ids "${files[@]}" > got.txt || die "sf-tokenize $tok failed"
+  "$PY" - "$tok" "$T/mistral-v0.1/tokenizer.model" "${files[@]}" <<'PY' || die "$tok differs from the naive BPE"
 import json, sys
 tj = json.load(open(sys.argv[1]))
 model = tj["model"]
@@ -79,7 +92,13 @@ for i, m in enumerate(model["merges"]):
     a, b = m.split(" ") if isinstance(m, str) else m
     rank[(a, b)] = i
 added = [(a["content"], a["id"]) for a in tj["added_tokens"]]
-assert all(not a.get("normalized") for a in tj["added_tokens"]) and tj["pre_tokenizer"] is None
+assert all(not a.get("normalized") for a in tj["added_tokens"])
+pre = tj["pre_tokenizer"]
+if pre:
+    import re
+    rep = pre["replacement"]
+    scheme = pre.get("prepend_scheme") or ("always" if pre.get("add_prefix_space") else "never")
+    split = pre.get("split", True)
 norm = tj["normalizer"]
 steps = norm["normalizers"] if norm and norm["type"] == "Sequence" else ([norm] if norm else [])
 
@@ -111,6 +130,14 @@ def bpe(word):
         i = best[1]
         syms[i:i + 2] = [syms[i] + syms[i + 1]]
 
+def words(seg, first):
+    if not pre:
+        return [seg]
+    s = seg.replace(" ", rep)
+    if not s.startswith(rep) and (scheme == "always" or (scheme == "first" and first)):
+        s = rep + s
+    return [w for w in re.split("(?=%s)" % rep, s) if w] if split else [s]
+
 def encode(text):
     out, i, start = [], 0, 0
     pieces = []
@@ -122,11 +149,12 @@ def encode(text):
         else:
             i += 1
     pieces.append(text[start:])
-    for p in pieces:
+    for k, p in enumerate(pieces):
         if isinstance(p, int):
             out.append(p)
         elif p:
-            out += bpe(normalize(p))
+            for w in words(normalize(p), k == 0):
+                out += bpe(w)
     return out
 
 got = [json.loads(l) for l in open("got.txt")]
@@ -138,7 +166,7 @@ for f, g in zip(files, got):
     if want != g:
         bad += 1
         print("MISMATCH", sys.argv[1], f, "\n  want", want, "\n  got ", g)
-if "mistral" in sys.argv[1]:
+if "mistral-v0.1/tokenizer.json" in sys.argv[1]:
     import sentencepiece as spm
     sp = spm.SentencePieceProcessor(model_file=sys.argv[2])
     for f, g in zip(files, got):
