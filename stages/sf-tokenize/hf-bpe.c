@@ -104,6 +104,7 @@ struct hf_bpe {
     bool meta; char meta_rep[8]; size_t meta_rep_len; int meta_prepend; bool meta_split;
     struct added_set raw, normed;    /* normalized=false / normalized=true added tokens */
     int32_t bos_id;
+    const struct hf_bpe *owner;      /* a worker copy: tables belong to owner, scratch is ours */
     /* scratch, reused across calls */
     struct sbuf clean, na, nb, mw;
     struct symbol *sym; size_t sym_cap;
@@ -476,15 +477,28 @@ static void added_set_destroy(struct added_set *a)
     free(a->t); free(a->order);
 }
 
+struct hf_bpe *hf_bpe_worker(const struct hf_bpe *t)
+{
+    struct hf_bpe *w = malloc(sizeof *w);
+    if (!w) return NULL;
+    *w = *t;
+    w->owner = t;
+    memset(&w->clean, 0, sizeof w->clean); memset(&w->na, 0, sizeof w->na);
+    memset(&w->nb, 0, sizeof w->nb); memset(&w->mw, 0, sizeof w->mw);
+    w->sym = NULL; w->sym_cap = 0; w->heap = NULL; w->heap_cap = 0;
+    return w;
+}
+
 void hf_bpe_free(struct hf_bpe *t)
 {
     if (!t) return;
+    free(t->clean.p); free(t->na.p); free(t->nb.p); free(t->mw.p);
+    free(t->sym); free(t->heap);
+    if (t->owner) { free(t); return; }
     free(t->arena); free(t->vocab); free(t->merges); free(t->char_id);
     for (int k = 0; k < t->n_norm; k++) { free(t->norm[k].pat); free(t->norm[k].rep); }
     free(t->norm);
     added_set_destroy(&t->raw); added_set_destroy(&t->normed);
-    free(t->clean.p); free(t->na.p); free(t->nb.p); free(t->mw.p);
-    free(t->sym); free(t->heap);
     free(t);
 }
 

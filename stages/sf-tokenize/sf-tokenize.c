@@ -9,6 +9,8 @@
  * --skip-rows --format --field --paragraphs; see usage().
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +22,9 @@
 /* Tokens buffered before the header is written, so that total_rows can be put in it. An input
  * that yields more streams on without total_rows. */
 #define BUFFER_TOKENS ((uint64_t)8 << 20)
+/* --threads > 1: documents are encoded in parallel in batches of this many (or this many bytes) */
+#define BATCH_DOCS 1024
+#define BATCH_BYTES ((size_t)4 << 20)
 
 /* ------------------------------------------------------------------ options */
 
@@ -103,6 +108,23 @@ static int tok_encode(struct tok *t, const char *s, size_t n, struct ids *out, c
 
 static void tok_close(struct tok *t) { hf_bpe_free(t->hf); spm_free(t->sp); }
 
+/* A handle on the same tokenizer for another thread (shared tables, own scratch). */
+static int tok_worker(struct tok *w, struct tok *t)
+{
+    *w = *t;
+    w->hf = t->hf ? hf_bpe_worker(t->hf) : NULL;
+    w->sp = t->sp ? spm_worker(t->sp) : NULL;
+    return (t->hf && !w->hf) || (t->sp && !w->sp) ? -1 : 0;
+}
+
+/* A document waiting in a batch: its text in state.texts, its ids once encoded. */
+struct doc {
+    size_t off, len;
+    const char *name; long long line;   /* where it came from (line 0: the whole file) */
+    struct ids ids;
+    int rc; char err[256];
+};
+
 /* ------------------------------------------------------------------ state */
 
 struct state {
@@ -122,6 +144,12 @@ struct state {
     struct proto_writer *w;
     bool header_written;
     struct proto_progress prog;
+    /* --threads N > 1: batches of documents encoded on N threads, then batched in order */
+    int n_threads;
+    struct tok *workers;           /* (n_threads - 1) handles for the helper threads */
+    struct doc *docs; size_t n_docs, docs_cap;
+    char *texts; size_t texts_len, texts_cap;
+    atomic_size_t next_doc;
     /* inputs */
     bool saw_text, saw_ids;
     struct ids ids;
@@ -141,6 +169,13 @@ static int state_init(struct state *st, const struct opts *o, int argc, char **a
         if (tok_open(&st->tok, o->tokenizer, st->msg, sizeof st->msg)) return -1;
         st->have_tok = true;
         if (o->bos_id < 0) st->bos_id = st->tok.bos_id;
+        st->n_threads = o->cli.threads > 1 ? o->cli.threads : 1;
+        if (st->n_threads > 1) {
+            st->workers = calloc((size_t)st->n_threads - 1, sizeof *st->workers);
+            if (!st->workers) { snprintf(st->msg, sizeof st->msg, "init: out of memory"); return -1; }
+            for (int k = 0; k < st->n_threads - 1; k++)
+                if (tok_worker(&st->workers[k], &st->tok)) { snprintf(st->msg, sizeof st->msg, "init: out of memory"); return -1; }
+        }
     }
     if (o->bos && st->bos_id < 0 && o->format != FMT_IDS) {
         snprintf(st->msg, sizeof st->msg, "%s: the tokenizer names no BOS token; give --bos-id N or --no-bos", st->tok.path);
@@ -155,6 +190,10 @@ static int state_init(struct state *st, const struct opts *o, int argc, char **a
 
 static void state_destroy(struct state *st)
 {
+    if (st->workers) for (int k = 0; k < st->n_threads - 1; k++) tok_close(&st->workers[k]);
+    free(st->workers);
+    for (size_t i = 0; i < st->docs_cap; i++) ids_destroy(&st->docs[i].ids);
+    free(st->docs); free(st->texts);
     if (st->have_tok) tok_close(&st->tok);
     free(st->row); free(st->pend); free(st->line);
     ids_destroy(&st->ids);
@@ -267,21 +306,104 @@ static int add_doc(struct state *st, const int32_t *t, size_t n)
 
 /* ------------------------------------------------------------------ inputs */
 
-static int do_text(struct state *st, const char *s, size_t n, const char *where)
+static void fmt_where(char *dst, size_t cap, const char *name, long long line)
 {
-    if (st->saw_ids) { snprintf(st->msg, sizeof st->msg, "%s: text input after pre-tokenized input (use one kind per run)", where); return -1; }
-    st->saw_text = true;
-    if (!st->have_tok) { snprintf(st->msg, sizeof st->msg, "%s: text input needs --tokenizer", where); return -1; }
-    st->ids.n = 0;
-    char err[512];
-    if (tok_encode(&st->tok, s, n, &st->ids, err, sizeof err)) { snprintf(st->msg, sizeof st->msg, "%s: %s", where, err); return -1; }
+    if (line > 0) snprintf(dst, cap, "%s:%lld", name, line);
+    else snprintf(dst, cap, "%s", name);
+}
+
+/* One encoded document: --dump-ids prints it, else it goes to the batcher. */
+static int use_ids(struct state *st, const struct ids *ids)
+{
     if (st->o->dump == DUMP_IDS) {
         putchar('[');
-        for (size_t i = 0; i < st->ids.n; i++) printf(i ? ", %d" : "%d", st->ids.v[i]);
+        for (size_t i = 0; i < ids->n; i++) printf(i ? ", %d" : "%d", ids->v[i]);
         puts("]");
         return 0;
     }
-    return add_doc(st, st->ids.v, st->ids.n);
+    return add_doc(st, ids->v, ids->n);
+}
+
+struct worker_arg { struct state *st; struct tok *tok; };
+
+static void *encode_worker(void *p)
+{
+    struct worker_arg *a = p;
+    struct state *st = a->st;
+    size_t i;
+    while ((i = atomic_fetch_add(&st->next_doc, 1)) < st->n_docs) {
+        struct doc *d = &st->docs[i];
+        d->ids.n = 0;
+        d->rc = tok_encode(a->tok, st->texts + d->off, d->len, &d->ids, d->err, sizeof d->err);
+    }
+    return NULL;
+}
+
+/* Encodes the waiting documents on n_threads threads (this one included), then hands their
+ * ids to the batcher in input order. */
+static int run_batch(struct state *st)
+{
+    if (st->n_docs == 0) return 0;
+    pthread_t th[256];
+    struct worker_arg args[256];
+    int started = 0, n_helpers = st->n_threads - 1 < 256 ? st->n_threads - 1 : 256;
+    atomic_store(&st->next_doc, 0);
+    for (int k = 0; k < n_helpers; k++) {
+        args[k] = (struct worker_arg){ st, &st->workers[k] };
+        if (pthread_create(&th[k], NULL, encode_worker, &args[k]) != 0) break;
+        started++;
+    }
+    struct worker_arg self = { st, &st->tok };
+    encode_worker(&self);
+    for (int k = 0; k < started; k++) pthread_join(th[k], NULL);
+    int rc = 0;
+    for (size_t i = 0; i < st->n_docs && !rc && !st->done; i++) {
+        struct doc *d = &st->docs[i];
+        if (d->rc) {
+            char where[4200];
+            fmt_where(where, sizeof where, d->name, d->line);
+            snprintf(st->msg, sizeof st->msg, "%s: %s", where, d->err);
+            rc = -1;
+        } else rc = use_ids(st, &d->ids);
+    }
+    st->n_docs = 0; st->texts_len = 0;
+    return rc;
+}
+
+/* A document's text (name:line says where it came from; line 0 = the whole file). */
+static int do_text(struct state *st, const char *s, size_t n, const char *name, long long line)
+{
+    char where[4200];
+    fmt_where(where, sizeof where, name, line);
+    if (st->saw_ids) { snprintf(st->msg, sizeof st->msg, "%s: text input after pre-tokenized input (use one kind per run)", where); return -1; }
+    st->saw_text = true;
+    if (!st->have_tok) { snprintf(st->msg, sizeof st->msg, "%s: text input needs --tokenizer", where); return -1; }
+    if (st->n_threads <= 1) {
+        st->ids.n = 0;
+        char err[512];
+        if (tok_encode(&st->tok, s, n, &st->ids, err, sizeof err)) { snprintf(st->msg, sizeof st->msg, "%s: %s", where, err); return -1; }
+        return use_ids(st, &st->ids);
+    }
+    if (st->n_docs == st->docs_cap) {
+        size_t nc = st->docs_cap ? st->docs_cap * 2 : 64;
+        struct doc *d = realloc(st->docs, nc * sizeof *d);
+        if (!d) { snprintf(st->msg, sizeof st->msg, "%s: out of memory", where); return -1; }
+        memset(d + st->docs_cap, 0, (nc - st->docs_cap) * sizeof *d);
+        st->docs = d; st->docs_cap = nc;
+    }
+    if (st->texts_len + n > st->texts_cap) {
+        size_t nc = st->texts_cap ? st->texts_cap : BATCH_BYTES;
+        while (nc < st->texts_len + n) nc *= 2;
+        char *t = realloc(st->texts, nc);
+        if (!t) { snprintf(st->msg, sizeof st->msg, "%s: out of memory", where); return -1; }
+        st->texts = t; st->texts_cap = nc;
+    }
+    memcpy(st->texts + st->texts_len, s, n);
+    struct doc *d = &st->docs[st->n_docs++];
+    d->off = st->texts_len; d->len = n; d->name = name; d->line = line;
+    st->texts_len += n;
+    if (st->n_docs >= BATCH_DOCS || st->texts_len >= BATCH_BYTES) return run_batch(st);
+    return 0;
 }
 
 /* A pre-tokenized row: exactly ctx ids, used as it is. */
@@ -356,7 +478,7 @@ static int read_jsonl(struct state *st, FILE *f, const char *name, enum fmt fmt)
             snprintf(st->msg, sizeof st->msg, "%s: no field '%s' (set it with --field)", where, st->o->field); rc = -1;
         } else if (!cJSON_IsString(txt)) {
             snprintf(st->msg, sizeof st->msg, "%s: field '%s' is not a string", where, st->o->field); rc = -1;
-        } else rc = do_text(st, txt->valuestring, strlen(txt->valuestring), where);
+        } else rc = do_text(st, txt->valuestring, strlen(txt->valuestring), name, lineno);
         cJSON_Delete(obj);
         if (rc) return rc;
     }
@@ -383,9 +505,8 @@ static int read_text(struct state *st, FILE *f, const char *name)
     if (ferror(f)) { free(buf); snprintf(st->msg, sizeof st->msg, "%s: read failed: %s", name, strerror(errno)); return -1; }
     int rc = 0;
     if (!st->o->paragraphs) {
-        rc = do_text(st, buf, n, name);
+        rc = do_text(st, buf, n, name, 0);
     } else {
-        char where[4200];
         size_t i = 0, par_start = 0, par_end = 0, lineno = 0, par_line = 0;
         bool in_par = false;
         while (i < n && !rc && !st->done) {
@@ -400,8 +521,7 @@ static int read_text(struct state *st, FILE *f, const char *name)
             }
             i = e + 1;
             if ((blank || i >= n) && in_par) {
-                snprintf(where, sizeof where, "%s:%zu", name, par_line);
-                rc = do_text(st, buf + par_start, par_end - par_start, where);
+                rc = do_text(st, buf + par_start, par_end - par_start, name, (long long)par_line);
                 in_par = false;
             }
         }
@@ -540,6 +660,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < o.n_inputs && !st.done; i++)
         if (read_input(&st, o.inputs[i])) { rc = PROTO_EXIT_FAIL; goto out; }
+    if (run_batch(&st)) { rc = PROTO_EXIT_FAIL; goto out; }
     if (st.w && finish(&st)) { rc = PROTO_EXIT_FAIL; goto out; }
     if (o.dump != DUMP_NONE && (fflush(stdout) != 0 || ferror(stdout))) {
         snprintf(st.msg, sizeof st.msg, "stdout: writing output failed: %s", strerror(errno));

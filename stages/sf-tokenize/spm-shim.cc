@@ -12,7 +12,8 @@
 #include "tokenizer.h"
 
 struct spm {
-    sentencepiece::SentencePieceProcessor sp;
+    sentencepiece::SentencePieceProcessor own;
+    const sentencepiece::SentencePieceProcessor *sp = &own;   // a worker points at its owner's
     std::vector<int> buf;
 };
 
@@ -20,7 +21,7 @@ extern "C" struct spm *spm_load(const char *path, char *err, size_t err_cap)
 {
     spm *t = new (std::nothrow) spm();
     if (!t) { snprintf(err, err_cap, "out of memory"); return nullptr; }
-    auto st = t->sp.Load(path);
+    auto st = t->own.Load(path);
     if (!st.ok()) {
         snprintf(err, err_cap, "not a SentencePiece model: %s", st.ToString().c_str());
         delete t;
@@ -34,7 +35,7 @@ extern "C" int spm_encode(struct spm *t, const char *text, size_t len, struct id
 {
     try {
         t->buf.clear();
-        auto st = t->sp.Encode(std::string_view(text, len), &t->buf);
+        auto st = t->sp->Encode(std::string_view(text, len), &t->buf);
         if (!st.ok()) { snprintf(err, err_cap, "sentencepiece: %s", st.ToString().c_str()); return -1; }
         if (ids_reserve(out, out->n + t->buf.size()) != 0) { snprintf(err, err_cap, "out of memory"); return -1; }
         for (int id : t->buf) out->v[out->n++] = id;
@@ -45,6 +46,13 @@ extern "C" int spm_encode(struct spm *t, const char *text, size_t len, struct id
     }
 }
 
-extern "C" int spm_bos_id(const struct spm *t) { return t->sp.bos_id(); }
-extern "C" int spm_vocab_size(const struct spm *t) { return t->sp.GetPieceSize(); }
+extern "C" struct spm *spm_worker(struct spm *t)
+{
+    spm *w = new (std::nothrow) spm();
+    if (w) w->sp = t->sp;
+    return w;
+}
+
+extern "C" int spm_bos_id(const struct spm *t) { return t->sp->bos_id(); }
+extern "C" int spm_vocab_size(const struct spm *t) { return t->sp->GetPieceSize(); }
 extern "C" void spm_free(struct spm *t) { delete t; }

@@ -31,6 +31,9 @@ struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap);
  * tools do (one U+FFFD per maximal invalid subsequence, WHATWG / Python errors="replace").
  * Returns 0, or -1 (out of memory). */
 int hf_bpe_encode(struct hf_bpe *t, const char *text, size_t len, struct ids *out);
+/* A copy for another thread: shares t's read-only tables, has its own scratch. Free it (with
+ * hf_bpe_free) before t. */
+struct hf_bpe *hf_bpe_worker(const struct hf_bpe *t);
 int hf_bpe_bos_id(const struct hf_bpe *t);        /* -1 when the file names none */
 int hf_bpe_vocab_size(const struct hf_bpe *t);
 void hf_bpe_free(struct hf_bpe *t);
@@ -41,6 +44,9 @@ struct spm *spm_load(const char *path, char *err, size_t err_cap);
 /* Appends the ids of text[0..len) (raw bytes: SentencePiece maps each invalid UTF-8 byte to
  * U+FFFD itself). Returns 0, or -1 with a message in err. */
 int spm_encode(struct spm *t, const char *text, size_t len, struct ids *out, char *err, size_t err_cap);
+/* A handle for another thread sharing t's model (SentencePiece's Encode is const); free it
+ * with spm_free before t. */
+struct spm *spm_worker(struct spm *t);
 int spm_bos_id(const struct spm *t);              /* -1 when the model has none */
 int spm_vocab_size(const struct spm *t);
 void spm_free(struct spm *t);

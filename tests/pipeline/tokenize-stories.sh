@@ -2,13 +2,14 @@
 # sf-tokenize on data/stories.jsonl with the stories260k model directory (tok512 .model), ctx 64,
 # BOS on == reference/stories260k.json: stream_rows_0_9 (the first 10 rows, with mid-row BOS at
 # row 4 pos 34 and row 9 pos 19) and `tokens` (= stream rows 0, 4, 5, 9); and the whole file
-# gives the README's 13,676 rows of 64 (the header's total_rows and the end frame agree).
+# gives the README's 13,676 rows of 64 (the header's total_rows and the end frame agree; that run
+# uses --threads 2).
 source "$SF_ROOT/tests/lib.sh"
 need_fixtures
 F="$SF_FIXTURES"
 sf-tokenize --tokenizer "$F/models/stories260k" --ctx 64 --rows 3 --max-tokens 640 "$F/data/stories.jsonl" | sf-cat > head.jsonl \
   || die "sf-tokenize (10 rows) failed"
-sf-tokenize --tokenizer "$F/models/stories260k" --ctx 64 --rows 64 "$F/data/stories.jsonl" | sf-cat --summary > all.txt \
+sf-tokenize --tokenizer "$F/models/stories260k" --ctx 64 --rows 64 --threads 2 "$F/data/stories.jsonl" | sf-cat --summary > all.txt \
   || die "sf-tokenize (all) failed"
 "$PY" - "$F/reference/stories260k.json" <<'PY' || die "rows differ from the reference"
 import json, sys

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# bench/bench-tokenize.sh - sf-tokenize throughput (MB of document text per second, end to end:
+# tokenizer load, JSONL parsing, encoding, batching, frames to /dev/null) on data/stories.jsonl
+# + data/code.jsonl (3.4 MB of text), as a ratio to python3-sentencepiece encoding the same
+# texts (encode() calls only: JSON parsing and model load not timed, so the ratio favours
+# Python); Gemma v1 tokenizer.json load time. Best of 3 runs. Prints table rows.
+set -u
+F=${SF_FIXTURES:-$(cd "$(dirname "$0")/../../shared/fixtures" 2>/dev/null && pwd)}
+[ -d "$F/tokenizers" ] || { echo "| sf-tokenize | skipped | | | fixtures not found |"; exit 0; }
+command -v sf-tokenize >/dev/null || export PATH="$(dirname "$0")/../${SF_BUILD:-build}/bin:$PATH"
+/usr/bin/python3 - "$F" "${SF_TOKENIZE_THREADS:-}" <<'PY'
+import json, os, subprocess, sys, time
+F, threads = sys.argv[1], sys.argv[2]
+data = [F + "/data/stories.jsonl", F + "/data/code.jsonl"]
+texts = [json.loads(l)["text"] for f in data for l in open(f)]
+mb = sum(len(t.encode()) for t in texts) / 1e6
+T = F + "/tokenizers/"
+
+def best(f, n=3):
+    return min(f() for _ in range(n))
+
+def run(args):
+    def once():
+        t0 = time.perf_counter()
+        subprocess.run(["sf-tokenize"] + args + ["-o", "/dev/null"], check=True)
+        return time.perf_counter() - t0
+    return best(once)
+
+try:
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=T + "mistral-v0.1/tokenizer.model")
+    def py_once():
+        t0 = time.perf_counter()
+        for t in texts:
+            sp.encode(t)
+        return time.perf_counter() - t0
+    py_rate = mb / best(py_once, 2)
+except ImportError:
+    py_rate = None
+
+def row(what, rate, note):
+    print("| sf-tokenize | %s | %.2f | MB/s | %s |" % (what, rate, note))
+
+def ratio(rate):
+    return "%.2f× python3-sentencepiece Mistral .model (%.2f MB/s)" % (rate / py_rate, py_rate) if py_rate else "python3-sentencepiece missing"
+
+extra = ["--threads", threads] if threads else []
+t_load = best(lambda: (lambda t0: (subprocess.run(["sf-tokenize", "--tokenizer", T + "gemma-v1/tokenizer.json",
+         "--format", "text", "-o", "/dev/null", "/dev/null"], check=True), time.perf_counter() - t0)[1])(time.perf_counter()))
+t_mm = run(["--tokenizer", T + "mistral-v0.1/tokenizer.model"] + extra + data)
+t_mj = run(["--tokenizer", T + "mistral-v0.1/tokenizer.json"] + extra + data)
+t_gj = run(["--tokenizer", T + "gemma-v1/tokenizer.json"] + extra + data)
+t_tk = run(["--tokenizer", T + "tok512/tokenizer.model"] + extra + data)
+row("Mistral v0.1 tokenizer.model (libsentencepiece), %.1f MB" % mb, mb / t_mm, ratio(mb / t_mm))
+row("Mistral v0.1 tokenizer.json (C BPE, same ids)", mb / t_mj, ratio(mb / t_mj))
+row("Gemma v1 tokenizer.json (C BPE, 256k vocab), incl. load", mb / t_gj, ratio(mb / t_gj) + "; different vocabulary")
+row("Gemma v1 tokenizer.json, excluding load", mb / (t_gj - t_load), "")
+row("tok512 tokenizer.model (libsentencepiece)", mb / t_tk, "")
+print("| sf-tokenize | Gemma v1 tokenizer.json load (256k pieces, 580k merges; process start to exit, empty input) | %.3f | s | target < 1 s |" % t_load)
+PY
