@@ -140,7 +140,9 @@ class Checker:
 
     def close(self, got, want, what, rtol=1e-9, atol=1e-12):
         self.n += 1
-        g = np.asarray([np.nan if v is None else v for v in np.ravel(got)] if isinstance(got, list) else [np.nan if got is None else got], np.float64)
+        if isinstance(got, list): g = np.asarray([np.nan if v is None else v for v in got], np.float64)
+        elif got is None: g = np.asarray([np.nan])
+        else: g = np.asarray(got, np.float64).ravel()
         w = np.asarray(want, np.float64).ravel()
         if g.shape != w.shape:
             print(f"FAIL {what}: shape {g.shape} vs {w.shape}"); self.fails += 1; return
@@ -159,3 +161,38 @@ class Checker:
             print(f"{self.fails} of {self.n} checks failed")
             raise SystemExit(1)
         print(f"ok: {self.n} checks")
+
+# ---------------- safetensors (numpy, for the checkpoint tests) ----------------
+def st_read(path):
+    """{name: float64 array} of a safetensors file (F32/F16/BF16)"""
+    import struct
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    hdr = json.loads(raw[8:8 + n])
+    out, base = {}, 8 + n
+    for k, v in hdr.items():
+        if k == "__metadata__": continue
+        b = raw[base + v["data_offsets"][0]: base + v["data_offsets"][1]]
+        if v["dtype"] == "F32": a = np.frombuffer(b, "<f4")
+        elif v["dtype"] == "F16": a = np.frombuffer(b, "<f2").astype(np.float32)
+        elif v["dtype"] == "BF16": a = (np.frombuffer(b, "<u2").astype(np.uint32) << 16).view(np.float32)
+        else: continue
+        out[k] = a.astype(np.float64).reshape(v["shape"])
+    return out
+
+def ckpt_read(d):
+    import os
+    p = os.path.join(d, "model.safetensors")
+    if os.path.exists(p): return st_read(p)
+    idx = json.load(open(os.path.join(d, "model.safetensors.index.json")))["weight_map"]
+    out = {}
+    for f in sorted(set(idx.values())): out.update(st_read(os.path.join(d, f)))
+    return out
+
+def unembed_ref(d, gemma=False):
+    """W_U (d_model, vocab): the final norm weight folded in, centred over the vocabulary"""
+    w = ckpt_read(d)
+    E = w.get("lm_head.weight", w.get("model.embed_tokens.weight"))
+    g = w["model.norm.weight"] + (1.0 if gemma else 0.0)
+    WU = g[:, None] * E.T
+    return WU - WU.mean(1, keepdims=True)
