@@ -367,6 +367,7 @@ struct state {
     float *recon; size_t recon_cap;   /* (n_tok, d_in) */
     uint32_t *index; float *value; size_t nnz_cap;   /* the frame's CSR */
     uint64_t n_tokens, n_nonfinite, nnz_total;
+    double t_prep, t_sgemm, t_post;   /* seconds spent per phase (-v, bench) */
     bool warned_nonfinite;
     bool write_failed;        /* the last error came from the writer (name the output) */
 };
@@ -494,6 +495,11 @@ static void topk_select(const float *z, int n, int k, int *hi, float *hv)
     int m = 0;
     for (int j = 0; j < n; j++) {
         float v = z[j];
+        if (m == k && (j & 15) == 0 && j + 16 <= n) {   /* skip blocks with nothing above the root */
+            int any = 0;
+            for (int q = 0; q < 16; q++) any |= z[j + q] > hv[0];
+            if (!any) { j += 15; continue; }
+        }
         if (m < k) {                       /* push, sift up */
             int c = m++;
             while (c > 0) {
@@ -533,11 +539,28 @@ static int encode_token(struct part *p, const float *pre_t, uint32_t *cnt)
     size_t nnz0 = p->nnz;
     if (s->act == ACT_TOPK) {
         float *z = p->zrow;   // (d_sae)
-        for (int j = 0; j < s->d_sae; j++) z[j] = z_of(s, pre_t, j);
+        if (s->arch == ARCH_GATED) for (int j = 0; j < s->d_sae; j++) z[j] = pre_t[j] * s->mag_scale[j] + s->b_mag[j];
+        else for (int j = 0; j < s->d_sae; j++) z[j] = pre_t[j] + s->b_enc[j];
         topk_select(z, s->d_sae, s->k, p->heap_idx, p->heap_val);
         for (int q = 0; q < s->k; q++) {
             int j = p->heap_idx[q];
             if (z[j] > 0 && mask_of(s, pre_t, j, z[j]) && emit(p, (uint32_t)j, z[j])) return PROTO_E_NOMEM;
+        }
+    } else if (s->arch == ARCH_STANDARD && s->act == ACT_RELU) {   /* the common case, tight */
+        const float *b = s->b_enc;   // (d_sae)
+        int j0 = 0;
+        for (; j0 + 16 <= s->d_sae; j0 += 16) {   /* most blocks have no active feature */
+            int any = 0;
+            for (int q = 0; q < 16; q++) any |= pre_t[j0 + q] + b[j0 + q] > 0;
+            if (!any) continue;
+            for (int j = j0; j < j0 + 16; j++) {
+                float z = pre_t[j] + b[j];
+                if (z > 0 && emit(p, (uint32_t)j, z)) return PROTO_E_NOMEM;
+            }
+        }
+        for (int j = j0; j < s->d_sae; j++) {
+            float z = pre_t[j] + b[j];
+            if (z > 0 && emit(p, (uint32_t)j, z)) return PROTO_E_NOMEM;
         }
     } else {
         for (int j = 0; j < s->d_sae; j++) {
@@ -560,7 +583,7 @@ static void decode_token(const struct sae *s, const uint32_t *idx, const float *
     for (uint32_t q = 0; q < n; q++) {
         const float *w = s->W_dec + (size_t)idx[q] * d;   // (d_in) row of W_dec
         float a = s->ft_scale ? val[q] * s->ft_scale[idx[q]] : val[q];
-        for (int i = 0; i < d; i++) r[i] += a * w[i];
+        cblas_saxpy(d, a, w, 1, r, 1);   /* r += a·w */
     }
     if (s->norm == NORM_CONSTANT_RESCALE || s->norm == NORM_EXPECTED_AVG)
         for (int i = 0; i < d; i++) r[i] /= scale;
@@ -621,10 +644,13 @@ static int encode_tokens(struct state *st, const float *x, int64_t n_tok, float 
     st->indptr[0] = 0;
     for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
         int64_t n = n_tok - c0 < chunk ? n_tok - c0 : chunk;
+        double t_a = proto_now();
         for (int64_t t = 0; t < n; t++)
             prepare_token(s, x + (size_t)(c0 + t) * d_in, st->u + (size_t)t * d_in,
                           &st->scale[c0 + t], &st->shift[c0 + t], &st->bad[c0 + t]);
+        double t_b = proto_now();
         matmul_enc(s, st->u, n, st->pre);
+        double t_c = proto_now();
 
         /* threads over contiguous token ranges; their CSR pieces concatenate in order */
         int np = st->n_threads < n ? st->n_threads : (int)n;
@@ -661,6 +687,7 @@ static int encode_tokens(struct state *st, const float *x, int64_t n_tok, float 
             nnz += p->nnz;
         }
         for (int64_t t = c0; t < c0 + n; t++) st->indptr[t + 1] = st->indptr[t] + st->cnt[t];
+        st->t_prep += t_b - t_a; st->t_sgemm += t_c - t_b; st->t_post += proto_now() - t_c;
     }
     st->nnz_total = nnz;
     return PROTO_OK;
@@ -863,6 +890,10 @@ int main(int argc, char **argv)
     }
     if (err != PROTO_END) { rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in); goto out; }
     proto_progress_done(&prog, proto_writer_rows(out), st.n_tokens);
+    proto_info("%llu tokens; seconds: prepare %.3f, encoder sgemm %.3f (%.1f GFLOP/s), activation + "
+               "decode %.3f", (unsigned long long)st.n_tokens, st.t_prep, st.t_sgemm,
+               2.0 * (double)st.n_tokens * st.sae.d_in * st.sae.d_sae / (st.t_sgemm > 0 ? st.t_sgemm : 1) / 1e9,
+               st.t_post);
     if (st.n_nonfinite)
         proto_warn("%llu of %llu tokens had non-finite activations", (unsigned long long)st.n_nonfinite,
                    (unsigned long long)st.n_tokens);
