@@ -582,7 +582,8 @@ static void usage(FILE *fp)
         "      --stream       write the header at once, without total_rows. By default up to\n"
         "                     8M tokens are tokenized before the header is written so that it\n"
         "                     carries total_rows; longer inputs stream on without it\n"
-        "      --dump-ids     debug: print each document's ids as a JSON array line, no frames\n\n");
+        "      --dump-ids     debug: print each document's ids as a JSON array line, no frames\n"
+        "      --threads N    encode documents on N threads (default 1): the same ids, in order\n\n");
     proto_cli_help_common(fp);
     fprintf(fp,
         "\nExamples:\n"
