@@ -196,3 +196,22 @@ def unembed_ref(d, gemma=False):
     g = w["model.norm.weight"] + (1.0 if gemma else 0.0)
     WU = g[:, None] * E.T
     return WU - WU.mean(1, keepdims=True)
+
+def st_write(path, tensors, dtype="F32"):
+    """tensors {name: array} -> safetensors (sorted names, F32 or BF16 rounded to nearest even)"""
+    import struct
+    hdr, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for k in sorted(tensors):
+        a = np.asarray(tensors[k], np.float32)
+        if dtype == "BF16":
+            u = a.view(np.uint32).astype(np.uint64)
+            b = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2").tobytes()
+        else:
+            b = a.astype("<f4").tobytes()
+        hdr[k] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b); off += len(b)
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as fp:
+        fp.write(struct.pack("<Q", len(h))); fp.write(h)
+        for b in blobs: fp.write(b)
