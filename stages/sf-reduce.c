@@ -1553,6 +1553,7 @@ static int run_merge(const struct opts *o, struct acc *a, const char **where)
         if ((err = proto_read_file(o->merge_files[i], &txt, &len))) return err;
         cJSON *doc = cJSON_Parse(txt);
         free(txt);
+        if (!doc) { proto_set_detail("not a JSON document"); return PROTO_E_FORMAT; }
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "partial");
         if (!cJSON_IsObject(p)) { cJSON_Delete(doc); proto_set_detail("no \"partial\" object (written by sf-reduce without --no-partial?)"); return PROTO_E_FORMAT; }
         if (i == 0) {
@@ -1611,6 +1612,7 @@ static int write_doc(const cJSON *doc, const struct opts *o)
         if (fwrite(txt, 1, n, fp) != n || fputc('\n', fp) == EOF) err = PROTO_E_IO;
         if (std ? fflush(fp) != 0 : fclose(fp) != 0) err = PROTO_E_IO;
     }
+    if (err) proto_set_detail("writing output failed: %s", strerror(errno));
     cJSON_free(txt);
     return err;
 }

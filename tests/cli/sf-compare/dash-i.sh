@@ -1,0 +1,1 @@
+sf-compare -i a.sf --finetune b.sf

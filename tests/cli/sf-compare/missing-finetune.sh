@@ -1,0 +1,1 @@
+sf-compare --base a.sf

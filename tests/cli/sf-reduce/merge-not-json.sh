@@ -1,0 +1,2 @@
+echo 'not json' > x.json
+sf-reduce --merge x.json
