@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# bench-reduce.sh - sf-reduce throughput and memory on synthetic Gemma-2b-shaped frames
+# (build/bench/reduce-gen: d_model 2048, d_sae 16384, L0 60, frames of 8 x 128 tokens):
+# tokens/s for acts+feats, acts+recon+feats, and the two-stream transfer study, read from a
+# file (best of 3); the ratio to a Gemma-2b forward pass at the machine's sgemm peak (an upper
+# bound on forward speed: 2 x 1.98e9 non-embedding params x 6/18 layers + nothing else =
+# 1.32 GFLOP/token to blocks.6; the issue asks >= 20x); peak RSS for two stream lengths
+# (memory independent of length). SF_BENCH_REDUCE_TOKENS (default 8192) sets the file size.
+set -u
+cd "$(dirname "$0")/.."
+B=${SF_BUILD:-build}
+G=$B/bench/reduce-gen R=$B/bin/sf-reduce
+N=${SF_BENCH_REDUCE_TOKENS:-8192}
+peak=${SF_PEAK_ALL:-}
+[ -n "$peak" ] || peak=$("$B/bench/sgemm-peak" | sed 's/.*peak_gflops_all=\([0-9.]*\).*/\1/')
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fwd=$(awk -v p="$peak" 'BEGIN{printf "%.1f", p * 1e9 / 1.32e9}')
+best() { # best of 3 wall seconds of: sf-reduce ARGS
+  local b=999 s e t
+  for _ in 1 2 3; do
+    s=$(date +%s.%N); "$R" "$@" --no-partial -o /dev/null || { echo FAILED; return; }; e=$(date +%s.%N)
+    t=$(awk -v s="$s" -v e="$e" 'BEGIN{print e-s}'); b=$(awk -v a="$b" -v t="$t" 'BEGIN{print (t<a)?t:a}')
+  done
+  echo "$b"
+}
+row() { # label seconds tokens
+  local tps; tps=$(awk -v n="$3" -v t="$2" 'BEGIN{printf "%.0f", n/t}')
+  echo "| sf-reduce | $1 | $tps | tokens/s | $(awk -v a="$tps" -v f="$fwd" 'BEGIN{printf "%.0fx a Gemma-2b forward to layer 6 at sgemm peak (%s tok/s)", a/f, f}') |"
+}
+"$G" "$tmp/a.sf" "$N" 2048 16384 60 128 8 0 1 && "$G" "$tmp/b.sf" "$N" 2048 16384 60 128 8 0 2 && "$G" "$tmp/r.sf" "$N" 2048 16384 60 128 8 1 1 || { echo "| sf-reduce | generator | FAILED | | |"; exit 0; }
+row "acts+feats, d_model 2048 d_sae 16384 L0 60, $N tok from a file" "$(best -i "$tmp/a.sf")" "$N"
+row "acts+recon+feats (r2, EV, mse, cos, l2_ratio), $N tok" "$(best -i "$tmp/r.sf")" "$N"
+row "two streams (base+finetune, transfer + similarity), $N tok pairs" "$(best --base "$tmp/a.sf" --finetune "$tmp/b.sf")" "$N"
+for n in 4096 32768; do
+  rss=$( { "$G" - "$n" 2048 16384 60 128 8 1 1 | /usr/bin/time -f "%M" "$R" --no-partial -o /dev/null; } 2>&1 | tail -1)
+  echo "| sf-reduce | peak RSS, acts+recon+feats piped, $n tokens | $(awk -v k="$rss" 'BEGIN{printf "%.1f", k/1024}') | MiB | one frame (8 x 128 x 2048 f32 acts + recon = 16 MiB) + O(d_sae) sums |"
+done
+"$R" -i "$tmp/a.sf" -o "$tmp/p.json" && s=$(date +%s.%N) && "$R" --merge "$tmp/p.json" "$tmp/p.json" "$tmp/p.json" -o /dev/null && e=$(date +%s.%N) &&
+  echo "| sf-reduce | --merge of 3 partial results (d_sae 16384) | $(awk -v s="$s" -v e="$e" 'BEGIN{printf "%.3f", e-s}') | s | JSON $(du -k "$tmp/p.json" | cut -f1) KiB each |"
