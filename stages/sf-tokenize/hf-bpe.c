@@ -82,6 +82,9 @@ struct added_set { struct added_tok *t; int n; int *order; int first[257]; };
 
 struct vslot { uint32_t hash, off, len; int32_t id; };          /* id < 0: empty */
 struct mslot { uint64_t key; uint32_t rank; int32_t new_id; };  /* key UINT64_MAX: empty */
+/* Per-thread direct-mapped cache of merge lookups (hits and misses; new_id -1 = no merge):
+ * a text repeats its pairs, and the big merge table (Gemma: 16 MB) misses the CPU caches. */
+#define PCACHE_SIZE 16384
 
 enum { META_NEVER, META_FIRST, META_ALWAYS };
 
@@ -109,6 +112,7 @@ struct hf_bpe {
     struct sbuf clean, na, nb, mw;
     struct symbol *sym; size_t sym_cap;
     struct merge_item *heap; size_t heap_cap;
+    struct mslot *pcache;            /* (PCACHE_SIZE), allocated on first use */
 };
 
 /* ------------------------------------------------------------------ hashing */
@@ -166,6 +170,18 @@ static const struct mslot *merge_get(const struct hf_bpe *t, int32_t a, int32_t 
         if (m->key == key) return m;
         if (m->key == UINT64_MAX) return NULL;
     }
+}
+
+/* The merge of (a, b) through the per-thread cache: its rank and new id, or new_id -1. */
+static struct mslot merge_find(struct hf_bpe *t, int32_t a, int32_t b)
+{
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    struct mslot *c = &t->pcache[(((uint32_t)a * 0x9E3779B1u) ^ ((uint32_t)b * 0x85EBCA77u)) >> 18];
+    if (c->key != key) {
+        const struct mslot *m = merge_get(t, a, b);
+        *c = m ? *m : (struct mslot){ key, 0, -1 };
+    }
+    return *c;
 }
 
 static void merge_put(struct hf_bpe *t, int32_t a, int32_t b, uint32_t rank, int32_t new_id)
@@ -325,14 +341,18 @@ static int bpe_word(struct hf_bpe *t, const char *w, size_t n, struct ids *out)
     }
     if (unk >= 0 && sym_add(t, &ns, unk, unk_len)) return -1;
     if (ns == 0) return 0;
+    if (!t->pcache) {
+        if (!(t->pcache = malloc(PCACHE_SIZE * sizeof *t->pcache))) return -1;
+        for (int i = 0; i < PCACHE_SIZE; i++) t->pcache[i].key = UINT64_MAX;
+    }
     struct symbol *s = t->sym;
     s[ns - 1].next = -1;
 
     /* 2. merges, lowest rank first then leftmost (the crate's merge_all) */
     size_t nh = 0;
     for (size_t i = 0; i + 1 < ns; i++) {
-        const struct mslot *m = merge_get(t, s[i].id, s[i + 1].id);
-        if (m && heap_push(t, &nh, (struct merge_item){ m->rank, (uint32_t)i, m->new_id, s[i].len + s[i + 1].len })) return -1;
+        struct mslot m = merge_find(t, s[i].id, s[i + 1].id);
+        if (m.new_id >= 0 && heap_push(t, &nh, (struct merge_item){ m.rank, (uint32_t)i, m.new_id, s[i].len + s[i + 1].len })) return -1;
     }
     while (nh > 0) {
         struct merge_item top = heap_pop(t, &nh);
@@ -345,14 +365,14 @@ static int bpe_word(struct hf_bpe *t, const char *w, size_t n, struct ids *out)
         t->sym[nx].len = 0;
         if (right.next >= 0) t->sym[right.next].prev = (int32_t)top.pos;
         if (cur->prev >= 0) {
-            const struct mslot *pm = merge_get(t, t->sym[cur->prev].id, cur->id);
-            if (pm && heap_push(t, &nh, (struct merge_item){ pm->rank, (uint32_t)cur->prev, pm->new_id,
+            struct mslot pm = merge_find(t, t->sym[cur->prev].id, cur->id);
+            if (pm.new_id >= 0 && heap_push(t, &nh, (struct merge_item){ pm.rank, (uint32_t)cur->prev, pm.new_id,
                                                              t->sym[cur->prev].len + cur->len })) return -1;
             cur = &t->sym[top.pos];
         }
         if (cur->next >= 0) {
-            const struct mslot *nm = merge_get(t, cur->id, t->sym[cur->next].id);
-            if (nm && heap_push(t, &nh, (struct merge_item){ nm->rank, top.pos, nm->new_id, cur->len + t->sym[cur->next].len })) return -1;
+            struct mslot nm = merge_find(t, cur->id, t->sym[cur->next].id);
+            if (nm.new_id >= 0 && heap_push(t, &nh, (struct merge_item){ nm.rank, top.pos, nm.new_id, cur->len + t->sym[cur->next].len })) return -1;
         }
     }
     if (ids_reserve(out, out->n + ns) != 0) return -1;
@@ -485,7 +505,7 @@ struct hf_bpe *hf_bpe_worker(const struct hf_bpe *t)
     w->owner = t;
     memset(&w->clean, 0, sizeof w->clean); memset(&w->na, 0, sizeof w->na);
     memset(&w->nb, 0, sizeof w->nb); memset(&w->mw, 0, sizeof w->mw);
-    w->sym = NULL; w->sym_cap = 0; w->heap = NULL; w->heap_cap = 0;
+    w->sym = NULL; w->sym_cap = 0; w->heap = NULL; w->heap_cap = 0; w->pcache = NULL;
     return w;
 }
 
@@ -493,7 +513,7 @@ void hf_bpe_free(struct hf_bpe *t)
 {
     if (!t) return;
     free(t->clean.p); free(t->na.p); free(t->nb.p); free(t->mw.p);
-    free(t->sym); free(t->heap);
+    free(t->sym); free(t->heap); free(t->pcache);
     if (t->owner) { free(t); return; }
     free(t->arena); free(t->vocab); free(t->merges); free(t->char_id);
     for (int k = 0; k < t->n_norm; k++) { free(t->norm[k].pat); free(t->norm[k].rep); }
@@ -651,11 +671,240 @@ static int32_t find_bos(const cJSON *root, const struct hf_bpe *t)
     return -1;
 }
 
+/* ---- a small JSON scanner for the two big values, model.vocab and model.merges ----
+ * (Gemma: 256k + 580k entries). cJSON would build a node per entry; scanning them in place is
+ * several times faster. The rest of the file (small) still goes through cJSON, with those two
+ * values blanked out to {} and []. */
+
+static const char *skip_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    return p;
+}
+
+/* p at '"': decodes the string into out (appending), returns the byte after the closing quote,
+ * or NULL when malformed. */
+static const char *json_string(const char *p, const char *e, struct sbuf *out)
+{
+    if (p >= e || *p != '"') return NULL;
+    p++;
+    for (;;) {
+        const char *q = p;
+        while (q < e && *q != '"' && *q != '\\') q++;
+        if (q >= e || sbuf_put(out, p, (size_t)(q - p))) return NULL;
+        if (*q == '"') return q + 1;
+        if (q + 1 >= e) return NULL;
+        char c = q[1], lit = 0;
+        p = q + 2;
+        switch (c) {
+        case '"': lit = '"'; break;   case '\\': lit = '\\'; break; case '/': lit = '/'; break;
+        case 'b': lit = '\b'; break;  case 'f': lit = '\f'; break;  case 'n': lit = '\n'; break;
+        case 'r': lit = '\r'; break;  case 't': lit = '\t'; break;
+        case 'u': {
+            unsigned cp = 0, lo = 0;
+            if (p + 4 > e || sscanf(p, "%4x", &cp) != 1) return NULL;
+            p += 4;
+            if (cp >= 0xD800 && cp < 0xDC00) {          /* a surrogate pair */
+                if (p + 6 > e || p[0] != '\\' || p[1] != 'u' || sscanf(p + 2, "%4x", &lo) != 1 || lo < 0xDC00 || lo > 0xDFFF) return NULL;
+                p += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp < 0xE000) return NULL;
+            char u[4]; size_t n;
+            if (cp < 0x80) { u[0] = (char)cp; n = 1; }
+            else if (cp < 0x800) { u[0] = (char)(0xC0 | cp >> 6); u[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
+            else if (cp < 0x10000) { u[0] = (char)(0xE0 | cp >> 12); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[2] = (char)(0x80 | (cp & 0x3F)); n = 3; }
+            else { u[0] = (char)(0xF0 | cp >> 18); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)); u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); n = 4; }
+            if (sbuf_put(out, u, n)) return NULL;
+            continue;
+        }
+        default: return NULL;
+        }
+        if (sbuf_put(out, &lit, 1)) return NULL;
+    }
+}
+
+/* Skips one JSON value (not validated beyond nesting and strings); NULL when malformed. */
+static const char *skip_value(const char *p, const char *e)
+{
+    int depth = 0;
+    do {
+        p = skip_ws(p, e);
+        if (p >= e) return NULL;
+        if (*p == '"') {
+            for (p++; p < e && *p != '"'; p++) if (*p == '\\') p++;
+            if (p >= e) return NULL;
+            p++;
+        } else if (*p == '{' || *p == '[') { depth++; p++; }
+        else if (*p == '}' || *p == ']') { if (--depth < 0) return NULL; p++; }
+        else if (*p == ',' || *p == ':') { if (depth == 0) return NULL; p++; }
+        else { while (p < e && !strchr(" \t\r\n,:]}", *p)) p++; }
+    } while (depth > 0);
+    return p;
+}
+
+/* Iterates an object: calls on_key for each key with p at its value; on_key returns the end
+ * of the value or NULL. Returns the byte after '}' or NULL. */
+struct ranges { const char *vocab[2], *merges[2]; bool in_model; };
+
+static const char *walk_object(const char *p, const char *e, struct ranges *r, struct sbuf *key)
+{
+    p = skip_ws(p, e);
+    if (p >= e || *p != '{') return NULL;
+    p = skip_ws(p + 1, e);
+    if (p < e && *p == '}') return p + 1;
+    for (;;) {
+        key->n = 0;
+        if (!(p = json_string(p, e, key))) return NULL;
+        p = skip_ws(p, e);
+        if (p >= e || *p != ':') return NULL;
+        const char *v = skip_ws(p + 1, e), *end;
+        bool is_model = !r->in_model && key->n == 5 && memcmp(key->p, "model", 5) == 0 && v < e && *v == '{';
+        bool is_vocab = r->in_model && key->n == 5 && memcmp(key->p, "vocab", 5) == 0;
+        bool is_merges = r->in_model && key->n == 6 && memcmp(key->p, "merges", 6) == 0;
+        if (is_model) { r->in_model = true; end = walk_object(v, e, r, key); r->in_model = false; }
+        else end = skip_value(v, e);
+        if (!end) return NULL;
+        if (is_vocab) { r->vocab[0] = v; r->vocab[1] = end; }
+        if (is_merges) { r->merges[0] = v; r->merges[1] = end; }
+        p = skip_ws(end, e);
+        if (p < e && *p == ',') { p = skip_ws(p + 1, e); continue; }
+        if (p < e && *p == '}') return p + 1;
+        return NULL;
+    }
+}
+
+struct ventry { uint32_t off, len; int32_t id; };
+
+/* model.vocab {"piece": id, ...} -> arena, hash table, char and byte tables. */
+static int load_vocab(struct hf_bpe *t, const char *p, const char *e, int32_t *max_id, char *err, size_t err_cap)
+{
+    struct sbuf arena = {0};
+    struct ventry *ve = NULL; size_t n = 0, cap = 0;
+    int rc = -1;
+    if (sbuf_reserve(&arena, (size_t)(e - p) + 1)) goto oom;      /* decoded + NULs <= encoded */
+    p = skip_ws(p + 1, e);                                            /* past '{' */
+    while (p < e && *p != '}') {
+        size_t off = arena.n;
+        if (!(p = json_string(p, e, &arena))) { snprintf(err, err_cap, "vocab: malformed JSON string"); goto out; }
+        if (sbuf_put(&arena, "", 1)) goto oom;
+        p = skip_ws(p, e);
+        if (p >= e || *p != ':') { snprintf(err, err_cap, "vocab: expected ':'"); goto out; }
+        p = skip_ws(p + 1, e);
+        int64_t id = 0; const char *d = p;
+        while (p < e && *p >= '0' && *p <= '9' && id <= INT32_MAX) id = id * 10 + (*p++ - '0');
+        if (p == d || id > INT32_MAX || (p < e && strchr(".eE-", *p)))
+            { snprintf(err, err_cap, "vocab entry '%s' has no valid id", arena.p + off); goto out; }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4096;
+            struct ventry *nv = realloc(ve, cap * sizeof *nv);
+            if (!nv) goto oom;
+            ve = nv;
+        }
+        ve[n++] = (struct ventry){ (uint32_t)off, (uint32_t)(arena.n - 1 - off), (int32_t)id };
+        p = skip_ws(p, e);
+        if (p < e && *p == ',') p = skip_ws(p + 1, e);
+    }
+    t->arena = arena.p; t->arena_len = arena.n; arena.p = NULL;
+    t->vmask = pow2_at_least((uint64_t)n * 3 / 2 + 16) - 1;
+    t->vocab = malloc(((size_t)t->vmask + 1) * sizeof *t->vocab);
+    t->char_id = malloc(N_BMP * sizeof *t->char_id);
+    if (!t->vocab || !t->char_id) goto oom;
+    for (uint32_t i = 0; i <= t->vmask; i++) t->vocab[i].id = -1;
+    memset(t->char_id, 0xff, N_BMP * sizeof *t->char_id);
+    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *sp = t->arena + ve[i].off;
+        uint32_t len = ve[i].len;
+        int32_t id = ve[i].id;
+        vocab_put(t, ve[i].off, len, id);
+        if (id > *max_id) *max_id = id;
+        size_t used;
+        if (len > 0 && len < 4 && utf8_valid_at((const uint8_t *)sp, len, &used) == len) t->char_id[utf8_cp((const uint8_t *)sp, len)] = id;
+        static const char hex[] = "0123456789ABCDEF";
+        if (len == 6 && memcmp(sp, "<0x", 3) == 0 && sp[5] == '>' && sp[3] && sp[4] && strchr(hex, sp[3]) && strchr(hex, sp[4]))
+            t->byte_id[(strchr(hex, sp[3]) - hex) * 16 + (strchr(hex, sp[4]) - hex)] = id;
+    }
+    rc = 0;
+    goto out;
+oom:
+    snprintf(err, err_cap, "out of memory");
+out:
+    free(arena.p); free(ve);
+    return rc;
+}
+
+/* model.merges ["a b", ...] or [["a", "b"], ...]: rank = position; the merged piece must be in
+ * the vocab (as the crate requires). */
+static int load_merges(struct hf_bpe *t, const char *p, const char *e, char *err, size_t err_cap)
+{
+    struct sbuf a = {0}, b = {0};
+    struct mtmp { int32_t a, b, n; } *mt = NULL;
+    size_t n = 0, cap = 0;
+    int rc = -1;
+    p = skip_ws(p + 1, e);                                            /* past '[' */
+    while (p < e && *p != ']') {
+        a.n = 0; b.n = 0;
+        size_t an, bn;
+        if (*p == '"') {
+            if (!(p = json_string(p, e, &a))) { snprintf(err, err_cap, "merge %zu: malformed JSON string", n); goto out; }
+            char *sp = memchr(a.p, ' ', a.n);
+            if (!sp || memchr(sp + 1, ' ', a.n - (size_t)(sp + 1 - a.p))) {
+                snprintf(err, err_cap, "merge %zu '%.*s' is not two pieces separated by one space", n, (int)a.n, a.p); goto out;
+            }
+            an = (size_t)(sp - a.p); bn = a.n - an - 1;
+            memmove(sp, sp + 1, bn);                                  /* a.p = "ab": a then b */
+        } else if (*p == '[') {
+            p = skip_ws(p + 1, e);
+            if (!(p = json_string(p, e, &a))) goto bad;
+            p = skip_ws(p, e);
+            if (p >= e || *p != ',') goto bad;
+            p = skip_ws(p + 1, e);
+            if (!(p = json_string(p, e, &b))) goto bad;
+            p = skip_ws(p, e);
+            if (p >= e || *p != ']') goto bad;
+            p++;
+            an = a.n; bn = b.n;
+            if (sbuf_put(&a, b.p, b.n)) goto oom;
+        } else goto bad;
+        int32_t ia = vocab_get(t, a.p, an), ib = vocab_get(t, a.p + an, bn), inew = vocab_get(t, a.p, an + bn);
+        if (ia < 0 || ib < 0) {
+            snprintf(err, err_cap, "merge %zu: piece '%.*s' is not in the vocab", n, (int)(ia < 0 ? an : bn), ia < 0 ? a.p : a.p + an);
+            goto out;
+        }
+        if (inew < 0) { snprintf(err, err_cap, "merge %zu: merged piece '%.*s' is not in the vocab", n, (int)(an + bn), a.p); goto out; }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4096;
+            struct mtmp *nm = realloc(mt, cap * sizeof *nm);
+            if (!nm) goto oom;
+            mt = nm;
+        }
+        mt[n++] = (struct mtmp){ ia, ib, inew };
+        p = skip_ws(p, e);
+        if (p < e && *p == ',') p = skip_ws(p + 1, e);
+    }
+    t->mmask = pow2_at_least((uint64_t)n * 3 / 2 + 16) - 1;
+    t->merges = malloc(((size_t)t->mmask + 1) * sizeof *t->merges);
+    if (!t->merges) goto oom;
+    for (uint32_t i = 0; i <= t->mmask; i++) t->merges[i].key = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) merge_put(t, mt[i].a, mt[i].b, (uint32_t)i, mt[i].n);  /* later duplicates win */
+    rc = 0;
+    goto out;
+bad:
+    snprintf(err, err_cap, "merge %zu is neither \"a b\" nor [a, b]", n);
+    goto out;
+oom:
+    snprintf(err, err_cap, "out of memory");
+out:
+    free(a.p); free(b.p); free(mt);
+    return rc;
+}
+
 struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
 {
     struct hf_bpe *t = calloc(1, sizeof *t);
     cJSON *root = NULL;
-    char *text = NULL, *tmp = NULL;
+    char *text = NULL, *rest = NULL;
+    struct sbuf key = {0};
     size_t len = 0;
     if (!t) { snprintf(err, err_cap, "out of memory"); return NULL; }
     t->unk_id = -1; t->bos_id = -1;
@@ -664,16 +913,28 @@ struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
     if (!f) FAIL("%s", strerror(errno));
     if (fseek(f, 0, SEEK_END) == 0) { long l = ftell(f); if (l > 0) len = (size_t)l; rewind(f); }
     text = malloc(len + 1);
-    if (!text) { fclose(f); FAIL("out of memory"); }
+    rest = malloc(len + 1);
+    if (!text || !rest) { fclose(f); FAIL("out of memory"); }
     size_t got = fread(text, 1, len, f);
     bool rerr = ferror(f);
     fclose(f);
     if (rerr || got != len) FAIL("read failed");
     text[len] = 0;
 
-    root = cJSON_ParseWithLength(text, len);
-    if (!root) FAIL("not valid JSON (near byte %td)", cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - text : (ptrdiff_t)0);
-    free(text); text = NULL;
+    /* find model.vocab and model.merges; parse the rest with them blanked to {} and [] */
+    struct ranges r = {0};
+    memcpy(rest, text, len + 1);
+    if (walk_object(text, text + len, &r, &key) && r.vocab[0] && r.merges[0] && *r.vocab[0] == '{' && *r.merges[0] == '[') {
+        for (int k = 0; k < 2; k++) {
+            const char **rg = k ? r.merges : r.vocab;
+            char *b = rest + (rg[0] - text);
+            size_t n = (size_t)(rg[1] - rg[0]);
+            memset(b + 1, ' ', n - 2);
+        }
+    } else r.vocab[0] = r.merges[0] = NULL;
+    root = cJSON_ParseWithLength(rest, len);
+    if (!root) FAIL("not valid JSON (near byte %td)", cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - rest : (ptrdiff_t)0);
+    free(rest); rest = NULL;
 
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const char *mtype = json_str(model, "type");
@@ -681,7 +942,7 @@ struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
     const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
     if (!cJSON_IsObject(model)) FAIL("no 'model' object (not a tokenizer.json?)");
     if (mtype && strcmp(mtype, "BPE") != 0) FAIL("model type '%s' not supported (only BPE)", mtype);
-    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) FAIL("model has no BPE 'vocab' object and 'merges' array");
+    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges) || !r.vocab[0]) FAIL("model has no BPE 'vocab' object and 'merges' array");
     const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
     if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0) FAIL("BPE dropout %g is not supported (encoding would be random)", dropout->valuedouble);
     const char *csp = json_str(model, "continuing_subword_prefix"), *eows = json_str(model, "end_of_word_suffix");
@@ -690,77 +951,15 @@ struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
     t->fuse_unk = json_true(model, "fuse_unk");
     t->ignore_merges = json_true(model, "ignore_merges");
 
-    /* vocab: pieces into one arena, then the hash table */
-    int n_vocab = cJSON_GetArraySize(vocab);
-    size_t arena_cap = 0;
-    const cJSON *v;
-    cJSON_ArrayForEach(v, vocab) arena_cap += strlen(v->string) + 1;
-    t->arena = malloc(arena_cap ? arena_cap : 1);
-    t->vmask = pow2_at_least((uint64_t)n_vocab * 3 / 2 + 16) - 1;
-    t->vocab = malloc(((size_t)t->vmask + 1) * sizeof *t->vocab);
-    t->char_id = malloc(N_BMP * sizeof *t->char_id);
-    if (!t->arena || !t->vocab || !t->char_id) FAIL("out of memory");
-    for (uint32_t i = 0; i <= t->vmask; i++) t->vocab[i].id = -1;
-    memset(t->char_id, 0xff, N_BMP * sizeof *t->char_id);
-    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
     int32_t max_id = -1;
-    cJSON_ArrayForEach(v, vocab) {
-        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 2147483647.0) FAIL("vocab entry '%s' has no valid id", v->string);
-        int32_t id = (int32_t)v->valuedouble;
-        size_t n = strlen(v->string);
-        memcpy(t->arena + t->arena_len, v->string, n + 1);
-        vocab_put(t, (uint32_t)t->arena_len, (uint32_t)n, id);
-        t->arena_len += n + 1;
-        if (id > max_id) max_id = id;
-        const uint8_t *u = (const uint8_t *)v->string;
-        size_t used;
-        if (n > 0 && n < 4 && utf8_valid_at(u, n, &used) == n) t->char_id[utf8_cp(u, n)] = id;
-        if (n == 6 && memcmp(v->string, "<0x", 3) == 0 && v->string[5] == '>') {
-            unsigned bv;
-            if (sscanf(v->string + 3, "%2X", &bv) == 1 && strchr("0123456789ABCDEF", v->string[3]) &&
-                strchr("0123456789ABCDEF", v->string[4])) t->byte_id[bv] = id;
-        }
-    }
+    if (load_vocab(t, r.vocab[0], r.vocab[1], &max_id, err, err_cap)) goto fail;
     const char *unk = json_str(model, "unk_token");
     if (unk) {
         t->unk_id = vocab_get(t, unk, strlen(unk));
         if (t->unk_id < 0) FAIL("unk_token '%s' is not in the vocab", unk);
     }
-
-    /* merges: "a b" strings or [a, b] pairs; rank = position; merged piece must be in vocab */
-    int n_merges = cJSON_GetArraySize(merges);
-    t->mmask = pow2_at_least((uint64_t)n_merges * 3 / 2 + 16) - 1;
-    t->merges = malloc(((size_t)t->mmask + 1) * sizeof *t->merges);
-    size_t tmp_cap = 256;
-    tmp = malloc(tmp_cap);
-    if (!t->merges || !tmp) FAIL("out of memory");
-    for (uint32_t i = 0; i <= t->mmask; i++) t->merges[i].key = UINT64_MAX;
-    uint32_t rank = 0;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, merges) {
-        const char *a, *b; size_t an, bn;
-        if (cJSON_IsString(m)) {
-            a = m->valuestring;
-            const char *sp = strchr(a, ' ');
-            if (!sp || strchr(sp + 1, ' ')) FAIL("merge %u '%s' is not two pieces separated by one space", rank, a);
-            an = (size_t)(sp - a); b = sp + 1; bn = strlen(b);
-        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(m->child) && cJSON_IsString(m->child->next)) {
-            a = m->child->valuestring; an = strlen(a);
-            b = m->child->next->valuestring; bn = strlen(b);
-        } else FAIL("merge %u is neither \"a b\" nor [a, b]", rank);
-        if (an + bn + 1 > tmp_cap) {
-            tmp_cap = an + bn + 1;
-            char *nt = realloc(tmp, tmp_cap);
-            if (!nt) FAIL("out of memory");
-            tmp = nt;
-        }
-        memcpy(tmp, a, an); memcpy(tmp + an, b, bn);
-        int32_t ia = vocab_get(t, a, an), ib = vocab_get(t, b, bn), inew = vocab_get(t, tmp, an + bn);
-        if (ia < 0 || ib < 0) FAIL("merge %u: piece '%.*s' is not in the vocab", rank, (int)(ia < 0 ? an : bn), ia < 0 ? a : b);
-        if (inew < 0) FAIL("merge %u: merged piece '%.*s' is not in the vocab", rank, (int)(an + bn), tmp);
-        merge_put(t, ia, ib, rank, inew);
-        rank++;
-    }
+    if (load_merges(t, r.merges[0], r.merges[1], err, err_cap)) goto fail;
+    free(text); text = NULL;
 
     /* normalizer, then added tokens (normalized ones are matched in their normalized form) */
     if (add_norm(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), err, err_cap)) goto fail;
@@ -781,11 +980,11 @@ struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
     if (set_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, err_cap)) goto fail;
     t->n_vocab = max_id + 1;
     t->bos_id = find_bos(root, t);
-    free(tmp);
     cJSON_Delete(root);
+    free(key.p);
     return t;
 fail:
-    free(text); free(tmp);
+    free(text); free(rest); free(key.p);
     cJSON_Delete(root);
     hf_bpe_free(t);
     return NULL;
