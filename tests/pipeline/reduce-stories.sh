@@ -89,5 +89,24 @@ for ft, band in (("stories260k-ft-mild", (0.9, 1.0)), ("stories260k-ft-code", (0
           f"r2 {got['base']['r2_pooled']:.3f} -> {got['finetune']['r2_pooled']:.3f}, regular {t['regular_count']}, "
           f"act sim {t['activation_similarity']['mean']:.3f}, logit sim {t['logit_similarity']['mean']:.4f}, "
           f"density r {t['density_pearson']:.3f}, frob ratio {t['unembed_frobenius_ratio']:.4f}")
+# the same study through the real pipeline: acts-only streams -> sf-encode --splice -> sf-reduce
+import shutil, subprocess
+if shutil.which("sf-encode"):
+    SAE = f"{FX}/saes/stories260k-L2-relu"
+    for m in ("stories260k", "stories260k-ft-code"):
+        fr = [L.acts_frame(s, tok[2*s:2*s+2], acts[m][2*s:2*s+2], hook=HOOK) for s in range(2)]
+        L.pack(L.stream(fr, model=m, hook=HOOK), m + ".acts.sf")
+        subprocess.run(["sf-encode", "--sae", SAE, "--splice", "--threads", "1", "-i", m + ".acts.sf", "-o", m + ".enc.sf"], check=True)
+    got = L.run(["sf-reduce", "--base", "stories260k.enc.sf", "--finetune", "stories260k-ft-code.enc.sf"])
+    for name, m in (("base", "stories260k"), ("finetune", "stories260k-ft-code")):
+        F, Y = enc[m]; X = acts[m].reshape(-1, 64)
+        fr, rr = L.feats_ref(F), L.recon_ref([(X[:128], Y[:128], None), (X[128:], Y[128:], None)])
+        c.close(got[name]["l0"], fr["l0"], f"sf-encode pipeline {name}.l0", rtol=0, atol=2e-2)   # a flip near 0 moves L0 by 1/256
+        c.close(got[name]["l1"], fr["l1"], f"sf-encode pipeline {name}.l1", rtol=1e-4)
+        for k in rr: c.close(got[name][k], rr[k], f"sf-encode pipeline {name}.{k}", rtol=1e-4, atol=1e-5)
+    tr = L.transfer_ref(enc["stories260k"][0], enc["stories260k-ft-code"][0])
+    c.close(got["transfer"]["activation_similarity"]["mean"], np.nanmean(tr["act_sim"][tr["regular"]]), "sf-encode pipeline activation_similarity.mean", rtol=0, atol=5e-3)
+else:
+    print("note: sf-encode not built; the pipeline variant was not run")
 c.done()
 EOF
