@@ -387,7 +387,7 @@ static void state_destroy(struct state *st)
 /* Grows *p (aligned, contents lost) to hold n elements of size sz. */
 static int grow(void **p, size_t *cap, size_t n, size_t sz)
 {
-    if (n <= *cap) return PROTO_OK;
+    if (n <= *cap && *p) return PROTO_OK;   /* never NULL, also for n = 0 */
     free(*p);
     if (!(*p = proto_aligned_alloc(n * sz + 64))) { *cap = 0; return PROTO_E_NOMEM; }
     *cap = n;
@@ -626,16 +626,16 @@ static int encode_tokens(struct state *st, const float *x, int64_t n_tok, float 
     struct sae *s = &st->sae;
     const size_t d_in = (size_t)s->d_in, d_sae = (size_t)s->d_sae;
     int64_t chunk = (int64_t)(ENC_MAX_BYTES / (d_sae * sizeof(float)));
-    if (chunk < 1) chunk = 1;
     if (chunk > n_tok) chunk = n_tok;
+    if (chunk < 1) chunk = 1;
     int err;
     if ((err = grow((void **)&st->u, &st->u_cap, (size_t)chunk * d_in, sizeof(float))) ||
         (err = grow((void **)&st->pre, &st->pre_cap, (size_t)chunk * d_sae, sizeof(float))))
         return err;
     if ((size_t)n_tok + 1 > st->tok_cap) {
         free(st->scale); free(st->shift); free(st->bad); free(st->cnt); free(st->indptr);
-        st->scale = malloc(n_tok * sizeof(float)); st->shift = malloc(n_tok * sizeof(float));
-        st->bad = malloc((size_t)n_tok); st->cnt = malloc(n_tok * sizeof(uint32_t));
+        st->scale = malloc((n_tok + 1) * sizeof(float)); st->shift = malloc((n_tok + 1) * sizeof(float));
+        st->bad = malloc((size_t)n_tok + 1); st->cnt = malloc((n_tok + 1) * sizeof(uint32_t));
         st->indptr = malloc((n_tok + 1) * sizeof(uint32_t));
         st->tok_cap = st->scale && st->shift && st->bad && st->cnt && st->indptr ? (size_t)n_tok + 1 : 0;
         if (!st->tok_cap) return PROTO_E_NOMEM;
@@ -766,6 +766,30 @@ static int process_frame(struct state *st, struct proto_frame *fr, struct proto_
     return put(st, w, fr);
 }
 
+/* Carries the upstream end frame's numeric meta (e.g. sf-outliers' counts) into this stage's
+ * end frame, so a count survives the stages after the one that made it. */
+static int forward_end_meta(struct proto_frame *end, struct proto_writer *w)
+{
+    const struct proto_value *mv = proto_frame_get(end, "meta");
+    if (!mv || mv->type != PROTO_V_OBJ || mv->obj.type != MSGPACK_OBJECT_MAP) return PROTO_OK;
+    const msgpack_object_map *m = &mv->obj.via.map;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+        char key[48];
+        double d;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= sizeof key) continue;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) d = (double)v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) d = (double)v->via.i64;
+        else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64) d = v->via.f64;
+        else continue;
+        memcpy(key, k->via.str.ptr, k->via.str.size);
+        key[k->via.str.size] = 0;
+        int err = proto_writer_end_meta(w, key, d);
+        if (err) return err;
+    }
+    return PROTO_OK;
+}
+
 /* Header: check hook / d_model against the SAE; add sae, d_sae. */
 static int write_header(struct state *st, const struct proto_frame *hdr, struct proto_writer *w,
                         int argc, char **argv)
@@ -816,6 +840,7 @@ static void usage(FILE *fp)
         "  --splice                  add recon\n"
         "  --drop-acts               drop acts from the output (downstream does not need it)\n"
         "  --force-hook              apply the SAE even when the frames' hook differs from cfg hook_name\n"
+        "                            (a d_model other than the SAE's d_in is always an error)\n"
         "  --norm-scaling-factor S   the factor s of normalize_activations expected_average_only_in\n"
         "                            (x' = s*x, recon = recon'/s); default: cfg.json norm_scaling_factor\n"
         "  --threads N               BLAS and worker threads (default: all cores)\n");
@@ -897,7 +922,8 @@ int main(int argc, char **argv)
     if (st.n_nonfinite)
         proto_warn("%llu of %llu tokens had non-finite activations", (unsigned long long)st.n_nonfinite,
                    (unsigned long long)st.n_tokens);
-    if ((err = proto_writer_end_meta(out, "nonfinite_tokens", (double)st.n_nonfinite)) != 0) {
+    if ((err = forward_end_meta(&fr, out)) != 0 ||
+        (err = proto_writer_end_meta(out, "nonfinite_tokens", (double)st.n_nonfinite)) != 0) {
         rc = proto_fail(err, o.cli.out);
         goto out;
     }

@@ -105,11 +105,11 @@ static bool is_outlier(const struct state *st, double norm)
 
 static int grow_tok(struct state *st, uint64_t n)
 {
-    if (n <= st->tok_cap) return PROTO_OK;
+    if (n < st->tok_cap) return PROTO_OK;
     free(st->norm); free(st->keep);
-    st->norm = malloc(n * sizeof *st->norm);
-    st->keep = malloc(n);
-    st->tok_cap = st->norm && st->keep ? n : 0;
+    st->norm = malloc((n + 1) * sizeof *st->norm);   /* + 1: never NULL for an empty frame */
+    st->keep = malloc(n + 1);
+    st->tok_cap = st->norm && st->keep ? n + 1 : 0;
     return st->tok_cap ? PROTO_OK : PROTO_E_NOMEM;
 }
 
@@ -237,10 +237,11 @@ static int write_header(struct state *st, struct proto_writer *w, int argc, char
         if (!(err = proto_meta_set_str(&m, "outlier_rule", "max_norm")))
             err = proto_meta_set_double(&m, "outlier_threshold", st->thresh);
     } else {
-        if (!(err = proto_meta_set_str(&m, "outlier_rule", "relative")) &&
-            !(err = proto_meta_set_double(&m, "norm_scalar", st->s)) &&
-            !(err = proto_meta_set_double(&m, "outlier_multiplier", st->m)) && st->d_model)
-            err = proto_meta_set_double(&m, "outlier_threshold", st->thresh);
+        bool known = o->rule != RULE_ESTIMATE || st->est_finite > 0;   /* no tokens: no estimate */
+        if (!(err = proto_meta_set_str(&m, "outlier_rule", "relative")) && known)
+            err = proto_meta_set_double(&m, "norm_scalar", st->s);
+        if (!err) err = proto_meta_set_double(&m, "outlier_multiplier", st->m);
+        if (!err && known && st->d_model) err = proto_meta_set_double(&m, "outlier_threshold", st->thresh);
         if (!err && o->rule == RULE_ESTIMATE)
             err = proto_meta_set_uint(&m, "norm_estimate_tokens", st->est_finite);
     }
@@ -285,6 +286,30 @@ static int process_frame(struct state *st, struct proto_frame *fr, struct proto_
     if (err || (err = hold_frame(st, fr)) != 0) return err;
     bool known = st->o->rule == RULE_ESTIMATE ? st->est_seen >= (uint64_t)st->o->estimate_n : st->d_model > 0;
     return known ? release(st, w, argc, argv) : PROTO_OK;
+}
+
+/* Carries the upstream end frame's numeric meta (e.g. sf-outliers' counts) into this stage's
+ * end frame, so a count survives the stages after the one that made it. */
+static int forward_end_meta(struct proto_frame *end, struct proto_writer *w)
+{
+    const struct proto_value *mv = proto_frame_get(end, "meta");
+    if (!mv || mv->type != PROTO_V_OBJ || mv->obj.type != MSGPACK_OBJECT_MAP) return PROTO_OK;
+    const msgpack_object_map *m = &mv->obj.via.map;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+        char key[48];
+        double d;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= sizeof key) continue;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) d = (double)v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) d = (double)v->via.i64;
+        else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64) d = v->via.f64;
+        else continue;
+        memcpy(key, k->via.str.ptr, k->via.str.size);
+        key[k->via.str.size] = 0;
+        int err = proto_writer_end_meta(w, key, d);
+        if (err) return err;
+    }
+    return PROTO_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -382,7 +407,8 @@ int main(int argc, char **argv)
     double frac = st.n_tokens ? (double)st.n_outliers / (double)st.n_tokens : 0.0;
     proto_info("%llu outliers of %llu tokens (%.4g%%), %llu non-finite", (unsigned long long)st.n_outliers,
                (unsigned long long)st.n_tokens, 100 * frac, (unsigned long long)st.n_nonfinite);
-    if ((err = proto_writer_end_meta(out, "outliers", (double)st.n_outliers)) ||
+    if ((err = forward_end_meta(&fr, out)) ||
+        (err = proto_writer_end_meta(out, "outliers", (double)st.n_outliers)) ||
         (err = proto_writer_end_meta(out, "outlier_fraction", frac)) ||
         (err = proto_writer_end_meta(out, "tokens", (double)st.n_tokens)) ||
         (err = proto_writer_end_meta(out, "nonfinite_tokens", (double)st.n_nonfinite))) {
