@@ -159,6 +159,7 @@ struct acc {
     struct xacc x; bool has_x;
     double seconds; uint64_t reduce_rows, reduce_tokens;
     cJSON *prov_inputs;         /* array of {role, endpoint, header, end} */
+    struct proto_progress prog;
 };
 
 static void *xcalloc(size_t n, size_t sz, int *err) { void *p = calloc(n ? n : 1, sz); if (!p) *err = PROTO_E_NOMEM; return p; }
@@ -479,7 +480,7 @@ static int add_frame(struct acc *a, struct scratch *s, int mi, const struct prot
     if (!tok) return PROTO_OK;   /* kinds we do not reduce */
     uint64_t rows = tok->shape[0], ctx = tok->shape[1], n_tok = rows * ctx;
     if ((err = set_ctx(a, ctx, f->seq))) return err;
-    if (primary) { a->rows += rows; a->tokens += n_tok; }
+    if (primary) { a->rows += rows; a->tokens += n_tok; proto_progress_update(&a->prog, a->rows, a->tokens); }
     a->reduce_rows += rows; a->reduce_tokens += n_tok;
     const struct proto_value *hv = proto_frame_get((struct proto_frame *)f, "hook");
     if (hv && hv->type == PROTO_V_STR && !a->hook[0] && hv->len < sizeof a->hook) {
@@ -1475,6 +1476,33 @@ out:
     return err;
 }
 
+/* Upstream stages may time themselves: an end-frame meta key "seconds.STAGE" (seconds that
+ * stage spent on the stream) becomes throughput[STAGE] (or "STAGE (base)" / "(finetune)"), with
+ * the stream's rows; several inputs (or merged shards) with the same label add up. */
+static void upstream_throughput(const cJSON *prov, uint64_t ctx, cJSON *th)
+{
+    const cJSON *in, *kv;
+    cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(prov, "inputs")) {
+        const cJSON *end = cJSON_GetObjectItemCaseSensitive(in, "end"), *role = cJSON_GetObjectItemCaseSensitive(in, "role");
+        const cJSON *rows = cJSON_GetObjectItemCaseSensitive(end, "rows");
+        cJSON_ArrayForEach(kv, cJSON_GetObjectItemCaseSensitive(end, "meta")) {
+            if (!kv->string || strncmp(kv->string, "seconds.", 8) != 0 || !cJSON_IsNumber(kv) || !cJSON_IsNumber(rows)) continue;
+            char label[160];
+            bool plain = !cJSON_IsString(role) || strcmp(role->valuestring, "model") == 0;
+            snprintf(label, sizeof label, plain ? "%s" : "%s (%s)", kv->string + 8, plain ? "" : role->valuestring);
+            cJSON *e = cJSON_GetObjectItemCaseSensitive(th, label);
+            if (!e) {
+                e = cJSON_AddObjectToObject(th, label);
+                cJSON_AddNumberToObject(e, "rows", 0); cJSON_AddNumberToObject(e, "seconds", 0); cJSON_AddNumberToObject(e, "tokens_per_s", 0);
+            }
+            cJSON *r = cJSON_GetObjectItemCaseSensitive(e, "rows"), *sec = cJSON_GetObjectItemCaseSensitive(e, "seconds");
+            cJSON_SetNumberValue(r, r->valuedouble + rows->valuedouble);
+            cJSON_SetNumberValue(sec, sec->valuedouble + kv->valuedouble);
+            cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "tokens_per_s"), ratio(r->valuedouble * (double)ctx, sec->valuedouble));
+        }
+    }
+}
+
 static int finalize(struct acc *a, const struct opts *o, cJSON *prov, cJSON **out)
 {
     int err = PROTO_OK;
@@ -1490,7 +1518,9 @@ static int finalize(struct acc *a, const struct opts *o, cJSON *prov, cJSON **ou
         if ((err = model_block(&a->m[0], "base", doc, nc)) || (err = model_block(&a->m[1], "finetune", doc, nc))) goto fail;
         if (a->has_x && (err = transfer_block(a, o, doc, nc))) goto fail;
     } else if ((err = model_block(&a->m[0], "model", doc, nc))) goto fail;
-    cJSON *th = cJSON_AddObjectToObject(doc, "throughput"), *me = cJSON_AddObjectToObject(th, "sf-reduce");
+    cJSON *th = cJSON_AddObjectToObject(doc, "throughput");
+    upstream_throughput(prov, a->ctx, th);
+    cJSON *me = cJSON_AddObjectToObject(th, "sf-reduce");
     cJSON_AddNumberToObject(me, "rows", (double)a->reduce_rows);
     cJSON_AddNumberToObject(me, "seconds", a->seconds);
     cJSON_AddNumberToObject(me, "tokens_per_s", ratio((double)a->reduce_tokens, a->seconds));
@@ -1534,12 +1564,14 @@ static int run_streams(const struct opts *o, struct acc *a, const char **where)
     int err = PROTO_OK;
     memset(&s, 0, sizeof s);
     double t0 = proto_now();
+    proto_progress_init(&a->prog, proto_cli_progress_on(&o->cli), "sf-reduce", 0);
     if (o->n_base) {
         for (int i = 0; i < o->n_base && !err; i++) err = run_pair(a, &s, o->base[i], o->ft[i], i == 0, where);
     } else {
         for (int i = 0; i < o->n_in && !err; i++) err = run_single(a, &s, o->in[i], "model", 0, i == 0, where);
     }
     a->seconds = proto_now() - t0;
+    if (!err) proto_progress_done(&a->prog, a->rows, a->tokens);
     scratch_destroy(&s);
     return err;
 }
@@ -1672,8 +1704,9 @@ static void usage(FILE *fp)
 "  l2_hist, norm_hist: [0, 1e-3) then 10^(-3 + 0.025 k) up to 1e5; act_log10_hist: log10 f of f > 0,\n"
 "  -10..5 step 0.05 (+ \"zeros\": token-feature pairs with f = 0); density_hist: log_density,\n"
 "  -10.05..0.15 step 0.1. Bins are [left, right), the last one closed.\n"
-"Extra keys: \"provenance\" (each input's header meta and end frame, the flags), \"throughput\"\n"
-"  (this stage), \"partial\" (raw running sums; what --merge adds up), per block \"tokens\", \"d_sae\".\n"
+"Extra keys: \"provenance\" (each input's header meta and end frame, the flags), \"partial\" (raw\n"
+"  running sums; what --merge adds up), per block \"tokens\", \"d_sae\". \"throughput\" has this stage\n"
+"  and every upstream stage that put \"seconds.STAGE\" (a number) into its stream's end-frame meta.\n"
 "\n");
     proto_cli_help_common(fp);
     fprintf(fp,

@@ -3,7 +3,8 @@
 # count, r2_pooled vs explained_variance (a case where they differ: per-dimension offsets that a
 # per-frame mu removes and a single scalar mean does not), mse, cos_recon, l2_ratio over
 # non-outlier tokens, outliers, and every histogram (counts and edges) against numpy float64 on
-# the same float32 data; loss frames from a second -i input land in the same block.
+# the same float32 data; loss frames from a second -i input land in the same block; an
+# upstream stage's end-meta "seconds.STAGE" shows up in throughput.
 source "$SF_ROOT/tests/lib.sh"
 need_py numpy
 "$PY" - <<'EOF' || exit 1
@@ -36,7 +37,8 @@ L.pack(L.stream(frames, model="m", hook="blocks.0.hook_resid_post", sae="sae-x")
 ce = rng.uniform(1, 3, (4, CTX - 1)).astype(np.float32)
 loss = [{"sf": 1, "kind": "loss", "seq": 0, "tokens": L.T(rng.integers(0, 100, (4, CTX)), "i32"),
          "ce_clean": L.T(ce, "f32"), "ce_spliced": L.T(ce + 0.5, "f32"), "ce_ablated": L.T(ce + 2.0, "f32")}]
-L.pack(L.stream(loss), "loss.sf")
+ls = L.stream(loss); ls[-1]["meta"] = {"seconds.sf-forward": 0.5}   # an upstream stage timed itself
+L.pack(ls, "loss.sf")
 
 got = L.run(["sf-reduce", "-i", "acts.sf", "-i", "loss.sf"])
 m = got["model"]
@@ -68,5 +70,8 @@ c.eq((got["tokens"], got["rows"], got["ctx"], got["hook"], got["sae"]), (25, 5, 
 c.eq([i["header"].get("model") for i in got["provenance"]["inputs"]], ["m", None], "provenance headers")
 c.eq(got["provenance"]["inputs"][0]["end"]["rows"], 5, "provenance end frame")
 c.eq(got["nan_counts"], {}, "nan_counts empty")
+c.eq(got["throughput"]["sf-forward"], {"rows": 4, "seconds": 0.5, "tokens_per_s": 4 * CTX / 0.5}, "upstream throughput from end meta")
+c.eq(set(got["throughput"]["sf-reduce"]), {"rows", "seconds", "tokens_per_s"}, "own throughput")
+c.eq(got["throughput"]["sf-reduce"]["rows"], 9, "own throughput counts the rows of every input")
 c.done()
 EOF
