@@ -472,6 +472,7 @@ static int do_segment(struct hf_bpe *t, const char *s, size_t n, bool first, str
 
 int hf_bpe_encode(struct hf_bpe *t, const char *text, size_t len, struct ids *out)
 {
+    if (len == 0) return 0;
     size_t n;
     const char *s = utf8_clean(text, len, &t->clean, &n);
     if (!s) return -1;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
 #include "proto.h"
@@ -22,7 +23,8 @@
 /* Tokens buffered before the header is written, so that total_rows can be put in it. An input
  * that yields more streams on without total_rows. */
 #define BUFFER_TOKENS ((uint64_t)8 << 20)
-/* --threads > 1: documents are encoded in parallel in batches of this many (or this many bytes) */
+/* --threads > 1: documents are encoded in parallel in batches of up to this many (the first
+ * batch holds 16, each next one twice as many, so a short run tokenizes little extra) or bytes */
 #define BATCH_DOCS 1024
 #define BATCH_BYTES ((size_t)4 << 20)
 
@@ -147,7 +149,7 @@ struct state {
     /* --threads N > 1: batches of documents encoded on N threads, then batched in order */
     int n_threads;
     struct tok *workers;           /* (n_threads - 1) handles for the helper threads */
-    struct doc *docs; size_t n_docs, docs_cap;
+    struct doc *docs; size_t n_docs, docs_cap, batch_docs;
     char *texts; size_t texts_len, texts_cap;
     atomic_size_t next_doc;
     /* inputs */
@@ -169,7 +171,9 @@ static int state_init(struct state *st, const struct opts *o, int argc, char **a
         if (tok_open(&st->tok, o->tokenizer, st->msg, sizeof st->msg)) return -1;
         st->have_tok = true;
         if (o->bos_id < 0) st->bos_id = st->tok.bos_id;
-        st->n_threads = o->cli.threads > 1 ? o->cli.threads : 1;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        st->n_threads = o->cli.threads > 0 ? o->cli.threads : ncpu > 8 ? 8 : ncpu > 1 ? (int)ncpu : 1;
+        st->batch_docs = 16;
         if (st->n_threads > 1) {
             st->workers = calloc((size_t)st->n_threads - 1, sizeof *st->workers);
             if (!st->workers) { snprintf(st->msg, sizeof st->msg, "init: out of memory"); return -1; }
@@ -367,6 +371,7 @@ static int run_batch(struct state *st)
         } else rc = use_ids(st, &d->ids);
     }
     st->n_docs = 0; st->texts_len = 0;
+    if (st->batch_docs < BATCH_DOCS) st->batch_docs *= 2;
     return rc;
 }
 
@@ -402,7 +407,7 @@ static int do_text(struct state *st, const char *s, size_t n, const char *name, 
     struct doc *d = &st->docs[st->n_docs++];
     d->off = st->texts_len; d->len = n; d->name = name; d->line = line;
     st->texts_len += n;
-    if (st->n_docs >= BATCH_DOCS || st->texts_len >= BATCH_BYTES) return run_batch(st);
+    if (st->n_docs >= st->batch_docs || st->texts_len >= BATCH_BYTES) return run_batch(st);
     return 0;
 }
 
@@ -583,7 +588,8 @@ static void usage(FILE *fp)
         "                     8M tokens are tokenized before the header is written so that it\n"
         "                     carries total_rows; longer inputs stream on without it\n"
         "      --dump-ids     debug: print each document's ids as a JSON array line, no frames\n"
-        "      --threads N    encode documents on N threads (default 1): the same ids, in order\n\n");
+        "      --threads N    encode documents on N threads (default: the number of cores, at\n"
+        "                     most 8); the ids and their order do not depend on it\n\n");
     proto_cli_help_common(fp);
     fprintf(fp,
         "\nExamples:\n"

@@ -49,7 +49,7 @@ files=(texts/*)
 
 # 1. tokenizer.model vs python3-sentencepiece
 for tok in tok512/tokenizer.model mistral-v0.1/tokenizer.model; do
-  sf-tokenize --tokenizer "$T/$tok" --format text --dump-ids "${files[@]}" > got.txt || die "sf-tokenize $tok failed"
+  sf-tokenize --tokenizer "$T/$tok" --format text --dump-ids --threads 1 "${files[@]}" > got.txt || die "sf-tokenize $tok failed"
   sf-tokenize --tokenizer "$T/$tok" --format text --dump-ids --threads 3 "${files[@]}" > got3.txt || die "sf-tokenize $tok --threads 3 failed"
   cmp -s got.txt got3.txt || die "$tok: --threads 3 gives other ids than one thread"
   "$PY" - "$T/$tok" "${files[@]}" <<'PY' || die "$tok differs from python3-sentencepiece"
@@ -83,7 +83,7 @@ json.dump(tj, open("meta-old.json", "w"))
 PY
 # 2. tokenizer.json vs a naive Python BPE; 3. Mistral .json vs .model where they must agree
 for tok in "$T/mistral-v0.1/tokenizer.json" "$T/gemma-v1/tokenizer.json" meta-first.json meta-old.json; do
-  sf-tokenize --tokenizer "$tok" --format text --dump-ids "${files[@]}" > got.txt || die "sf-tokenize $tok failed"
+  sf-tokenize --tokenizer "$tok" --format text --dump-ids --threads 1 "${files[@]}" > got.txt || die "sf-tokenize $tok failed"
   sf-tokenize --tokenizer "$tok" --format text --dump-ids --threads 3 "${files[@]}" > got3.txt || die "sf-tokenize $tok --threads 3 failed"
   cmp -s got.txt got3.txt || die "$tok: --threads 3 gives other ids than one thread"
   "$PY" - "$tok" "$T/mistral-v0.1/tokenizer.model" "${files[@]}" <<'PY' || die "$tok differs from the naive BPE"
