@@ -3,7 +3,9 @@
 # tokenizer load, JSONL parsing, encoding, batching, frames to /dev/null) on data/stories.jsonl
 # + data/code.jsonl (3.4 MB of text), as a ratio to python3-sentencepiece encoding the same
 # texts (encode() calls only: JSON parsing and model load not timed, so the ratio favours
-# Python); Gemma v1 tokenizer.json load time. Best of 3 runs. Prints table rows.
+# Python); Gemma v1 tokenizer.json load time. One thread (SF_TOKENIZE_THREADS), plus two rows
+# with --threads 2. Wall-clock, best of 3 runs; on a shared machine the load average is printed
+# as a note. Prints table rows.
 set -u
 F=${SF_FIXTURES:-$(cd "$(dirname "$0")/../../shared/fixtures" 2>/dev/null && pwd)}
 [ -d "$F/tokenizers" ] || { echo "| sf-tokenize | skipped | | | fixtures not found |"; exit 0; }
@@ -44,7 +46,7 @@ def row(what, rate, note):
 def ratio(rate):
     return "%.2f× python3-sentencepiece Mistral .model (%.2f MB/s)" % (rate / py_rate, py_rate) if py_rate else "python3-sentencepiece missing"
 
-extra = ["--threads", threads] if threads else []
+extra = ["--threads", threads or "1"]          # one thread unless SF_TOKENIZE_THREADS says otherwise
 t_load = best(lambda: (lambda t0: (subprocess.run(["sf-tokenize", "--tokenizer", T + "gemma-v1/tokenizer.json",
          "--format", "text", "-o", "/dev/null", "/dev/null"], check=True), time.perf_counter() - t0)[1])(time.perf_counter()))
 t_mm = run(["--tokenizer", T + "mistral-v0.1/tokenizer.model"] + extra + data)
@@ -53,6 +55,7 @@ t_gj = run(["--tokenizer", T + "gemma-v1/tokenizer.json"] + extra + data)
 t_tk = run(["--tokenizer", T + "tok512/tokenizer.model"] + extra + data)
 t_mm2 = run(["--tokenizer", T + "mistral-v0.1/tokenizer.model", "--threads", "2"] + data)
 t_gj2 = run(["--tokenizer", T + "gemma-v1/tokenizer.json", "--threads", "2"] + data)
+print("| sf-tokenize | machine load average while measuring | %.1f | | %d cores |" % (os.getloadavg()[0], os.cpu_count()))
 row("Mistral v0.1 tokenizer.model (libsentencepiece), %.1f MB" % mb, mb / t_mm, ratio(mb / t_mm))
 row("Mistral v0.1 tokenizer.json (C BPE, same ids)", mb / t_mj, ratio(mb / t_mj))
 row("Gemma v1 tokenizer.json (C BPE, 256k vocab), incl. load", mb / t_gj, ratio(mb / t_gj) + "; different vocabulary")
