@@ -160,6 +160,7 @@ struct acc {
     double seconds; uint64_t reduce_rows, reduce_tokens;
     cJSON *prov_inputs;         /* array of {role, endpoint, header, end} */
     struct proto_progress prog;
+    bool warned_sim, warned_hook;
 };
 
 static void *xcalloc(size_t n, size_t sz, int *err) { void *p = calloc(n ? n : 1, sz); if (!p) *err = PROTO_E_NOMEM; return p; }
@@ -448,8 +449,9 @@ static int set_ctx(struct acc *a, uint64_t ctx, uint64_t seq)
 {
     if (a->ctx == 0) { a->ctx = ctx; return sim_init(&a->sim, ctx); }
     if (a->ctx != ctx) {
-        proto_set_detail("frame %llu: ctx %llu, earlier frames had %llu", (unsigned long long)seq,
-                         (unsigned long long)ctx, (unsigned long long)a->ctx);
+        if (seq == UINT64_MAX) proto_set_detail("partial: ctx %llu, earlier parts had %llu", (unsigned long long)ctx, (unsigned long long)a->ctx);
+        else proto_set_detail("frame %llu: ctx %llu, earlier frames had %llu", (unsigned long long)seq,
+                              (unsigned long long)ctx, (unsigned long long)a->ctx);
         return PROTO_E_MISMATCH;
     }
     return PROTO_OK;
@@ -487,7 +489,11 @@ static int add_frame(struct acc *a, struct scratch *s, int mi, const struct prot
         memcpy(a->hook, hv->str, hv->len); a->hook[hv->len] = 0;
     }
     if (f->kind == PROTO_KIND_SIM) {
-        if (a->paired) return PROTO_OK;   /* paired runs compute similarity from the activations */
+        if (a->paired) {   /* paired runs compute similarity from the activations */
+            if (!a->warned_sim) proto_warn("sim frames are ignored with --base/--finetune (similarity comes from the paired acts)");
+            a->warned_sim = true;
+            return PROTO_OK;
+        }
         const struct proto_tensor *tc = proto_frame_tensor(f, "cos"), *tl = proto_frame_tensor(f, "l2");
         if (!tc || !tl) { proto_set_detail("frame %llu: sim frame needs cos and l2", (unsigned long long)f->seq); return PROTO_E_SCHEMA; }
         const float *c = proto_tensor_f32(tc, &s->cosb, &err); if (!c) return err;
@@ -560,6 +566,12 @@ static int add_pair(struct acc *a, struct scratch *s, const struct proto_frame *
     if ((err = same_tokens(fb, ff))) return err;
     if ((err = add_frame(a, s, 0, fb, primary)) || (err = add_frame(a, s, 1, ff, false))) return err;
     if (fb->kind != PROTO_KIND_ACTS) return PROTO_OK;
+    char hb[256], hf[256];
+    if (!a->warned_hook && proto_frame_str(fb, "hook", hb, sizeof hb) == PROTO_OK &&
+        proto_frame_str(ff, "hook", hf, sizeof hf) == PROTO_OK && strcmp(hb, hf) != 0) {
+        proto_warn("base hook %s, finetune hook %s: comparing different hook points", hb, hf);
+        a->warned_hook = true;
+    }
     const struct proto_tensor *tok = proto_frame_tensor(fb, "tokens");
     uint64_t rows = tok->shape[0], ctx = tok->shape[1], n_tok = rows * ctx;
     const struct proto_tensor *ab = proto_frame_tensor(fb, "acts"), *af = proto_frame_tensor(ff, "acts");
@@ -962,10 +974,16 @@ static int acc_add_partial(struct acc *a, const cJSON *p)
     if ((err = jnum(p, "paired", &v))) return err;
     if ((int)v != a->paired) { proto_set_detail("cannot merge a one-model result with a base/finetune one"); return PROTO_E_MISMATCH; }
     if ((err = jnum(p, "ctx", &v))) return err;
-    if (v > 0 && (err = set_ctx(a, (uint64_t)v, 0))) return err;
+    if (v > 0 && (err = set_ctx(a, (uint64_t)v, UINT64_MAX))) return err;
     if ((err = ju(p, "tokens", &a->tokens)) || (err = ju(p, "rows", &a->rows)) || (err = jd(p, "seconds", &a->seconds)) ||
         (err = ju(p, "reduce_rows", &a->reduce_rows)) || (err = ju(p, "reduce_tokens", &a->reduce_tokens))) return err;
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(p, "hook"), *s = cJSON_GetObjectItemCaseSensitive(p, "sae");
+    if (cJSON_IsString(h) && h->valuestring[0] && a->hook[0] && strcmp(a->hook, h->valuestring) != 0) {
+        proto_set_detail("partial: hook %s, earlier parts had %s", h->valuestring, a->hook); return PROTO_E_MISMATCH;
+    }
+    if (cJSON_IsString(s) && s->valuestring[0] && a->sae[0] && strcmp(a->sae, s->valuestring) != 0) {
+        proto_set_detail("partial: sae %s, earlier parts had %s", s->valuestring, a->sae); return PROTO_E_MISMATCH;
+    }
     if (cJSON_IsString(h) && !a->hook[0]) snprintf(a->hook, sizeof a->hook, "%s", h->valuestring);
     if (cJSON_IsString(s) && !a->sae[0]) snprintf(a->sae, sizeof a->sae, "%s", s->valuestring);
     if ((o = cJSON_GetObjectItemCaseSensitive(p, "similarity"))) {
@@ -1615,8 +1633,10 @@ static int run_weights_only(const struct opts *o, cJSON **out, const char **wher
     if ((err = weight_deviation(cb, cf, &wd))) goto out;
     cJSON_AddStringToObject(doc, "saeflow", SAEFLOW_VERSION);
     cJSON_AddItemToObject(doc, "weight_deviation", wd);
-    if (unembed_get(cb, o->base_model, &ub) == PROTO_OK && unembed_get(cf, o->ft_model, &uf) == PROTO_OK &&
-        unembed_study(&ub, &uf, NULL, 0, NULL, &fr, &fe) == PROTO_OK) {
+    if (unembed_get(cb, o->base_model, &ub) != PROTO_OK || unembed_get(cf, o->ft_model, &uf) != PROTO_OK ||
+        unembed_study(&ub, &uf, NULL, 0, NULL, &fr, &fe) != PROTO_OK) {
+        proto_warn("no unembedding figures: %s", proto_detail());
+    } else {
         cJSON *t = cJSON_AddObjectToObject(doc, "transfer");
         cJSON_AddNumberToObject(t, "unembed_frobenius_ratio", fr);
         cJSON_AddNumberToObject(t, "unembed_frobenius_error", fe);
