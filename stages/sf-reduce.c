@@ -32,6 +32,7 @@
 #define SIM_HI      0.8      /* activation_similarity.frac_above_0.8 */
 #define MAX_INPUTS  16
 #define PARTIAL_VERSION 1
+#define LANES(z)    ((z[0] + z[1]) + (z[2] + z[3]))   /* sum of 4 accumulation lanes */
 
 /* Histograms. Two kinds, both with fixed edges so two runs can be compared and merged:
  * LIN : n bins [lo + k*step, lo + (k+1)*step); a value v goes to floor((v - lo)/step).
@@ -358,11 +359,18 @@ static int model_add_recon(struct modelacc *m, struct scratch *s, const float *x
     for (uint64_t t = 0; t < n_tok; t++) {
         if (!ok[t]) continue;
         const float *xt = x + t * d, *yt = y + t * d;
-        double res = 0, var = 0, dev = 0, xx = 0, yy = 0, xy = 0;
-        for (uint64_t k = 0; k < d; k++) {
+        double r4[4] = {0}, v4[4] = {0}, d4[4] = {0}, xx4[4] = {0}, yy4[4] = {0}, xy4[4] = {0};   /* 4 lanes */
+        uint64_t k = 0;
+        for (; k + 4 <= d; k += 4)
+            for (int l = 0; l < 4; l++) {
+                double a = xt[k + l], b = yt[k + l], e = a - b, v = a - mu[k + l], w = a - fmean;
+                r4[l] += e * e; v4[l] += v * v; d4[l] += w * w; xx4[l] += a * a; yy4[l] += b * b; xy4[l] += a * b;
+            }
+        for (; k < d; k++) {
             double a = xt[k], b = yt[k], e = a - b, v = a - mu[k], w = a - fmean;
-            res += e * e; var += v * v; dev += w * w; xx += a * a; yy += b * b; xy += a * b;
+            r4[0] += e * e; v4[0] += v * v; d4[0] += w * w; xx4[0] += a * a; yy4[0] += b * b; xy4[0] += a * b;
         }
+        double res = LANES(r4), var = LANES(v4), dev = LANES(d4), xx = LANES(xx4), yy = LANES(yy4), xy = LANES(xy4);
         fm2 += dev;
         m->ss_res += res;
         m->r_tok++;
@@ -381,9 +389,12 @@ static void model_add_acts(struct modelacc *m, const float *x, const uint8_t *ke
 {
     for (uint64_t t = 0; t < n_tok; t++) {
         const float *xt = x + t * d;
-        double ss = 0;
-        for (uint64_t k = 0; k < d; k++) ss += (double)xt[k] * xt[k];
-        hist_add(&m->h_norm, sqrt(ss));
+        double ss[4] = {0, 0, 0, 0};   /* 4 lanes: independent chains the compiler can vectorize */
+        uint64_t k = 0;
+        for (; k + 4 <= d; k += 4)
+            for (int l = 0; l < 4; l++) ss[l] += (double)xt[k + l] * xt[k + l];
+        for (; k < d; k++) ss[0] += (double)xt[k] * xt[k];
+        hist_add(&m->h_norm, sqrt((ss[0] + ss[1]) + (ss[2] + ss[3])));
         if (keep && !keep[t]) m->outliers++;
     }
     m->a_tok += n_tok;
@@ -405,11 +416,18 @@ static void sim_tokens(const float *a, const float *b, uint64_t n_tok, uint64_t 
 {
     for (uint64_t t = 0; t < n_tok; t++) {
         const float *at = a + t * d, *bt = b + t * d;
-        double aa = 0, bb = 0, ab = 0, dd = 0;
-        for (uint64_t k = 0; k < d; k++) {
+        double aa4[4] = {0}, bb4[4] = {0}, ab4[4] = {0}, dd4[4] = {0};   /* 4 lanes */
+        uint64_t k = 0;
+        for (; k + 4 <= d; k += 4)
+            for (int l = 0; l < 4; l++) {
+                double x = at[k + l], y = bt[k + l], e = x - y;
+                aa4[l] += x * x; bb4[l] += y * y; ab4[l] += x * y; dd4[l] += e * e;
+            }
+        for (; k < d; k++) {
             double x = at[k], y = bt[k], e = x - y;
-            aa += x * x; bb += y * y; ab += x * y; dd += e * e;
+            aa4[0] += x * x; bb4[0] += y * y; ab4[0] += x * y; dd4[0] += e * e;
         }
+        double aa = LANES(aa4), bb = LANES(bb4), ab = LANES(ab4), dd = LANES(dd4);
         cos[t] = (float)(ab / (fmax(sqrt(aa), NORM_FLOOR) * fmax(sqrt(bb), NORM_FLOOR)));
         l2[t] = (float)sqrt(dd);
     }
