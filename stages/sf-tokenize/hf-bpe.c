@@ -75,7 +75,7 @@ static int sbuf_put(struct sbuf *b, const char *s, size_t n)
 enum norm_kind { NORM_PREPEND, NORM_REPLACE };
 struct norm_step { enum norm_kind kind; char *pat; size_t pat_len; char *rep; size_t rep_len; };
 
-struct added_tok { char *s; size_t len; int32_t id; };
+struct added_tok { char *s; size_t len; int32_t id; bool lstrip, rstrip; };
 /* A set of added tokens matched leftmost-longest; by_byte[c] lists those starting with byte c,
  * longest first. */
 struct added_set { struct added_tok *t; int n; int *order; int first[257]; };
@@ -450,24 +450,61 @@ static int pretok_and_bpe(struct hf_bpe *t, const char *s, size_t n, bool first,
     return bpe_word(t, p + start, m - start, out);
 }
 
+/* Byte length of the character at s[0..n) if it is whitespace (Rust char::is_whitespace), else 0. */
+static size_t ws_len(const char *s, size_t n)
+{
+    const uint8_t *u = (const uint8_t *)s;
+    size_t l = utf8_len(u[0]);
+    if (l > n) return 0;
+    uint32_t c = utf8_cp(u, l);
+    bool ws = (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+              (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+    return ws ? l : 0;
+}
+
+/* Whitespace character ending at s[hi) (not before lo): its byte length, else 0. */
+static size_t ws_len_before(const char *s, size_t lo, size_t hi)
+{
+    size_t b = hi;
+    while (b > lo && ((uint8_t)s[b - 1] & 0xC0) == 0x80) b--;
+    if (b == lo) return 0;
+    b--;
+    return ws_len(s + b, hi - b) == hi - b ? hi - b : 0;
+}
+
+typedef int (*piece_fn)(struct hf_bpe *t, const char *s, size_t n, bool first, struct ids *out);
+
+/* Cuts the tokens of set a out of s[0..n) (leftmost-longest, as the crate's aho-corasick):
+ * each token's id goes to out, the text between them to piece(). An lstrip/rstrip token also
+ * swallows the whitespace on its left/right. first: s starts the input (Metaspace "first"). */
+static int split_added(struct hf_bpe *t, const struct added_set *a, const char *s, size_t n, bool first,
+                       struct ids *out, piece_fn piece)
+{
+    size_t start = 0, w;
+    for (size_t i = 0; i < n;) {
+        int k = a->n ? added_match(a, s, i, n) : -1;
+        if (k < 0) { if (!a->n) break; i++; continue; }
+        const struct added_tok *at = &a->t[k];
+        size_t seg_end = i, tok_end = i + at->len;
+        if (at->lstrip) while ((w = ws_len_before(s, start, seg_end)) > 0) seg_end -= w;
+        if (at->rstrip) while (tok_end < n && (w = ws_len(s + tok_end, n - tok_end)) > 0) tok_end += w;
+        if (piece(t, s + start, seg_end - start, first && start == 0, out)) return -1;
+        if (ids_push(out, at->id)) return -1;
+        i = start = tok_end;
+    }
+    return piece(t, s + start, n - start, first && start == 0, out);
+}
+
+/* A piece of the input between raw added tokens: normalizer, then the added tokens with
+ * normalized=true (matched on the normalized text; the pieces between them may live in
+ * t->na/nb, which pretok_and_bpe does not touch), then pre-tokenizer and BPE. */
 static int do_segment(struct hf_bpe *t, const char *s, size_t n, bool first, struct ids *out)
 {
     if (n == 0) return 0;
     size_t nn;
     const char *ns = normalize(t, s, n, &nn);
     if (!ns) return -1;
-    if (t->normed.n == 0) return pretok_and_bpe(t, ns, nn, first, out);
-    /* added tokens with normalized=true are matched on the normalized text; the pieces
-     * between them may live in t->na/nb, which pretok_and_bpe does not touch */
-    size_t start = 0;
-    for (size_t i = 0; i < nn;) {
-        int k = added_match(&t->normed, ns, i, nn);
-        if (k < 0) { i++; continue; }
-        if (pretok_and_bpe(t, ns + start, i - start, first && start == 0, out)) return -1;
-        if (ids_push(out, t->normed.t[k].id)) return -1;
-        i += t->normed.t[k].len; start = i;
-    }
-    return pretok_and_bpe(t, ns + start, nn - start, first && start == 0, out);
+    return split_added(t, &t->normed, ns, nn, first, out, pretok_and_bpe);
 }
 
 int hf_bpe_encode(struct hf_bpe *t, const char *text, size_t len, struct ids *out)
@@ -476,17 +513,7 @@ int hf_bpe_encode(struct hf_bpe *t, const char *text, size_t len, struct ids *ou
     size_t n;
     const char *s = utf8_clean(text, len, &t->clean, &n);
     if (!s) return -1;
-    size_t start = 0;
-    if (t->raw.n > 0) {
-        for (size_t i = 0; i < n;) {
-            int k = added_match(&t->raw, s, i, n);
-            if (k < 0) { i++; continue; }
-            if (do_segment(t, s + start, i - start, start == 0, out)) return -1;
-            if (ids_push(out, t->raw.t[k].id)) return -1;
-            i += t->raw.t[k].len; start = i;
-        }
-    }
-    return do_segment(t, s + start, n - start, start == 0, out);
+    return split_added(t, &t->raw, s, n, true, out, do_segment);
 }
 
 int hf_bpe_bos_id(const struct hf_bpe *t) { return t->bos_id; }
@@ -632,14 +659,14 @@ static int added_set_build(struct added_set *a)
     return 0;
 }
 
-static int added_push(struct added_set *a, const char *s, size_t n, int32_t id)
+static int added_push(struct added_set *a, const char *s, size_t n, int32_t id, bool lstrip, bool rstrip)
 {
     struct added_tok *nt = realloc(a->t, (size_t)(a->n + 1) * sizeof *nt);
     if (!nt) return -1;
     a->t = nt;
     char *d = dup_n(s, n);
     if (!d) return -1;
-    a->t[a->n++] = (struct added_tok){ d, n, id };
+    a->t[a->n++] = (struct added_tok){ d, n, id, lstrip, rstrip };
     return 0;
 }
 
@@ -970,12 +997,14 @@ struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
         if (!c || !cJSON_IsNumber(id)) FAIL("added token without content/id");
         if (!*c) continue;
+        if (json_true(a, "single_word")) FAIL("added token '%s': single_word is not supported", c);
         if ((int32_t)id->valuedouble > max_id) max_id = (int32_t)id->valuedouble;
+        bool ls = json_true(a, "lstrip"), rs = json_true(a, "rstrip");
         if (json_true(a, "normalized")) {
             size_t nn;
             const char *ns = normalize(t, c, strlen(c), &nn);
-            if (!ns || added_push(&t->normed, ns, nn, (int32_t)id->valuedouble)) FAIL("out of memory");
-        } else if (added_push(&t->raw, c, strlen(c), (int32_t)id->valuedouble)) FAIL("out of memory");
+            if (!ns || added_push(&t->normed, ns, nn, (int32_t)id->valuedouble, ls, rs)) FAIL("out of memory");
+        } else if (added_push(&t->raw, c, strlen(c), (int32_t)id->valuedouble, ls, rs)) FAIL("out of memory");
     }
     if (added_set_build(&t->raw) || added_set_build(&t->normed)) FAIL("out of memory");
     if (set_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, err_cap)) goto fail;

@@ -21,6 +21,11 @@ for name, m in [("str", [a + " " + b for a, b in merges]), ("pairs", [list(x) fo
                "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "fuse_unk": True,
                          "byte_fallback": True, "vocab": vocab, "merges": m}},
               open("tok-%s.json" % name, "w"), ensure_ascii=False)
+# the same with <eos> lstrip + rstrip: it swallows the whitespace around it
+added[1].update(lstrip=True, rstrip=True)
+json.dump({"added_tokens": added, "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+           "pre_tokenizer": None, "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": True, "byte_fallback": True,
+           "vocab": vocab, "merges": [list(x) for x in merges]}}, open("tok-strip.json", "w"))
 PY
 mkdir -p t
 printf 'ab abc' > t/1      # a b ▁ a b c -> (a b)@0, (a b)@3 -> ab ▁ ab c -> (▁ ab) rank 1 beats (ab c) rank 2 -> [264 265 263]
@@ -54,3 +59,9 @@ $got"
     || die "tok-$v: header/rows wrong: $(cat f.jsonl)"
   echo "ok merges as $v"
 done
+printf 'a <eos> \t b' > s.txt   # plain: "a▁" <eos> "▁\t▁b" -> [261 260] 1 [260 13 260 262] (\t = byte 9 -> 13)
+expect_plain='[261, 260, 1, 260, 13, 260, 262]'
+expect_strip='[261, 1, 262]'          # lstrip/rstrip: "a" <eos> "b"
+[ "$(sf-tokenize --tokenizer tok-str.json --format text --dump-ids s.txt)" == "$expect_plain" ] || die "plain <eos>: $(sf-tokenize --tokenizer tok-str.json --format text --dump-ids s.txt)"
+[ "$(sf-tokenize --tokenizer tok-strip.json --format text --dump-ids s.txt)" == "$expect_strip" ] || die "lstrip/rstrip <eos>: $(sf-tokenize --tokenizer tok-strip.json --format text --dump-ids s.txt)"
+echo "ok lstrip/rstrip"
