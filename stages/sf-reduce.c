@@ -136,7 +136,7 @@ struct modelacc {
     uint64_t *fire, *nz;                 /* (d_sae) #f > DENS_EPS, #f != 0 */
     double *sa, *sa2, *amax, *amin;      /* (d_sae) over f != 0 */
     struct hist h_act;                   /* log10 f, f > 0 */
-    /* acts (all tokens) */
+    /* acts frames (all their tokens; outliers from keep, norms when acts is there) */
     uint64_t a_tok, outliers;
     struct hist h_norm;
     /* recon (non-outlier tokens) */
@@ -384,8 +384,8 @@ static int model_add_recon(struct modelacc *m, struct scratch *s, const float *x
     return PROTO_OK;
 }
 
-/* Activation norms of every token (outliers included) and the outlier count. */
-static void model_add_acts(struct modelacc *m, const float *x, const uint8_t *keep, uint64_t n_tok, uint64_t d)
+/* Activation norms of every token (outliers included). */
+static void model_add_acts(struct modelacc *m, const float *x, uint64_t n_tok, uint64_t d)
 {
     for (uint64_t t = 0; t < n_tok; t++) {
         const float *xt = x + t * d;
@@ -395,9 +395,7 @@ static void model_add_acts(struct modelacc *m, const float *x, const uint8_t *ke
             for (int l = 0; l < 4; l++) ss[l] += (double)xt[k + l] * xt[k + l];
         for (; k < d; k++) ss[0] += (double)xt[k] * xt[k];
         hist_add(&m->h_norm, sqrt((ss[0] + ss[1]) + (ss[2] + ss[3])));
-        if (keep && !keep[t]) m->outliers++;
     }
-    m->a_tok += n_tok;
 }
 
 static void model_add_loss(struct modelacc *m, int key, const float *v, uint64_t n)
@@ -534,13 +532,16 @@ static int add_frame(struct acc *a, struct scratch *s, int mi, const struct prot
     const struct proto_sparse *sp = proto_frame_sparse(f, "feats");
     if (tk && tk->dtype != PROTO_U8) { proto_set_detail("frame %llu: keep must be u8", (unsigned long long)f->seq); return PROTO_E_SCHEMA; }
     const uint8_t *keep = tk ? tk->data : NULL;   /* (n_tok) */
+    /* outliers: from keep, also when the activations were dropped upstream */
+    m->has_acts = true;
+    m->a_tok += n_tok;
+    for (uint64_t t = 0; keep && t < n_tok; t++) m->outliers += !keep[t];
     if (ta) {
         uint64_t d = ta->shape[2];
         if (m->d_model && m->d_model != d) { proto_set_detail("frame %llu: d_model %llu, earlier frames had %llu", (unsigned long long)f->seq, (unsigned long long)d, (unsigned long long)m->d_model); return PROTO_E_MISMATCH; }
         m->d_model = d;
         const float *x = proto_tensor_f32(ta, &s->acts, &err); if (!x) return err;   /* (n_tok, d) */
-        model_add_acts(m, x, keep, n_tok, d);
-        m->has_acts = true;
+        model_add_acts(m, x, n_tok, d);
         if (tr) {
             const float *y = proto_tensor_f32(tr, &s->recon, &err); if (!y) return err;   /* (n_tok, d) */
             if ((err = model_add_recon(m, s, x, y, keep, n_tok, d))) return err;
@@ -952,8 +953,8 @@ static int model_from(struct modelacc *m, const cJSON *j)
     }
     if ((o = cJSON_GetObjectItemCaseSensitive(j, "acts"))) {
         if ((err = jnum(o, "d_model", &v))) return err;
-        if (m->d_model && m->d_model != (uint64_t)v) { proto_set_detail("partial: d_model %g, earlier parts had %llu", v, (unsigned long long)m->d_model); return PROTO_E_MISMATCH; }
-        m->d_model = (uint64_t)v;
+        if (m->d_model && v > 0 && m->d_model != (uint64_t)v) { proto_set_detail("partial: d_model %g, earlier parts had %llu", v, (unsigned long long)m->d_model); return PROTO_E_MISMATCH; }
+        if (v > 0) m->d_model = (uint64_t)v;
         m->has_acts = true;
         if ((err = ju(o, "tokens", &m->a_tok)) || (err = ju(o, "outliers", &m->outliers)) ||
             (err = hist_from(&m->h_norm, o, "norm_hist"))) return err;
@@ -1331,7 +1332,7 @@ static int model_block(const struct modelacc *m, const char *name, cJSON *doc, c
         nan_note(nc, w, m->feat_nonfinite, "non-finite feature activation, left out");
         free(Ld); free(hd.c);
     }
-    if (m->has_acts) cJSON_AddItemToObject(b, "norm_hist", hist_json(&m->h_norm));
+    if (m->d_model) cJSON_AddItemToObject(b, "norm_hist", hist_json(&m->h_norm));
     if (m->has_feats) cJSON_AddNumberToObject(b, "d_sae", m->d_sae);
     if (m->has_feats) cJSON_AddNumberToObject(b, "tokens", (double)m->f_tok);
     return PROTO_OK;
