@@ -189,6 +189,9 @@ static int state_init(struct state *st, const struct opts *o, int argc, char **a
         snprintf(st->msg, sizeof st->msg, "--bos-id %d is outside the vocabulary (%d pieces)", st->bos_id, st->tok.vocab_size);
         return -1;
     }
+    /* progress starts after the tokenizer is loaded: the rate is the encoding rate */
+    proto_progress_init(&st->prog, o->dump == DUMP_NONE && proto_cli_progress_on(&o->cli), NULL,
+                        o->max_tokens >= 0 ? st->max_rows : 0);
     return 0;
 }
 
@@ -228,7 +231,7 @@ static int write_header(struct state *st, bool known)
     proto_meta_destroy(&m);
     if (err != PROTO_OK) return fail_proto(st, err, proto_writer_name(st->w));
     st->header_written = true;
-    proto_progress_init(&st->prog, proto_cli_progress_on(&o->cli), NULL, known ? st->pend_rows : 0);
+    if (known) st->prog.total_rows = st->pend_rows;
     return 0;
 }
 
@@ -246,7 +249,6 @@ static int flush_rows(struct state *st, bool final)
         if (err == PROTO_OK) err = proto_writer_put(st->w, &f);
         if (err != PROTO_OK) return fail_proto(st, err, proto_writer_name(st->w));
         i += n;
-        proto_progress_update(&st->prog, proto_writer_rows(st->w), proto_writer_rows(st->w) * ctx);
     }
     if (i > 0) memmove(st->pend, st->pend + i * ctx, (st->pend_rows - i) * ctx * sizeof *st->pend);
     st->pend_rows -= i;
@@ -267,6 +269,7 @@ static int emit_row(struct state *st, const int32_t *row)
     }
     memcpy(st->pend + st->pend_rows * ctx, row, ctx * sizeof *row);
     st->pend_rows++; st->rows_out++;
+    proto_progress_update(&st->prog, st->rows_out, st->rows_out * ctx);
     if (st->rows_out >= st->max_rows) st->done = true;
     if (!st->header_written && !st->done && (st->o->stream || st->pend_rows * ctx >= BUFFER_TOKENS))
         if (write_header(st, false)) return -1;
@@ -277,7 +280,7 @@ static int finish(struct state *st)
 {
     if (!st->header_written && write_header(st, true)) return -1;
     if (flush_rows(st, true)) return -1;
-    proto_progress_done(&st->prog, proto_writer_rows(st->w), proto_writer_rows(st->w) * (uint64_t)st->o->ctx);
+    proto_progress_done(&st->prog, st->rows_out, st->rows_out * (uint64_t)st->o->ctx);
     return 0;
 }
 
