@@ -3,8 +3,9 @@
 # (build/bench/reduce-gen: d_model 2048, d_sae 16384, L0 60, frames of 8 x 128 tokens):
 # tokens/s for acts+feats, acts+recon+feats, and the two-stream transfer study, read from a
 # file (best of 3); the ratio to a Gemma-2b forward pass at the machine's sgemm peak (an upper
-# bound on forward speed: 2 x 1.98e9 non-embedding params x 6/18 layers + nothing else =
-# 1.32 GFLOP/token to blocks.6; the issue asks >= 20x); peak RSS for two stream lengths
+# bound on forward speed: ~110e6 params per Gemma-2b layer, 6 layers to blocks.6.hook_resid_pre,
+# 2 FLOP per param = 1.32 GFLOP/token, attention scores and norms ignored; the issue asks
+# >= 20x); peak RSS for two stream lengths
 # (memory independent of length). SF_BENCH_REDUCE_TOKENS (default 8192) sets the file size.
 set -u
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ best() { # best of 3 wall seconds of: sf-reduce ARGS
 }
 row() { # label seconds tokens
   local tps; tps=$(awk -v n="$3" -v t="$2" 'BEGIN{printf "%.0f", n/t}')
-  echo "| sf-reduce | $1 | $tps | tokens/s | $(awk -v a="$tps" -v f="$fwd" 'BEGIN{printf "%.0fx a Gemma-2b forward to layer 6 at sgemm peak (%s tok/s)", a/f, f}') |"
+  echo "| sf-reduce | $1 | $tps | tokens/s | $(awk -v a="$tps" -v f="$fwd" 'BEGIN{printf "%.0fx a Gemma-2b forward to blocks.6 at sgemm peak (%s tok/s)", a/f, f}') |"
 }
 "$G" "$tmp/a.sf" "$N" 2048 16384 60 128 8 0 1 && "$G" "$tmp/b.sf" "$N" 2048 16384 60 128 8 0 2 && "$G" "$tmp/r.sf" "$N" 2048 16384 60 128 8 1 1 || { echo "| sf-reduce | generator | FAILED | | |"; exit 0; }
 row "acts+feats, d_model 2048 d_sae 16384 L0 60, $N tok from a file" "$(best -i "$tmp/a.sf")" "$N"
