@@ -370,6 +370,7 @@ struct state {
     double t_prep, t_sgemm, t_post;   /* seconds spent per phase (-v, bench) */
     bool warned_nonfinite;
     bool write_failed;        /* the last error came from the writer (name the output) */
+    uint64_t total_rows;      /* header meta total_rows (progress ETA), 0 = unknown */
 };
 
 static void state_destroy(struct state *st)
@@ -803,6 +804,7 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
     if (meta && proto_meta_str(meta, "hook", hook, sizeof hook) == PROTO_OK &&
         (err = check_hook(st, hook, "header: ")) != 0)
         return err;
+    if (meta) proto_meta_uint(meta, "total_rows", &st->total_rows);
     if (meta && proto_meta_uint(meta, "d_model", &d_model) == PROTO_OK && d_model != (uint64_t)s->d_in) {
         proto_set_detail("header: d_model %llu does not match SAE d_in %d", (unsigned long long)d_model, s->d_in);
         return PROTO_E_MISMATCH;
@@ -908,7 +910,7 @@ int main(int argc, char **argv)
         rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in);
         goto out;
     }
-    proto_progress_init(&prog, proto_cli_progress_on(&o.cli), "encode", 0);
+    proto_progress_init(&prog, proto_cli_progress_on(&o.cli), "encode", st.total_rows);
     while ((err = proto_reader_next(in, &fr)) == PROTO_OK) {
         if ((err = process_frame(&st, &fr, out)) != 0) break;
         proto_progress_update(&prog, proto_writer_rows(out), st.n_tokens);

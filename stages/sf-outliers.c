@@ -391,6 +391,8 @@ int main(int argc, char **argv)
     struct proto_writer_opts wo = { .zstd_tensors = o.cli.zstd, .zstd_level = 3 };
     struct state st = { .o = &o, .s = o.scalar, .m = o.multiplier, .thresh = o.max_norm };
     struct proto_frame fr;
+    struct proto_progress prog;
+    uint64_t total_rows = 0;
     int rc = PROTO_EXIT_OK, err;
     msgpack_sbuffer_init(&st.held.buf);
     msgpack_sbuffer_init(&st.meta_buf);
@@ -399,11 +401,16 @@ int main(int argc, char **argv)
     if (!(out = proto_writer_open(o.cli.out, &wo, &err))) { rc = proto_fail(err, o.cli.out); goto out; }
     if ((err = proto_reader_next(in, &fr)) != PROTO_OK) { rc = proto_fail(err == PROTO_END ? PROTO_E_SEQ : err, o.cli.in); goto out; }
     if ((err = keep_meta(&st, &fr)) != 0) { rc = proto_fail(err, o.cli.in); goto out; }
+    if (st.have_meta) proto_meta_uint(&st.meta_copy.data, "total_rows", &total_rows);
+    proto_progress_init(&prog, proto_cli_progress_on(&o.cli), "outliers", total_rows);
     if (o.rule == RULE_MAX_NORM || (o.rule == RULE_SCALAR && st.d_model)) err = write_header(&st, out, argc, argv);
-    while (!err && (err = proto_reader_next(in, &fr)) == PROTO_OK)
+    while (!err && (err = proto_reader_next(in, &fr)) == PROTO_OK) {
         err = process_frame(&st, &fr, out, argc, argv);
+        proto_progress_update(&prog, proto_writer_rows(out), st.n_tokens);
+    }
     if (err == PROTO_END && !st.ready) err = release(&st, out, argc, argv);   /* short stream */
     if (err != PROTO_END && err != PROTO_OK) { rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in); goto out; }
+    proto_progress_done(&prog, proto_writer_rows(out), st.n_tokens);
     double frac = st.n_tokens ? (double)st.n_outliers / (double)st.n_tokens : 0.0;
     proto_info("%llu outliers of %llu tokens (%.4g%%), %llu non-finite", (unsigned long long)st.n_outliers,
                (unsigned long long)st.n_tokens, 100 * frac, (unsigned long long)st.n_nonfinite);
