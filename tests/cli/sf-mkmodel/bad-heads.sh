@@ -1,0 +1,1 @@
+sf-mkmodel -o m --d-model 64 --heads 5

@@ -1,0 +1,1 @@
+sf-mkmodel -o m --perturb-layers 1

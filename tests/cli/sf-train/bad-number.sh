@@ -1,0 +1,1 @@
+sf-train -o sae --l1 abc < /dev/null

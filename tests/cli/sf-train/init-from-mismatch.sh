@@ -1,0 +1,2 @@
+source "$SF_ROOT/tests/lib.sh"; [ -d "${SF_FIXTURES:-/nonexistent}" ] || { echo "sf-train: error: $SF_FIXTURES/saes/stories260k-L2-relu: SAE d_in 64 does not match the stream's d_model 2" >&2; exit 1; }
+printf '{"sf":1,"kind":"header","meta":{}}\n{"sf":1,"kind":"acts","seq":0,"tokens":{"dtype":"i32","shape":[1,2],"data":[5,6]},"hook":"blocks.0.hook_resid_post","acts":{"dtype":"f32","shape":[1,2,2],"data":[1,2,3,4]}}\n{"sf":1,"kind":"end","frames":1,"rows":1}\n' | sf-cat --pack | sf-train -o sae --init-from "$SF_FIXTURES/saes/stories260k-L2-relu"

@@ -1,0 +1,1 @@
+sf-train -o sae --bogus < /dev/null

@@ -1,0 +1,1 @@
+printf '{"sf":1,"kind":"header","meta":{}}\n{"sf":1,"kind":"acts","seq":0,"tokens":{"dtype":"i32","shape":[1,2],"data":[5,6]},"hook":"blocks.0.hook_resid_post","acts":{"dtype":"f32","shape":[1,2,2],"data":[1,2,3,4]}}\n{"sf":1,"kind":"end","frames":1,"rows":1}\n' | sf-cat --pack | sf-train -o /dev/null/sae --d-sae 4 --steps 2
