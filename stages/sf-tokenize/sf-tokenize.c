@@ -6,7 +6,8 @@
  * batches exactly as SAELens 3.22.2 concat_and_batch_sequences does. Writes a header (meta:
  * tokenizer, bos, bos_id, ctx, vocab_size, total_rows when known), `tokens` frames i32
  * [rows, ctx] and an end frame. Flags: --tokenizer --ctx --bos/--no-bos --rows --max-tokens
- * --skip-rows --format --field --paragraphs; see usage().
+ * --skip-rows --format --field --paragraphs --threads (documents encoded in parallel, output
+ * identical); see usage().
  */
 #include <errno.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include <zstd.h>
 #include "cli.h"
 #include "proto.h"
 #include "tokenizer.h"
@@ -444,11 +446,60 @@ static int do_ids(struct state *st, const cJSON *arr, const char *where)
     return emit_row(st, st->row);
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 static enum fmt file_format(const struct opts *o, const char *path)
 {
     if (o->format != FMT_AUTO) return o->format;
-    size_t n = strlen(path);
-    return n > 6 && strcmp(path + n - 6, ".jsonl") == 0 ? FMT_JSONL : FMT_TEXT;
+    return ends_with(path, ".jsonl") || ends_with(path, ".jsonl.zst") ? FMT_JSONL : FMT_TEXT;
+}
+
+/* FILE.zst inputs: a FILE* that reads the decompressed bytes (fopencookie), so that getline and
+ * fread work on them unchanged. */
+struct zin { FILE *f; ZSTD_DCtx *dc; ZSTD_inBuffer in; char buf[1 << 16]; size_t last; bool eof; };
+
+static ssize_t zin_read(void *cookie, char *dst, size_t n)
+{
+    struct zin *z = cookie;
+    ZSTD_outBuffer out = { dst, n, 0 };
+    while (out.pos == 0) {
+        if (z->in.pos == z->in.size) {
+            if (z->eof) return 0;
+            z->in.size = fread(z->buf, 1, sizeof z->buf, z->f); z->in.pos = 0;
+            if (z->in.size == 0) {
+                z->eof = true;
+                if (ferror(z->f) || z->last != 0) { errno = EIO; return -1; }   /* last != 0: frame incomplete */
+                return 0;
+            }
+        }
+        size_t r = ZSTD_decompressStream(z->dc, &out, &z->in);
+        if (ZSTD_isError(r)) { errno = EILSEQ; return -1; }
+        z->last = r;
+    }
+    return (ssize_t)out.pos;
+}
+
+static int zin_close(void *cookie)
+{
+    struct zin *z = cookie;
+    fclose(z->f); ZSTD_freeDCtx(z->dc); free(z);
+    return 0;
+}
+
+static FILE *open_zst(const char *path)
+{
+    struct zin *z = calloc(1, sizeof *z);
+    if (!z) return NULL;
+    z->in.src = z->buf;
+    if (!(z->f = fopen(path, "rb"))) { free(z); return NULL; }
+    if (!(z->dc = ZSTD_createDCtx())) { fclose(z->f); free(z); errno = ENOMEM; return NULL; }
+    FILE *f = fopencookie(z, "rb", (cookie_io_functions_t){ .read = zin_read, .close = zin_close });
+    if (!f) zin_close(z);
+    return f;
 }
 
 /* JSONL: one object per line; blank lines are skipped. With --format jsonl/auto, a file whose
@@ -542,10 +593,12 @@ static int read_input(struct state *st, const char *path)
 {
     bool is_stdin = strcmp(path, "-") == 0;
     const char *name = is_stdin ? "stdin" : path;
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    FILE *f = is_stdin ? stdin : ends_with(path, ".zst") ? open_zst(path) : fopen(path, "rb");
     if (!f) { snprintf(st->msg, sizeof st->msg, "%s: %s", path, strerror(errno)); return -1; }
     enum fmt fmt = file_format(st->o, is_stdin ? "" : path);
     int rc = fmt == FMT_TEXT ? read_text(st, f, name) : read_jsonl(st, f, name, fmt);
+    if (rc && ferror(f) && ends_with(path, ".zst"))
+        snprintf(st->msg, sizeof st->msg, "%s: not a valid, complete zstd stream", path);
     if (!is_stdin) fclose(f);
     return rc;
 }
@@ -563,7 +616,10 @@ static void usage(FILE *fp)
         "                     a file whose first object has input_ids/tokens (and no string\n"
         "                     --field) is read as pre-tokenized\n"
         "  other files        plain text, the whole file is one document\n"
+        "  FILE.zst           zstd-compressed input (FILE.jsonl.zst is JSONL)\n"
         "      --format F     jsonl | text | ids (pre-tokenized JSONL); default: by extension\n"
+        "                     (pre-tokenized rows are used as they are: --bos adds nothing,\n"
+        "                     it only sets the header's bos)\n"
         "      --field NAME   JSONL text field (default text); with --format ids the ids field\n"
         "                     (default input_ids, then tokens)\n"
         "      --paragraphs   plain text: each run of non-blank lines is one document\n\n"
