@@ -228,7 +228,8 @@ def read_safetensors(path):
 #                                {"cfg": {...merged into cfg.json...}, "drop": [tensor names],
 #                                 "shape": {name: [dims]} (replaced by zeros of that shape)}
 # encode-lib.py acts [JSON]      an acts stream as JSON lines on stdout (2 rows x 3 positions,
-#                                d 8, seed 2); JSON: {"hook", "d", "nan": [t], "no_acts": true}
+#                                d 8, seed 2); JSON: {"hook", "d", "nan": [t], "no_acts": true,
+#                                "no_meta": true}
 def _main(argv):
     if argv[1] == "sae":
         edits = json.loads(argv[3]) if len(argv) > 3 else {}
@@ -251,6 +252,10 @@ def _main(argv):
             x.reshape(-1, d)[t, 0] = np.nan
         text = acts_stream([(np.arange(6, dtype=np.int32).reshape(2, 3), x)],
                            hook=o.get("hook", "blocks.2.hook_resid_post"))
+        if o.get("no_meta"):   # header without hook / d_model: the frames are checked instead
+            lines = text.splitlines()
+            lines[0] = json.dumps({"sf": 1, "kind": "header", "meta": {}})
+            text = "\n".join(lines) + "\n"
         if o.get("no_acts"):
             lines = text.splitlines()
             fr = json.loads(lines[1]); del fr["acts"]; lines[1] = json.dumps(fr)
