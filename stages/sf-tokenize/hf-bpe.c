@@ -65,7 +65,7 @@ static int sbuf_reserve(struct sbuf *b, size_t cap)
 static int sbuf_put(struct sbuf *b, const char *s, size_t n)
 {
     if (sbuf_reserve(b, b->n + n + 1) != 0) return -1;
-    memcpy(b->p + b->n, s, n);
+    if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     return 0;
 }

@@ -408,7 +408,7 @@ static int do_text(struct state *st, const char *s, size_t n, const char *name, 
         if (!t) { snprintf(st->msg, sizeof st->msg, "%s: out of memory", where); return -1; }
         st->texts = t; st->texts_cap = nc;
     }
-    memcpy(st->texts + st->texts_len, s, n);
+    if (n > 0) memcpy(st->texts + st->texts_len, s, n);
     struct doc *d = &st->docs[st->n_docs++];
     d->off = st->texts_len; d->len = n; d->name = name; d->line = line;
     st->texts_len += n;
