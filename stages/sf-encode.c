@@ -146,6 +146,8 @@ static int sae_parse_cfg(struct sae *s, const cJSON *cfg, long long *d_in, long 
     if ((err = cfg_str(cfg, "architecture", NULL, "standard", arch, sizeof arch)) != 0) return err;
     if ((err = cfg_str(cfg, "activation_fn_str", "activation_fn", "relu", act, sizeof act)) != 0) return err;
     if ((err = cfg_str(cfg, "hook_name", "hook_point", "", s->hook, sizeof s->hook)) != 0) return err;
+    const cJSON *md = cfg_get(cfg, "metadata", NULL);   /* SAELens >= 6 keeps it there */
+    if (!s->hook[0] && md && (err = cfg_str(md, "hook_name", NULL, "", s->hook, sizeof s->hook)) != 0) return err;
     if ((err = cfg_bool(cfg, "apply_b_dec_to_input", true, &s->apply_b_dec)) != 0) return err;
 
     /* normalize_activations: a string, or a legacy bool (true = expected_average_only_in) */

@@ -65,6 +65,9 @@ legacy = drop(base_cfg(), "hook_name", "activation_fn_str", "apply_b_dec_to_inpu
               "normalize_activations", "d_sae", "finetuning_scaling_factor")
 legacy.update(hook_point=HOOK, hook_point_layer=3, activation_fn="relu")
 cases.append(("legacy names, SAELens defaults for missing keys", legacy, "standard", {}, "F32", [], None))
+v6 = drop(base_cfg(architecture="topk", k=4, apply_b_dec_to_input=False), "hook_name", "activation_fn_str")
+v6["metadata"] = {"hook_name": HOOK, "sae_lens_version": "6.5.0"}
+cases.append(("SAELens 6 layout (architecture topk, metadata.hook_name)", v6, "standard", {}, "F32", [], None))
 cases.append(("f16 weights, topk", base_cfg(activation_fn_str="topk", activation_fn_kwargs={"k": 6}), "standard", {}, "F16", [], None))
 cases.append(("bf16 weights, jumprelu", base_cfg(architecture="jumprelu"), "jumprelu", {}, "BF16", [], None))
 cases.append(("relu, 2 threads", base_cfg(), "standard", {}, "F32", ["--threads", "2"], None))
