@@ -368,7 +368,7 @@ struct state {
     float *scale, *shift; uint8_t *bad; uint32_t *cnt; uint32_t *indptr; size_t tok_cap;
     float *recon; size_t recon_cap;   /* (n_tok, d_in) */
     uint32_t *index; float *value; size_t nnz_cap;   /* the frame's CSR */
-    uint64_t n_tokens, n_nonfinite, nnz_total;
+    uint64_t n_tokens, n_nonfinite, nnz_total, nnz_all;
     double t_prep, t_sgemm, t_post;   /* seconds spent per phase (-v, bench) */
     bool warned_nonfinite;
     bool write_failed;        /* the last error came from the writer (name the output) */
@@ -556,9 +556,12 @@ static int encode_token(struct part *p, const float *pre_t, uint32_t *cnt)
             int any = 0;
             for (int q = 0; q < 16; q++) any |= pre_t[j0 + q] + b[j0 + q] > 0;
             if (!any) continue;
-            for (int j = j0; j < j0 + 16; j++) {
+            if (p->nnz + 16 > p->cap && grow_keep(p, p->nnz + 16)) return PROTO_E_NOMEM;
+            for (int j = j0; j < j0 + 16; j++) {   /* branchless: write always, count if active */
                 float z = pre_t[j] + b[j];
-                if (z > 0 && emit(p, (uint32_t)j, z)) return PROTO_E_NOMEM;
+                p->index[p->nnz] = (uint32_t)j;
+                p->value[p->nnz] = z;
+                p->nnz += z > 0;
             }
         }
         for (int j = j0; j < s->d_sae; j++) {
@@ -577,6 +580,22 @@ static int encode_token(struct part *p, const float *pre_t, uint32_t *cnt)
     return PROTO_OK;
 }
 
+/* y += a·x in 8-wide vectors (GCC/clang vector extension; -O2 alone does not vectorise the
+ * plain loop), then a tail. Faster than a BLAS call for the short rows of small SAEs. */
+typedef float v8sf __attribute__((vector_size(32)));
+static inline void axpy(int n, float a, const float *restrict x, float *restrict y)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8sf xv, yv;
+        memcpy(&xv, x + i, sizeof xv);
+        memcpy(&yv, y + i, sizeof yv);
+        yv += a * xv;
+        memcpy(y + i, &yv, sizeof yv);
+    }
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
 /* x̂ = norm_out(Σ_j f_j·ft_j·W_dec[j] + b_dec) over the token's non-zero features only. */
 static void decode_token(const struct sae *s, const uint32_t *idx, const float *val, uint32_t n,
                          float scale, float shift, float *r)
@@ -586,7 +605,7 @@ static void decode_token(const struct sae *s, const uint32_t *idx, const float *
     for (uint32_t q = 0; q < n; q++) {
         const float *w = s->W_dec + (size_t)idx[q] * d;   // (d_in) row of W_dec
         float a = s->ft_scale ? val[q] * s->ft_scale[idx[q]] : val[q];
-        cblas_saxpy(d, a, w, 1, r, 1);   /* r += a·w */
+        axpy(d, a, w, r);
     }
     if (s->norm == NORM_CONSTANT_RESCALE || s->norm == NORM_EXPECTED_AVG)
         for (int i = 0; i < d; i++) r[i] /= scale;
@@ -757,6 +776,7 @@ static int process_frame(struct state *st, struct proto_frame *fr, struct proto_
         }
     }
     st->n_tokens += (uint64_t)n_tok;
+    st->nnz_all += st->nnz_total;
 
     struct proto_sparse sp = { .d_sae = (uint32_t)s->d_sae, .n_tok = (uint64_t)n_tok,
                                .nnz = st->nnz_total, .indptr = st->indptr, .index = st->index,
@@ -919,8 +939,9 @@ int main(int argc, char **argv)
     }
     if (err != PROTO_END) { rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in); goto out; }
     proto_progress_done(&prog, proto_writer_rows(out), st.n_tokens);
-    proto_info("%llu tokens; seconds: prepare %.3f, encoder sgemm %.3f (%.1f GFLOP/s), activation + "
-               "decode %.3f", (unsigned long long)st.n_tokens, st.t_prep, st.t_sgemm,
+    proto_info("%llu tokens, mean L0 %.2f; seconds: prepare %.3f, encoder sgemm %.3f (%.1f GFLOP/s), activation + "
+               "decode %.3f", (unsigned long long)st.n_tokens,
+               st.n_tokens ? (double)st.nnz_all / (double)st.n_tokens : 0.0, st.t_prep, st.t_sgemm,
                2.0 * (double)st.n_tokens * st.sae.d_in * st.sae.d_sae / (st.t_sgemm > 0 ? st.t_sgemm : 1) / 1e9,
                st.t_post);
     if (st.n_nonfinite)
