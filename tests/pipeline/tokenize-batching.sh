@@ -126,3 +126,18 @@ expect stream "2 4 5 6
 2 9 10 11
 2 12 13 2
 frames=[4] total_rows=None end_rows=4" "$(rows 4 --stream <<< "$docs")"
+
+# --bos-id overrides the tokenizer's BOS (here 13 = "j"); -i FILE is an input like a positional one
+printf '%s\n' "$docs" > docs.jsonl
+expect bos-id-and-i "13 4 5 6
+13 7 8 13
+13 9 10 11
+13 12 13 13
+frames=[4] total_rows=4 end_rows=4" "$(sf-tokenize --tokenizer tok.json --ctx 4 --bos-id 13 -i docs.jsonl | sf-cat | "$PY" -c '
+import json, sys
+fr = [json.loads(l) for l in sys.stdin]
+assert fr[0]["meta"]["bos_id"] == 13
+for f in fr[1:-1]:
+    t = f["tokens"]; r, c = t["shape"]
+    for i in range(r): print(" ".join(map(str, t["data"][i*c:(i+1)*c])))
+print("frames=%s total_rows=%s end_rows=%d" % ([f["tokens"]["shape"][0] for f in fr[1:-1]], fr[0]["meta"]["total_rows"], fr[-1]["rows"]))')"
