@@ -70,11 +70,12 @@ static struct opts opts_default(void)
 }
 
 /* ======================== histograms ======================== */
-struct hist { struct hspec s; uint64_t *c; uint64_t below, above, nan; };
+struct hist { struct hspec s; uint64_t *c; uint64_t below, above, nan; double zlo; /* LOGZ: 10^lo */ };
 
 static int hist_init(struct hist *h, struct hspec s)
 {
     h->s = s; h->below = h->above = h->nan = 0;
+    h->zlo = pow(10.0, (double)s.lo_num / s.den);
     h->c = calloc((size_t)s.n, sizeof *h->c);
     return h->c ? PROTO_OK : PROTO_E_NOMEM;
 }
@@ -87,7 +88,7 @@ static void hist_add(struct hist *h, double v)
     int off = 0;
     if (s->kind == H_LOGZ) {
         if (v < 0) { h->below++; return; }
-        if (v < pow(10.0, (double)s->lo_num / s->den)) { h->c[0]++; return; }
+        if (v < h->zlo) { h->c[0]++; return; }
         x = log10(v); off = 1;
     }
     double u = (x * s->den - s->lo_num) / s->step_num;   /* position in bins */
@@ -741,7 +742,7 @@ out:
  * The "partial" object holds the raw running sums; --merge adds them up (Chan's update for the
  * pooled-R² moments, max/min for extremes, row arrays appended in file order) and finalizes
  * exactly as a single pass would. Doubles are printed so that they parse back bit for bit. */
-static cJSON *jarr_d(const double *v, size_t n) { return cJSON_CreateDoubleArray(v, (int)n); }
+static cJSON *jarr_d(const double *v, size_t n) { return n ? cJSON_CreateDoubleArray(v, (int)n) : cJSON_CreateArray(); }
 
 static cJSON *jarr_u(const uint64_t *v, size_t n)
 {
