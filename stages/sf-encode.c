@@ -9,7 +9,13 @@
  * constant_norm_rescale / expected_average_only_in / layer_norm, finetuning_scaling_factor
  * (exact semantics: ../shared/STUDY.md and SAELens 3.22 `SAE.encode_*` / `decode`).
  * Batched: the encoder is one sgemm per frame (split only when the pre-activations of a frame
- * would pass ENC_MAX_BYTES); the decoder walks the non-zero features (cost ∝ L0·d_in).
+ * would pass ENC_MAX_BYTES); the decoder walks the non-zero features (cost ∝ L0·d_in); the
+ * activation and decode run on --threads workers over contiguous token ranges.
+ * Choices where SAELens leaves room: jumprelu is relu(z)·[z > threshold] (SAELens 3.22; equal to
+ * STUDY's z·[z > θ] for θ >= 0); topk ties go to the lower feature index; gated computes
+ * u·(W_enc·exp(r_mag)) as (u·W_enc)·exp(r_mag), sharing the one sgemm; a token whose input is
+ * not finite (or has zero norm under constant_norm_rescale) gets no features and a NaN recon,
+ * is counted (end meta nonfinite_tokens) and the first one is named on stderr.
  */
 #include <cblas.h>
 #include <cjson/cJSON.h>
