@@ -155,6 +155,7 @@ struct xacc { uint64_t n_tok; uint32_t d_sae; double *sab, *sld; /* (d_sae) */ }
 struct acc {
     int paired;                 /* 0: one model ("model"), 1: base/finetune */
     uint64_t tokens, rows, ctx; /* of the primary input (first input / first pair) */
+    uint64_t ktok[PROTO_KIND_OTHER + 1], krows[PROTO_KIND_OTHER + 1];   /* ... by frame kind */
     char hook[256], sae[1024];
     struct simacc sim; bool has_sim;
     struct modelacc m[2];
@@ -499,7 +500,10 @@ static int add_frame(struct acc *a, struct scratch *s, int mi, const struct prot
     if (!tok) return PROTO_OK;   /* kinds we do not reduce */
     uint64_t rows = tok->shape[0], ctx = tok->shape[1], n_tok = rows * ctx;
     if ((err = set_ctx(a, ctx, f->seq))) return err;
-    if (primary) { a->rows += rows; a->tokens += n_tok; proto_progress_update(&a->prog, a->rows, a->tokens); }
+    if (primary) {   /* one stream may carry several kinds over the same tokens: count each kind */
+        a->krows[f->kind] += rows; a->ktok[f->kind] += n_tok;
+        proto_progress_update(&a->prog, a->krows[f->kind], a->ktok[f->kind]);
+    }
     a->reduce_rows += rows; a->reduce_tokens += n_tok;
     const struct proto_value *hv = proto_frame_get((struct proto_frame *)f, "hook");
     if (hv && hv->type == PROTO_V_STR && !a->hook[0] && hv->len < sizeof a->hook) {
@@ -1609,6 +1613,8 @@ static int run_streams(const struct opts *o, struct acc *a, const char **where)
         for (int i = 0; i < o->n_in && !err; i++) err = run_single(a, &s, o->in[i], "model", 0, i == 0, where);
     }
     a->seconds = proto_now() - t0;
+    for (int k = 0; k <= PROTO_KIND_OTHER; k++)   /* tokens/rows: the kind that covers the most */
+        if (a->ktok[k] > a->tokens) { a->tokens = a->ktok[k]; a->rows = a->krows[k]; }
     if (!err) proto_progress_done(&a->prog, a->rows, a->tokens);
     scratch_destroy(&s);
     return err;
@@ -1705,7 +1711,8 @@ static void usage(FILE *fp)
 "                                     explained_variance, mse, cos_recon, l2_ratio, outliers, histograms\n"
 "  loss frames                     -> \"model\": ce_clean/spliced/ablated, ce_delta, ce_recovered, kl_*\n"
 "Several -i inputs are reduced one after the other into the same blocks (e.g. an acts+feats stream\n"
-"and a loss stream of the same model); top-level tokens/rows count the first input.\n"
+"and a loss stream of the same model); top-level tokens/rows count the first input (the frame\n"
+"kind that covers the most tokens, when one stream carries several kinds over the same tokens).\n"
 "\n"
 "Options:\n"
 "  -i, --in ENDPOINT        input stream (repeatable; default -)\n"
