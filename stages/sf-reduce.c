@@ -1806,6 +1806,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
     if (o->n_base != o->n_ft) proto_usage_error("--base and --finetune come in pairs (%d vs %d)", o->n_base, o->n_ft);
     if (o->n_base && o->n_in) proto_usage_error("-i cannot be combined with --base/--finetune");
     if (!o->n_base && !o->merge && !o->weights_only && !o->n_in) o->in[o->n_in++] = "-";
+    int n_stdin = 0;
+    for (int i = 0; i < o->n_in; i++) n_stdin += strcmp(o->in[i], "-") == 0;
+    for (int i = 0; i < o->n_base; i++) n_stdin += (strcmp(o->base[i], "-") == 0) + (strcmp(o->ft[i], "-") == 0);
+    if (n_stdin > 1) proto_usage_error("only one input can be stdin (-)");
     if (!o->base_model != !o->ft_model) proto_usage_error("--base-model and --finetune-model go together");
     if (o->weights_only && (!o->base_model || o->n_base || o->n_in)) proto_usage_error("--weights-only needs --base-model and --finetune-model and no stream");
     if ((o->base_model || o->sae_dir) && !o->n_base && !o->merge && !o->weights_only) proto_usage_error("--base-model/--sae need --base/--finetune streams (or --weights-only)");
