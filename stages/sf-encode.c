@@ -873,13 +873,13 @@ static void usage(FILE *fp)
         "                            (a d_model other than the SAE's d_in is always an error)\n"
         "  --norm-scaling-factor S   the factor s of normalize_activations expected_average_only_in\n"
         "                            (x' = s*x, recon = recon'/s); default: cfg.json norm_scaling_factor\n"
-        "  --threads N               BLAS and worker threads (default: all cores)\n");
+        "--threads N also sets the activation/decode workers (default: all cores).\n\n");
     proto_cli_help_common(fp);
     fprintf(fp,
         "\nexamples:\n"
         "  sf-forward --model M --hook blocks.2.hook_resid_post < tok.sf | sf-encode --sae SAE --splice > enc.sf\n"
         "  sf-encode --sae SAE --drop-acts -i acts.sf.zst -o feats.sf.zst\n"
-        "  sf-encode --sae SAE < acts.sf | sf-cat | head\n");
+        "  sf-encode --sae SAE < acts.sf | sf-cat --summary\n");
 }
 
 enum { OPT_SAE = PROTO_OPT_FIRST_FREE, OPT_SPLICE, OPT_DROP_ACTS, OPT_FORCE_HOOK, OPT_NORM_SCALE };

@@ -336,7 +336,8 @@ static void usage(FILE *fp)
         "\n"
         "Header meta written: outlier_rule (max_norm|relative), outlier_threshold (on |x|),\n"
         "norm_scalar, outlier_multiplier, norm_estimate_tokens. End meta: outliers,\n"
-        "outlier_fraction, tokens, nonfinite_tokens. -v prints the estimate on stderr.\n");
+        "outlier_fraction, tokens, nonfinite_tokens (an upstream end meta is carried on).\n"
+        "-v prints the estimate on stderr.\n\n");
     proto_cli_help_common(fp);
     fprintf(fp,
         "\nexamples:\n"
