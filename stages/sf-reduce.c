@@ -721,9 +721,9 @@ static int run_pair(struct acc *a, struct scratch *s, const char *eb, const char
         if ((ef_ = proto_reader_next(iff.r, &ff)) < 0) { err = ef_; goto out; }
         if (eb_ == PROTO_END || ef_ == PROTO_END) {
             if (eb_ != ef_) {
-                *where = eb;
-                proto_set_detail("the %s stream ended after %llu frames, the other one goes on",
-                                 eb_ == PROTO_END ? "base" : "finetune",
+                *where = "base vs finetune";
+                proto_set_detail("the %s stream (%s) ended after %llu frames, the other one goes on",
+                                 eb_ == PROTO_END ? "base" : "finetune", eb_ == PROTO_END ? eb : ef,
                                  (unsigned long long)proto_reader_frames(eb_ == PROTO_END ? ib.r : iff.r));
                 err = PROTO_E_MISMATCH; goto out;
             }
@@ -1079,7 +1079,7 @@ static int ckpt_open(const char *dir, struct ckpt **out)
     FILE *fp = fopen(path, "rb");
     if (fp) {
         fclose(fp);
-        if ((err = proto_st_open(&c->st[0], path))) { proto_set_detail("%s: %s", path, proto_detail()); goto fail; }
+        if ((err = proto_st_open(&c->st[0], path))) goto fail;   /* the detail names the file */
         c->n = 1;
         *out = c; return PROTO_OK;
     }
@@ -1098,7 +1098,7 @@ static int ckpt_open(const char *dir, struct ckpt **out)
         snprintf(seen[c->n], sizeof seen[0], "%s", e->valuestring);
         char sp[4096];
         snprintf(sp, sizeof sp, "%s/%s", dir, e->valuestring);
-        if ((err = proto_st_open(&c->st[c->n], sp))) { cJSON_Delete(idx); proto_set_detail("%s: %s", sp, proto_detail()); goto fail; }
+        if ((err = proto_st_open(&c->st[c->n], sp))) { cJSON_Delete(idx); goto fail; }
         c->n++;
     }
     cJSON_Delete(idx);
@@ -1240,7 +1240,7 @@ static int sae_rows(const char *dir, const uint32_t *idx, size_t k, uint32_t d_s
     struct proto_st st;
     int err;
     snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
-    if ((err = proto_st_open(&st, path))) { proto_set_detail("%s: %s", path, proto_detail()); return err; }
+    if ((err = proto_st_open(&st, path))) return err;   /* the detail names the file */
     const struct proto_st_tensor *w = proto_st_find(&st, "W_dec");
     if (!w || w->ndim != 2 || w->shape[0] != d_sae) {
         proto_set_detail("%s: W_dec missing or not [%u, d_in]", path, d_sae); proto_st_close(&st); return PROTO_E_MISMATCH;
@@ -1510,7 +1510,7 @@ static int transfer_block(const struct acc *a, const struct opts *o, cJSON *doc,
         cJSON_AddNumberToObject(t, "unembed_frobenius_error", fe);
         goto out;
 wfail:
-        proto_set_detail("%s: %s", where, proto_detail());
+        if (!strstr(proto_detail(), where)) proto_set_detail("%s: %s", where, proto_detail());
     }
 out:
     free(Lb); free(Lf); free(v); free(sb); free(sf); free(sr); free(wdec);
