@@ -85,6 +85,10 @@ struct mslot { uint64_t key; uint32_t rank; int32_t new_id; };  /* key UINT64_MA
 /* Per-thread direct-mapped cache of merge lookups (hits and misses; new_id -1 = no merge):
  * a text repeats its pairs, and the big merge table (Gemma: 16 MB) misses the CPU caches. */
 #define PCACHE_SIZE 16384
+/* Per-thread cache of whole words' ids (see bpe_words). Emptied when half full. */
+#define WCACHE_SLOTS 65536
+#define WCACHE_MAX_WORD 64
+struct wslot { uint64_t h; uint32_t koff, klen, ioff, n_ids; };   /* klen 0: empty */
 
 enum { META_NEVER, META_FIRST, META_ALWAYS };
 
@@ -113,6 +117,10 @@ struct hf_bpe {
     struct symbol *sym; size_t sym_cap;
     struct merge_item *heap; size_t heap_cap;
     struct mslot *pcache;            /* (PCACHE_SIZE), allocated on first use */
+    bool word_split;                 /* segments may be cut before a "▁" that follows another char */
+    struct wslot *wcache;            /* (WCACHE_SLOTS) word -> ids, allocated on first use */
+    uint32_t wcache_n;
+    struct sbuf wkeys; struct ids wids;
 };
 
 /* ------------------------------------------------------------------ hashing */
@@ -380,6 +388,83 @@ static int bpe_word(struct hf_bpe *t, const char *w, size_t n, struct ids *out)
     return 0;
 }
 
+/* ------------------------------------------------------------------ word splitting and cache
+ * Without a splitting pre-tokenizer the crate runs BPE on a whole segment (a whole document).
+ * When no vocab piece has a "▁" right after a character other than "▁" (true of Mistral and
+ * Gemma: only runs of ▁ hold an inner ▁), no merge can join a symbol ending in such a
+ * character with one starting with "▁", so cutting the segment before each such "▁" gives
+ * exactly the same ids (merges inside each word keep their relative order). The short words
+ * repeat, so their ids are cached per thread, as the crate caches words. */
+
+static uint64_t hash64(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) { h ^= (uint8_t)s[i]; h *= 1099511628211ULL; }
+    return h;
+}
+
+static int bpe_cached(struct hf_bpe *t, const char *w, size_t n, struct ids *out)
+{
+    if (n == 0) return 0;
+    if (n > WCACHE_MAX_WORD) return bpe_word(t, w, n, out);
+    if (!t->wcache && !(t->wcache = calloc(WCACHE_SLOTS, sizeof *t->wcache))) return -1;
+    uint64_t h = hash64(w, n);
+    uint32_t i = (uint32_t)h & (WCACHE_SLOTS - 1);
+    for (;; i = (i + 1) & (WCACHE_SLOTS - 1)) {
+        struct wslot *e = &t->wcache[i];
+        if (e->klen == 0) break;
+        if (e->h == h && e->klen == n && memcmp(t->wkeys.p + e->koff, w, n) == 0) {
+            if (ids_reserve(out, out->n + e->n_ids)) return -1;
+            memcpy(out->v + out->n, t->wids.v + e->ioff, e->n_ids * sizeof *out->v);
+            out->n += e->n_ids;
+            return 0;
+        }
+    }
+    size_t before = out->n;
+    if (bpe_word(t, w, n, out)) return -1;
+    if (t->wcache_n >= WCACHE_SLOTS / 2) {               /* full: start over */
+        memset(t->wcache, 0, WCACHE_SLOTS * sizeof *t->wcache);
+        t->wcache_n = 0; t->wkeys.n = 0; t->wids.n = 0;
+        i = (uint32_t)h & (WCACHE_SLOTS - 1);
+    }
+    size_t n_ids = out->n - before;
+    if (sbuf_put(&t->wkeys, w, n) || ids_reserve(&t->wids, t->wids.n + n_ids)) return -1;
+    memcpy(t->wids.v + t->wids.n, out->v + before, n_ids * sizeof *out->v);
+    t->wcache[i] = (struct wslot){ h, (uint32_t)(t->wkeys.n - n), (uint32_t)n, (uint32_t)t->wids.n, (uint32_t)n_ids };
+    t->wids.n += n_ids;
+    t->wcache_n++;
+    return 0;
+}
+
+#define SP "\xE2\x96\x81"     /* U+2581 ▁ */
+
+static int bpe_words(struct hf_bpe *t, const char *s, size_t n, struct ids *out)
+{
+    if (!t->word_split) return bpe_word(t, s, n, out);
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= n; i++) {
+        if (memcmp(s + i, SP, 3) == 0 && !(i >= 3 && memcmp(s + i - 3, SP, 3) == 0) && i > start) {
+            if (bpe_cached(t, s + start, i - start, out)) return -1;
+            start = i;
+            i += 2;
+        }
+    }
+    return bpe_cached(t, s + start, n - start, out);
+}
+
+/* Decides word_split at load: "▁" is a piece and no piece has "▁" after another character. */
+static void set_word_split(struct hf_bpe *t)
+{
+    t->word_split = !t->ignore_merges && vocab_get(t, SP, 3) >= 0;
+    for (uint32_t i = 0; i <= t->vmask && t->word_split; i++) {
+        const struct vslot *v = &t->vocab[i];
+        if (v->id < 0) continue;
+        const char *p = t->arena + v->off;
+        for (uint32_t k = 1; k + 3 <= v->len; k++)
+            if (memcmp(p + k, SP, 3) == 0 && !(k >= 3 && memcmp(p + k - 3, SP, 3) == 0)) { t->word_split = false; break; }
+    }
+}
+
 /* ------------------------------------------------------------------ pipeline */
 
 /* Applies the normalizer steps to s[0..n); the result is in one of t's scratch buffers. */
@@ -425,7 +510,7 @@ static int added_match(const struct added_set *a, const char *s, size_t i, size_
 static int pretok_and_bpe(struct hf_bpe *t, const char *s, size_t n, bool first, struct ids *out)
 {
     if (n == 0) return 0;
-    if (!t->meta) return bpe_word(t, s, n, out);
+    if (!t->meta) return bpe_words(t, s, n, out);
     struct sbuf *b = &t->mw;
     b->n = 0;
     /* the crate replaces ' ' first, then tests whether the piece starts with the replacement */
@@ -438,16 +523,16 @@ static int pretok_and_bpe(struct hf_bpe *t, const char *s, size_t n, bool first,
     }
     /* bpe_word does not touch t->mw, so words can point into it */
     const char *p = b->p; size_t m = b->n;
-    if (!t->meta_split) return bpe_word(t, p, m, out);
+    if (!t->meta_split) return bpe_words(t, p, m, out);
     size_t start = 0;
     for (size_t i = 1; i + t->meta_rep_len <= m; i++) {        /* MergedWithNext */
         if (memcmp(p + i, t->meta_rep, t->meta_rep_len) == 0) {
-            if (bpe_word(t, p + start, i - start, out)) return -1;
+            if (bpe_cached(t, p + start, i - start, out)) return -1;
             start = i;
             i += t->meta_rep_len - 1;
         }
     }
-    return bpe_word(t, p + start, m - start, out);
+    return bpe_cached(t, p + start, m - start, out);
 }
 
 /* Byte length of the character at s[0..n) if it is whitespace (Rust char::is_whitespace), else 0. */
@@ -534,6 +619,8 @@ struct hf_bpe *hf_bpe_worker(const struct hf_bpe *t)
     memset(&w->clean, 0, sizeof w->clean); memset(&w->na, 0, sizeof w->na);
     memset(&w->nb, 0, sizeof w->nb); memset(&w->mw, 0, sizeof w->mw);
     w->sym = NULL; w->sym_cap = 0; w->heap = NULL; w->heap_cap = 0; w->pcache = NULL;
+    w->wcache = NULL; w->wcache_n = 0;
+    memset(&w->wkeys, 0, sizeof w->wkeys); memset(&w->wids, 0, sizeof w->wids);
     return w;
 }
 
@@ -542,6 +629,7 @@ void hf_bpe_free(struct hf_bpe *t)
     if (!t) return;
     free(t->clean.p); free(t->na.p); free(t->nb.p); free(t->mw.p);
     free(t->sym); free(t->heap); free(t->pcache);
+    free(t->wcache); free(t->wkeys.p); ids_destroy(&t->wids);
     if (t->owner) { free(t); return; }
     free(t->arena); free(t->vocab); free(t->merges); free(t->char_id);
     for (int k = 0; k < t->n_norm; k++) { free(t->norm[k].pat); free(t->norm[k].rep); }
@@ -1010,6 +1098,7 @@ struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
     if (set_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, err_cap)) goto fail;
     t->n_vocab = max_id + 1;
     t->bos_id = find_bos(root, t);
+    set_word_split(t);
     cJSON_Delete(root);
     free(key.p);
     return t;
