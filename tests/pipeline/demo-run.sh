@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# pipelines/demo.sh end to end with small budgets: the report is written, and the mild
+# finetune keeps the demo SAE working better than the strong one (higher global cosine, higher
+# finetune explained variance, higher regular-feature activation similarity).
+source "$SF_ROOT/tests/lib.sh"
+need_py json
+for s in sf-forward sf-report; do command -v $s >/dev/null || skip "$s is not built"; done
+"$SF_ROOT/pipelines/demo.sh" --out demo --tokens 4096 --train-tokens 16384 > out.txt || die "demo.sh failed"
+cat out.txt
+grep -q "report: demo/report.html" out.txt || die "demo.sh did not say where the report is"
+[ -s demo/report.html ] || die "demo/report.html missing"
+"$PY" - <<'PY' || die "mild vs strong"
+import json
+m, s = (json.load(open(f'demo/{k}/result.json')) for k in ['mild', 'strong'])
+row = lambda r: (r['similarity']['cos_mean'], r['finetune']['explained_variance'], r['transfer']['activation_similarity']['mean'])
+print('cos, finetune EV, activation similarity: mild %.3f %.3f %.3f, strong %.3f %.3f %.3f' % (row(m) + row(s)))
+assert all(a > b for a, b in zip(row(m), row(s)))
+PY
