@@ -65,3 +65,12 @@ expect_strip='[261, 1, 262]'          # lstrip/rstrip: "a" <eos> "b"
 [ "$(sf-tokenize --tokenizer tok-str.json --format text --dump-ids s.txt)" == "$expect_plain" ] || die "plain <eos>: $(sf-tokenize --tokenizer tok-str.json --format text --dump-ids s.txt)"
 [ "$(sf-tokenize --tokenizer tok-strip.json --format text --dump-ids s.txt)" == "$expect_strip" ] || die "lstrip/rstrip <eos>: $(sf-tokenize --tokenizer tok-strip.json --format text --dump-ids s.txt)"
 echo "ok lstrip/rstrip"
+
+# a piece with "▁" after another character ("a▁"): BPE must see the whole segment, the merge
+# a + ▁ crosses what would otherwise be a word boundary: "a b" -> a▁ b = [3 1]
+printf '%s' '{"added_tokens": [], "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+ "pre_tokenizer": null, "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "\u2581": 2, "a\u2581": 3},
+ "merges": [["a", "\u2581"]]}}' > tok-cross.json
+got=$(printf 'a b' | sf-tokenize --tokenizer tok-cross.json --no-bos --format text --dump-ids) || die "tok-cross failed"
+[ "$got" == "[3, 1]" ] || die "merge across ▁: expected [3, 1], got $got"
+echo "ok merge across ▁"
