@@ -145,6 +145,7 @@ struct modelacc {
     double r_n, r_mean, r_m2;            /* scalars: Chan's running count, mean, M2 */
     double ss_res, ev_sum, cos_sum, ratio_sum;
     struct lossacc loss[N_LOSS];
+    double outlier_threshold;            /* from the header meta (sf-outliers), NaN when unknown */
     bool has_feats, has_acts, has_recon, has_loss;
 };
 
@@ -240,6 +241,7 @@ static int model_init_feats(struct modelacc *m, uint32_t d_sae)
 static int model_init(struct modelacc *m)
 {
     memset(m, 0, sizeof *m);
+    m->outlier_threshold = NAN;
     int err = hist_init(&m->h_act, HS_ACT);
     if (!err) err = hist_init(&m->h_norm, HS_NORM);
     return err;
@@ -655,7 +657,7 @@ static cJSON *mp_to_json(const msgpack_object *o)
 /* ---- reading inputs ---- */
 struct input { struct proto_reader *r; const char *ep; cJSON *prov; };
 
-static int input_open(struct acc *a, struct input *in, const char *ep, const char *role)
+static int input_open(struct acc *a, struct input *in, const char *ep, const char *role, int mi)
 {
     int err;
     struct proto_frame f;
@@ -671,6 +673,9 @@ static int input_open(struct acc *a, struct input *in, const char *ep, const cha
     if (mv && mv->type == PROTO_V_OBJ) {
         if (!a->hook[0]) proto_meta_str(&mv->obj, "hook", a->hook, sizeof a->hook);
         if (!a->sae[0]) proto_meta_str(&mv->obj, "sae", a->sae, sizeof a->sae);
+        double th;
+        if (isnan(a->m[mi].outlier_threshold) && proto_meta_double(&mv->obj, "outlier_threshold", &th) == PROTO_OK)
+            a->m[mi].outlier_threshold = th;
     }
     return PROTO_OK;
 }
@@ -693,7 +698,7 @@ static int run_single(struct acc *a, struct scratch *s, const char *ep, const ch
     struct proto_frame f;
     int err;
     *where = ep;
-    if ((err = input_open(a, &in, ep, role))) goto out;
+    if ((err = input_open(a, &in, ep, role, mi))) goto out;
     while ((err = proto_reader_next(in.r, &f)) == PROTO_OK) {
         if ((err = proto_frame_validate(&f))) break;
         if ((err = add_frame(a, s, mi, &f, primary))) break;
@@ -711,9 +716,9 @@ static int run_pair(struct acc *a, struct scratch *s, const char *eb, const char
     struct proto_frame fb, ff;
     int err, eb_, ef_;
     *where = eb;
-    if ((err = input_open(a, &ib, eb, "base"))) goto out;
+    if ((err = input_open(a, &ib, eb, "base", 0))) goto out;
     *where = ef;
-    if ((err = input_open(a, &iff, ef, "finetune"))) goto out;
+    if ((err = input_open(a, &iff, ef, "finetune", 1))) goto out;
     for (;;) {
         *where = eb;
         if ((eb_ = proto_reader_next(ib.r, &fb)) < 0) { err = eb_; goto out; }
@@ -775,6 +780,7 @@ static cJSON *hist_partial(const struct hist *h)
 static cJSON *model_partial(const struct modelacc *m)
 {
     cJSON *j = cJSON_CreateObject(), *o;
+    if (!isnan(m->outlier_threshold)) cJSON_AddNumberToObject(j, "outlier_threshold", m->outlier_threshold);
     if (m->has_feats) {
         o = cJSON_AddObjectToObject(j, "feats");
         cJSON_AddNumberToObject(o, "d_sae", m->d_sae);
@@ -943,6 +949,8 @@ static int model_from(struct modelacc *m, const cJSON *j)
     int err = PROTO_OK;
     double v;
     if (!cJSON_IsObject(j)) return bad_partial("model block");
+    const cJSON *th = cJSON_GetObjectItemCaseSensitive(j, "outlier_threshold");
+    if (cJSON_IsNumber(th) && isnan(m->outlier_threshold)) m->outlier_threshold = th->valuedouble;
     if ((o = cJSON_GetObjectItemCaseSensitive(j, "feats"))) {
         if ((err = jnum(o, "d_sae", &v))) return err;
         if (v < 1 || v > UINT32_MAX) return bad_partial("feats.d_sae");
@@ -1318,6 +1326,7 @@ static int model_block(const struct modelacc *m, const char *name, cJSON *doc, c
     if (m->has_acts) {
         cJSON_AddNumberToObject(b, "outliers", (double)m->outliers);
         cJSON_AddNumberToObject(b, "outlier_fraction", ratio((double)m->outliers, (double)m->a_tok));
+        if (!isnan(m->outlier_threshold)) cJSON_AddNumberToObject(b, "outlier_threshold", m->outlier_threshold);
     }
     if (m->has_feats && m->f_tok) {
         double *Ld = malloc(m->d_sae * sizeof(double));
@@ -1752,7 +1761,8 @@ static void usage(FILE *fp)
 "  -10..5 step 0.05 (+ \"zeros\": token-feature pairs with f = 0); density_hist: log_density,\n"
 "  -10.05..0.15 step 0.1. Bins are [left, right), the last one closed.\n"
 "Extra keys: \"provenance\" (each input's header meta and end frame, the flags), \"partial\" (raw\n"
-"  running sums; what --merge adds up), per block \"tokens\", \"d_sae\". \"throughput\" has this stage\n"
+"  running sums; what --merge adds up), per block \"tokens\", \"d_sae\" and \"outlier_threshold\" (the\n"
+"  input header's, set by sf-outliers; for the norm_hist plot). \"throughput\" has this stage\n"
 "  and every upstream stage that put \"seconds.STAGE\" (a number) into its stream's end-frame meta.\n"
 "\n");
     proto_cli_help_common(fp);

@@ -32,7 +32,7 @@ for seq, rows in enumerate([2, 3]):
     recs.append((X, Y, keep))
     Fs.append(F)
     norms.append(np.linalg.norm(X.astype(np.float64), axis=1))
-L.pack(L.stream(frames, model="m", hook="blocks.0.hook_resid_post", sae="sae-x"), "acts.sf")
+L.pack(L.stream(frames, model="m", hook="blocks.0.hook_resid_post", sae="sae-x", outlier_threshold=12.5), "acts.sf")
 # loss stream of the same model (second input)
 ce = rng.uniform(1, 3, (4, CTX - 1)).astype(np.float32)
 loss = [{"sf": 1, "kind": "loss", "seq": 0, "tokens": L.T(rng.integers(0, 100, (4, CTX)), "i32"),
@@ -52,6 +52,7 @@ c.close(m["log_density"], fr["log_density"], "log_density")
 for k in ("r2_pooled", "explained_variance", "mse", "cos_recon", "l2_ratio"): c.close(m[k], rr[k], k)
 if abs(rr["r2_pooled"] - rr["explained_variance"]) < 0.05: print("FAIL: test data does not separate r2_pooled and EV"); sys.exit(1)
 c.eq(m["outliers"], 2, "outliers"); c.close(m["outlier_fraction"], 2 / 25, "outlier_fraction")
+c.eq(m["outlier_threshold"], 12.5, "outlier_threshold from the header (sf-outliers meta)")
 # histograms: edges written out independently, counts by np.histogram
 for key, name, vals in (("norm_hist", "norm", np.concatenate(norms)), ("act_log10_hist", "act", fr["act_log10"]),
                         ("density_hist", "dens", fr["log_density"])):
