@@ -335,7 +335,7 @@ static int sae_load(struct sae *s, const char *dir)
 
 struct buffer {
     float *x;                   // (n_tok, d)
-    size_t n_tok, cap;
+    size_t n_tok, cap, limit;   /* held, allocated, --max-tokens */
     int d;
     uint64_t skipped_keep, skipped_nonfinite, seen;
     struct provenance pv;
@@ -351,12 +351,7 @@ static int buffer_add_frame(struct buffer *b, const struct proto_frame *fr, cons
         proto_set_detail("frame %llu: acts frame has no acts tensor [rows, ctx, d_model]", (unsigned long long)fr->seq);
         return PROTO_E_SCHEMA;
     }
-    if (!b->d) {
-        b->d = (int)a->shape[2];
-        b->cap = (size_t)o->max_tokens;
-        b->x = proto_aligned_alloc(b->cap * b->d * sizeof(float));
-        if (!b->x) { proto_set_detail("%zu tokens x %d floats", b->cap, b->d); return PROTO_E_NOMEM; }
-    }
+    if (!b->d) { b->d = (int)a->shape[2]; b->limit = (size_t)o->max_tokens; }
     if ((int)a->shape[2] != b->d) {
         proto_set_detail("frame %llu: acts d_model %llu does not match the stream's %d", (unsigned long long)fr->seq,
                          (unsigned long long)a->shape[2], b->d);
@@ -368,6 +363,17 @@ static int buffer_add_frame(struct buffer *b, const struct proto_frame *fr, cons
     if (!x) return err;
     const struct proto_tensor *keep = proto_frame_tensor(fr, "keep");   // (rows, ctx) u8
     uint64_t n = a->shape[0] * a->shape[1];
+    /* grow by doubling, up to --max-tokens */
+    if (b->n_tok + n > b->cap && b->cap < b->limit) {
+        size_t nc = b->cap ? b->cap : 4096;
+        while (nc < b->n_tok + n && nc < b->limit) nc *= 2;
+        if (nc > b->limit) nc = b->limit;
+        float *nx = proto_aligned_alloc(nc * b->d * sizeof(float));
+        if (!nx) { proto_set_detail("%zu tokens x %d floats", nc, b->d); return PROTO_E_NOMEM; }
+        if (b->n_tok) memcpy(nx, b->x, b->n_tok * b->d * sizeof(float));
+        free(b->x);
+        b->x = nx; b->cap = nc;
+    }
     for (uint64_t t = 0; t < n && b->n_tok < b->cap; t++) {
         b->seen++;
         if (keep && !o->all_tokens && keep->dtype == PROTO_U8 && !((const uint8_t *)keep->data)[t]) { b->skipped_keep++; continue; }
@@ -378,7 +384,7 @@ static int buffer_add_frame(struct buffer *b, const struct proto_frame *fr, cons
         memcpy(b->x + b->n_tok * b->d, r, (size_t)b->d * sizeof(float));
         b->n_tok++;
     }
-    b->full = b->n_tok >= b->cap;
+    b->full = b->n_tok >= b->limit;
     return PROTO_OK;
 }
 
