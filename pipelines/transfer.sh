@@ -45,6 +45,7 @@ OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
   --threads N                  threads per compute stage (default 1; both branches run at once)
   --title TEXT                 a name for the study in the report (default: FINETUNE's basename)
   --no-report                  skip sf-report
+  --progress                   a progress line (sf-reduce's: rows, tokens/s, ETA)
   -v                           print each stage's command line
 Exit codes: 0 ok; 1 a stage failed (named on stderr); 2 usage error; 3 a stream was truncated.
 
@@ -59,7 +60,7 @@ EOF
 die_usage() { echo "transfer.sh: error: $*" >&2; echo "try 'pipelines/transfer.sh --help'" >&2; exit 2; }
 
 BASE="" FT="" SAE="" DATA=() TOKENS=256000 CTX="" BOS="" HOOK="" ROWS=8 MAXNORM="" MULT="" EST=4096
-ABLATE="" OUT=study-out KEEP="" THREADS=1 TITLE="" REPORT=1
+ABLATE="" OUT=study-out KEEP="" THREADS=1 TITLE="" REPORT=1 PROGRESS=--no-progress
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) BASE=${2:?}; shift 2 ;;
@@ -81,6 +82,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS=${2:?}; shift 2 ;;
     --title) TITLE=${2:?}; shift 2 ;;
     --no-report) REPORT=""; shift ;;
+    --progress) PROGRESS=--progress; shift ;;
     -v) SF_VERBOSE=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die_usage "unknown option '$1'" ;;
@@ -163,7 +165,7 @@ for X in base finetune; do
 done
 sf_stage sf-reduce sf-reduce --base "$T/red.base" --finetune "$T/red.finetune" \
     --base "$T/lossred.base" --finetune "$T/lossred.finetune" \
-    --base-model "$BASE" --finetune-model "$FT" --sae "$SAE" -q -o "$OUT/result.json.tmp"
+    --base-model "$BASE" --finetune-model "$FT" --sae "$SAE" "$PROGRESS" -o "$OUT/result.json.tmp"
 sf_wait_all || exit $?
 mv "$OUT/result.json.tmp" "$OUT/result.json"
 

@@ -4,6 +4,7 @@
 #   - base vs ft-mild and base vs ft-code: ft-mild's global cosine > ft-code's, ft-code's
 #     CE delta (spliced - clean) > ft-mild's; every SPEC section 4 key the inputs can give is
 #     there; report.html is written (when sf-report is built)
+#   - pipelines/similarity.sh (sf-compare) gives the study's similarity figures
 #   - --keep-streams: re-reducing the saved .zst streams gives the same JSON (throughput and
 #     provenance and timings aside)
 source "$SF_ROOT/tests/lib.sh"
@@ -20,6 +21,9 @@ for ft in mild code; do
   [ ${#REPORT[@]} -gt 0 ] || [ -s "out-$ft/report.html" ] || die "out-$ft/report.html missing"
 done
 for f in base.zst finetune.zst loss-base.zst loss-finetune.zst; do [ -s "streams/$f" ] || die "streams/$f missing"; done
+"$SF_ROOT/pipelines/similarity.sh" --base "$M/stories260k" --finetune "$M/stories260k-ft-mild" \
+    --hook blocks.2.hook_resid_post --data "$F/data/stories.jsonl" --tokens 4096 --ctx 128 --out sim.json ||
+    die "similarity.sh failed"
 sf-reduce --base streams/base.zst --finetune streams/finetune.zst --base streams/loss-base.zst \
     --finetune streams/loss-finetune.zst --base-model "$M/stories260k" --finetune-model "$M/stories260k-ft-mild" \
     --sae "$SAE" -o again.json || die "re-reduce of the saved streams failed"
@@ -61,4 +65,7 @@ if a != b:
     diff = [k for k in set(a) | set(b) if a.get(k) != b.get(k)]
     raise SystemExit(f're-reduced JSON differs in {diff}')
 print('re-reduce of the saved streams: same JSON')
+sim = json.load(open('sim.json'))['similarity']
+assert abs(sim['cos_mean'] - cm) < 1e-6 and abs(sim['l2_mean'] - mild['similarity']['l2_mean']) < 1e-5, (sim['cos_mean'], cm)
+print('similarity.sh (sf-compare) agrees with the study: cos %.6f' % sim['cos_mean'])
 PY
