@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The real chain on the stories260k fixtures: reference tokens -> sf-forward (base, hook
+# blocks.2.hook_resid_post) -> sf-outliers --estimate -> sf-encode --splice (relu SAE), checked
+# against reference/stories260k.json (active sets, feature values and reconstruction within 1e-5
+# of the activation scale) and the keep mask against a threshold computed here from the
+# reference activations. Skips until sf-forward is built.
+source "$SF_ROOT/tests/lib.sh"
+need_fixtures
+need_py numpy
+command -v sf-forward > /dev/null || skip "sf-forward not built yet"
+"$PY" - <<'EOF' || exit 1
+import json, os, subprocess, sys
+import numpy as np
+sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
+L = __import__("encode-lib")
+fx = os.environ["SF_FIXTURES"]
+ref = json.load(open(f"{fx}/reference/stories260k.json"))
+tok = np.array(ref["tokens"], np.int32)
+x = np.array(ref["models"]["stories260k"]["hooks"]["blocks.2.hook_resid_post"], np.float32)
+lines = [json.dumps({"sf": 1, "kind": "header", "meta": {}}),
+         json.dumps({"sf": 1, "kind": "tokens", "seq": 0, "tokens": L.tensor("i32", tok)}),
+         json.dumps({"sf": 1, "kind": "end", "frames": 1, "rows": 4})]
+L.pack("\n".join(lines) + "\n", "tok.sf")
+hook = "blocks.2.hook_resid_post"
+cmd = (f"sf-forward --model {fx}/models/stories260k --hook {hook} -q -i tok.sf"
+       f" | sf-outliers --estimate 256 --multiplier 1.25 -q"
+       f" | sf-encode --sae {fx}/saes/stories260k-L2-relu --splice -q -o out.sf")
+subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)
+fr = L.unpack("out.sf")
+d = [f for f in fr if f["kind"] == "acts"][0]
+scale = float(np.abs(x).max())
+r = ref["saes"]["stories260k-L2-relu"]
+got = L.csr_dense(d["feats"])
+want = L.csr_dense({"d_sae": 512, "indptr": np.array(r["feats_csr"]["indptr"]),
+                    "index": np.array(r["feats_csr"]["index"]), "value": np.array(r["feats_csr"]["value"])})
+same = np.array_equal(got > 0, want > 0)
+ef = np.abs(got - want).max()
+er = np.abs(d["recon"] - np.array(r["reconstruction"])).max()
+nr = np.sqrt((x.astype(np.float64) ** 2).sum(-1)).reshape(-1)
+keep_want = (nr <= 1.25 * nr.mean()).astype(float)
+keep_ok = np.array_equal(d["keep"].reshape(-1), keep_want)
+hdr = fr[0]["meta"]
+print(f"active sets equal {same}, max |f err| {ef:.3g}, max |recon err| {er:.3g} (scale {scale:.3g}), "
+      f"keep mask ok {keep_ok} ({int((1 - keep_want).sum())} outliers), header sae {hdr.get('sae')} "
+      f"threshold {hdr.get('outlier_threshold')}")
+sys.exit(0 if same and ef <= 1e-5 * scale and er <= 1e-5 * scale and keep_ok and hdr.get("sae") == "stories260k-L2-relu" else 1)
+EOF
