@@ -513,11 +513,13 @@ static int read_jsonl(struct state *st, FILE *f, const char *name, enum fmt fmt)
     while (!st->done && (len = getline(&st->line, &st->line_cap, f)) >= 0) {
         lineno++;
         snprintf(where, sizeof where, "%s:%lld", name, lineno);
-        size_t i = 0;
-        while (i < (size_t)len && strchr(" \t\r\n", st->line[i])) i++;
-        if (i == (size_t)len) continue;
+        char *line = st->line;
+        if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) { line += 3; len -= 3; }  /* UTF-8 BOM */
+        ssize_t i = 0;
+        while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')) i++;
+        if (i == len) continue;
         /* length + 1: the NUL getline puts after the line, so trailing garbage is an error */
-        cJSON *obj = cJSON_ParseWithLengthOpts(st->line, (size_t)len + 1, NULL, true);
+        cJSON *obj = cJSON_ParseWithLengthOpts(line, (size_t)len + 1, NULL, true);
         if (!obj) { snprintf(st->msg, sizeof st->msg, "%s: invalid JSON", where); return -1; }
         int rc = 0;
         const cJSON *txt = cJSON_GetObjectItemCaseSensitive(obj, st->o->field);
