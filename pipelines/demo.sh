@@ -2,7 +2,10 @@
 # pipelines/demo.sh - the embedded demo: no download, a SYNTHETIC model (see sf-mkmodel --help).
 #   1. sf-mkmodel: a base checkpoint over data/demo/stories.jsonl, a mild finetune (layers 1-2
 #      perturbed by 10% relative Frobenius norm) and a strong one (50%)
-#   2. pipelines/train.sh: the demo SAE on base activations at blocks.2.hook_resid_post
+#   2. pipelines/train.sh: the demo SAE (TopK, k 8, 256 features) on base activations at
+#      blocks.2.hook_resid_post, from rows the studies do not use. (A ReLU SAE shows the same
+#      contrast in EV and L0, but on this synthetic stream its many near-threshold features
+#      make the mild finetune's density correlation noisy; TopK's is clean.)
 #   3. pipelines/transfer.sh twice (base vs mild, base vs strong) on held-out rows
 #   4. sf-report with both studies side by side
 set -euo pipefail
@@ -36,7 +39,7 @@ say "synthetic base + 2 finetunes written"
 # the SAE trains on rows the studies do not use (the studies take the first $TOKENS tokens)
 "$HERE/train.sh" --model "$M/base" --hook "$HOOK" --data "$DATA" --ctx "$CTX" --out "$OUT/sae" \
     --tokens "$TRAIN_TOKENS" --skip-rows $((TOKENS / CTX)) \
-    -- --d-sae 256 --l1 1 --l1-warmup 50 --batch 1024 --steps 400 --lr 3e-3 --dec-init-norm 0.5 --seed 1 --model-name demo-base
+    -- --d-sae 256 --k 8 --batch 1024 --steps 400 --lr 3e-3 --dec-init-norm 0.5 --seed 1 --model-name demo-base
 say "demo SAE trained ($TRAIN_TOKENS tokens)"
 
 for ft in mild strong; do
