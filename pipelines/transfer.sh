@@ -38,6 +38,7 @@ OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
   --outlier-max-norm T         outlier if |x| > T (Mistral-7B: 200)
   --outlier-multiplier M       outlier if s*|x| > M*sqrt(d_model), s = sqrt(d_model)/E|x| on base
   --outlier-estimate N         tokens for that estimate (default 4096)
+  --outlier-norm-scalar S      use this s instead of estimating it (Gemma-2b in the seed: 0.31279)
                                (no outlier rule given: no token is filtered)
   --ablate                     also the zero-ablation CE and KL (ce_recovered)
   --out DIR                    output directory (default study-out)
@@ -49,9 +50,13 @@ OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
   -v                           print each stage's command line
 Exit codes: 0 ok; 1 a stage failed (named on stderr); 2 usage error; 3 a stream was truncated.
 
-examples:
-  pipelines/transfer.sh --base m/gemma-2b --finetune m/gemma-2b-python --sae saes/gemma-2b-L6 \
-      --data code.jsonl --ctx 1024 --rows 5 --tokens 256000 --outlier-multiplier 2 --out gemma-py
+examples (the seed's settings: ctx 1024, BOS, 50 frames x 5 rows = 256,000 tokens; the SAE's
+cfg.json gives the hook):
+  pipelines/transfer.sh --base m/gemma-2b --finetune m/gemma-2b-python --sae saes/gemma-2b-res \
+      --data code.jsonl --ctx 1024 --rows 5 --tokens 256000 --outlier-norm-scalar 0.31279 \
+      --outlier-multiplier 2 --ablate --progress --out gemma-python
+  pipelines/transfer.sh --base m/Mistral-7B-v0.1 --finetune m/MetaMath-Mistral-7B --sae saes/mistral-7b-res \
+      --data math.jsonl --ctx 1024 --rows 5 --tokens 256000 --outlier-max-norm 200 --out mistral-metamath
   pipelines/transfer.sh --base stories260k --finetune stories260k-ft-mild \
       --sae stories260k-L2-relu --data stories.jsonl --tokens 16384 --keep-streams streams/
 EOF
@@ -60,7 +65,7 @@ EOF
 die_usage() { echo "transfer.sh: error: $*" >&2; echo "try 'pipelines/transfer.sh --help'" >&2; exit 2; }
 
 BASE="" FT="" SAE="" DATA=() TOKENS=256000 CTX="" BOS="" HOOK="" ROWS=8 MAXNORM="" MULT="" EST=4096
-ABLATE="" OUT=study-out KEEP="" THREADS=1 TITLE="" REPORT=1 PROGRESS=--no-progress
+NSCALAR="" ABLATE="" OUT=study-out KEEP="" THREADS=1 TITLE="" REPORT=1 PROGRESS=--no-progress
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) BASE=${2:?}; shift 2 ;;
@@ -76,6 +81,7 @@ while [ $# -gt 0 ]; do
     --outlier-max-norm) MAXNORM=${2:?}; shift 2 ;;
     --outlier-multiplier) MULT=${2:?}; shift 2 ;;
     --outlier-estimate) EST=${2:?}; shift 2 ;;
+    --outlier-norm-scalar) NSCALAR=${2:?}; shift 2 ;;
     --ablate) ABLATE=--ablate; shift ;;
     --out) OUT=${2:?}; shift 2 ;;
     --keep-streams) KEEP=${2:?}; shift 2 ;;
@@ -92,6 +98,7 @@ done
 for d in "$BASE" "$FT" "$SAE"; do [ -d "$d" ] || die_usage "$d: not a directory"; done
 for f in "${DATA[@]}"; do [ -r "$f" ] || die_usage "$f: cannot read"; done
 [ -z "$MAXNORM" ] || [ -z "$MULT" ] || die_usage "--outlier-max-norm and --outlier-multiplier exclude each other"
+[ -z "$NSCALAR" ] || [ -n "$MULT" ] || die_usage "--outlier-norm-scalar needs --outlier-multiplier"
 CFG="$SAE/cfg.json"
 [ -r "$CFG" ] || die_usage "$CFG: cannot read"
 [ -n "$HOOK" ] || HOOK=$(sf_cfg_get "$CFG" hook_name)
@@ -114,6 +121,8 @@ VOCAB=$(sf_cfg_get "$BASE/config.json" vocab_size)
 OUTL=()
 if [ -n "$MAXNORM" ]; then
   OUTL=(--max-norm "$MAXNORM")
+elif [ -n "$MULT" ] && [ -n "$NSCALAR" ]; then
+  OUTL=(--norm-scalar "$NSCALAR" --multiplier "$MULT")
 elif [ -n "$MULT" ]; then
   sf_fifo est.tok est.acts est.out
   sf_stage "sf-tokenize (estimate)" sf-tokenize --tokenizer "$BASE" --ctx "$CTX" "$BOSFLAG" --rows "$ROWS" \
