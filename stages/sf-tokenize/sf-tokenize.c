@@ -650,7 +650,8 @@ static void usage(FILE *fp)
         "      --stream       write the header at once, without total_rows. By default up to\n"
         "                     8M tokens are tokenized before the header is written so that it\n"
         "                     carries total_rows; longer inputs stream on without it\n"
-        "      --dump-ids     debug: print each document's ids as a JSON array line, no frames\n"
+        "      --dump-ids     debug: print each document's ids as a JSON array line (to -o FILE\n"
+        "                     or stdout), no frames\n"
         "      --threads N    encode documents on N threads (default: the number of cores, at\n"
         "                     most 8); the ids and their order do not depend on it\n\n");
     proto_cli_help_common(fp);
@@ -727,13 +728,16 @@ int main(int argc, char **argv)
     if (o.dump == DUMP_NONE) {
         struct proto_writer_opts wo = { .zstd_tensors = o.cli.zstd };
         if (!(st.w = proto_writer_open(o.cli.out, &wo, &err))) { rc = proto_fail(err, o.cli.out); goto out; }
+    } else if (strcmp(o.cli.out, "-") != 0 && !freopen(o.cli.out, "w", stdout)) {
+        snprintf(st.msg, sizeof st.msg, "%s: %s", o.cli.out, strerror(errno));
+        rc = PROTO_EXIT_FAIL; goto out;
     }
     for (int i = 0; i < o.n_inputs && !st.done; i++)
         if (read_input(&st, o.inputs[i])) { rc = PROTO_EXIT_FAIL; goto out; }
     if (run_batch(&st)) { rc = PROTO_EXIT_FAIL; goto out; }
     if (st.w && finish(&st)) { rc = PROTO_EXIT_FAIL; goto out; }
     if (o.dump != DUMP_NONE && (fflush(stdout) != 0 || ferror(stdout))) {
-        snprintf(st.msg, sizeof st.msg, "stdout: writing output failed: %s", strerror(errno));
+        snprintf(st.msg, sizeof st.msg, "%s: writing output failed: %s", strcmp(o.cli.out, "-") ? o.cli.out : "stdout", strerror(errno));
         rc = PROTO_EXIT_FAIL;
     }
 out:
