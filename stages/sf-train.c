@@ -434,10 +434,15 @@ struct trainer {
     int B;                      /* batch tokens */
     float *X;                   // (B, d)   the batch
     float *U;                   // (B, d)   encoder input: X − b_dec (or X)
-    float *PRE;                 // (B, m)   pre-activations; becomes dPRE in the backward pass
-    float *F;                   // (B, m)   feature activations
+    float *PRE;                 // (B, m)   pre-activations; dPRE in a dense backward pass
+    float *Fd;                  // (B, m)   dense feature activations (dense passes only)
+    /* the active features of each token (f > 0), CSR: row b holds fidx/fval[fptr[b]..fptr[b+1]) */
+    uint32_t *fptr;             // (B + 1)
+    uint32_t *fidx;             // (B * m)  at most
+    float *fval;                // (B * m)
     float *XH;                  // (B, d)   reconstruction; becomes G = dL/dx̂
     float *gW_enc;              // (d, m)
+    float *gW_encT;             // (m, d)   the same, accumulated row by row
     float *gW_dec;              // (m, d)
     float *gb_enc;              // (m)
     float *gb_dec;              // (d)
@@ -473,7 +478,7 @@ static void adam_step(struct adam *a, float *w, const float *g, double lr, long 
 
 static void trainer_destroy(struct trainer *t)
 {
-    free(t->X); free(t->U); free(t->PRE); free(t->F); free(t->XH);
+    free(t->X); free(t->U); free(t->PRE); free(t->fptr); free(t->fidx); free(t->fval); free(t->XH); free(t->gW_encT); free(t->Fd);
     free(t->gW_enc); free(t->gW_dec); free(t->gb_enc); free(t->gb_dec); free(t->dec_norm);
     free(t->fsum); free(t->tmp); free(t->last_fired);
     adam_destroy(&t->a_W_enc); adam_destroy(&t->a_b_enc); adam_destroy(&t->a_W_dec); adam_destroy(&t->a_b_dec);
@@ -484,13 +489,15 @@ static int trainer_init(struct trainer *t, struct sae *s, const struct opts *o, 
     const size_t d = s->d_in, m = s->d_sae;
     t->s = s; t->o = o; t->B = B;
     t->X = proto_aligned_alloc(B * d * 4); t->U = proto_aligned_alloc(B * d * 4);
-    t->PRE = proto_aligned_alloc(B * m * 4); t->F = proto_aligned_alloc(B * m * 4);
+    t->PRE = proto_aligned_alloc(B * m * 4); t->Fd = proto_aligned_alloc(B * m * 4);
+    t->fptr = malloc((B + 1) * sizeof *t->fptr); t->fidx = malloc(B * m * sizeof *t->fidx); t->fval = malloc(B * m * 4);
+    t->gW_encT = proto_aligned_alloc(d * m * 4);
     t->XH = proto_aligned_alloc(B * d * 4);
     t->gW_enc = proto_aligned_alloc(d * m * 4); t->gW_dec = proto_aligned_alloc(d * m * 4);
     t->gb_enc = proto_aligned_alloc(m * 4); t->gb_dec = proto_aligned_alloc(d * 4);
     t->dec_norm = proto_aligned_alloc(m * 4); t->fsum = proto_aligned_alloc(m * 4); t->tmp = proto_aligned_alloc(m * 4);
     t->last_fired = calloc(m, sizeof *t->last_fired);
-    if (!t->X || !t->U || !t->PRE || !t->F || !t->XH || !t->gW_enc || !t->gW_dec || !t->gb_enc || !t->gb_dec ||
+    if (!t->X || !t->U || !t->PRE || !t->fptr || !t->fidx || !t->fval || !t->gW_encT || !t->Fd || !t->XH || !t->gW_enc || !t->gW_dec || !t->gb_enc || !t->gb_dec ||
         !t->dec_norm || !t->fsum || !t->tmp || !t->last_fired) return PROTO_E_NOMEM;
     int err;
     if ((err = adam_init(&t->a_W_enc, d * m)) || (err = adam_init(&t->a_b_enc, m)) ||
@@ -498,25 +505,34 @@ static int trainer_init(struct trainer *t, struct sae *s, const struct opts *o, 
     return PROTO_OK;
 }
 
-/* The k-th largest value of v (n) via quickselect on a copy in tmp. */
-static float kth_largest(const float *v, int n, int k, float *tmp)
+/* The k-th largest value of v (n): a min-heap of the k largest seen so far, in tmp (k). Most
+ * values fail the comparison with the root, so this is about one pass over v. */
+static float kth_largest(const float *v, int n, int k, float *heap)
 {
-    memcpy(tmp, v, (size_t)n * sizeof *tmp);
-    int lo = 0, hi = n - 1, want = k - 1;
-    while (lo < hi) {
-        float p = tmp[(lo + hi) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (tmp[i] > p) i++;
-            while (tmp[j] < p) j--;
-            if (i <= j) { float s = tmp[i]; tmp[i] = tmp[j]; tmp[j] = s; i++; j--; }
+    int h = 0;
+    for (int i = 0; i < n; i++) {
+        float x = v[i];
+        if (h < k) {                              /* push, sift up */
+            int c = h++;
+            while (c > 0 && heap[(c - 1) / 2] > x) { heap[c] = heap[(c - 1) / 2]; c = (c - 1) / 2; }
+            heap[c] = x;
+        } else if (x > heap[0]) {                 /* replace the root, sift down */
+            int c = 0;
+            for (;;) {
+                int l = 2 * c + 1, r = l + 1, sm = c;
+                float vs = x;
+                if (l < k && heap[l] < vs) { sm = l; vs = heap[l]; }
+                if (r < k && heap[r] < vs) { sm = r; }
+                if (sm == c) break;
+                heap[c] = heap[sm]; c = sm;
+            }
+            heap[c] = x;
         }
-        if (want <= j) hi = j; else if (want >= i) lo = i; else break;
     }
-    return tmp[want];
+    return heap[0];
 }
 
-/* Encode n rows of X (n, d) into t->U and t->F (PRE kept). */
+/* Encode n rows of X (n, d): t->U, t->PRE and the active features (fptr, fidx, fval). */
 static void encode(struct trainer *t, const float *X, int n)
 {
     const struct sae *s = t->s;
@@ -525,27 +541,64 @@ static void encode(struct trainer *t, const float *X, int n)
         for (int i = 0; i < d; i++) t->U[(size_t)b * d + i] = X[(size_t)b * d + i] - (s->b_dec_in ? s->b_dec[i] : 0);
     /* PRE(n, m) = U(n, d) · W_enc(d, m) + b_enc */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m, d, 1.0f, t->U, d, s->W_enc, m, 0.0f, t->PRE, m);
+    uint32_t nnz = 0;
     for (int b = 0; b < n; b++) {
-        float *p = t->PRE + (size_t)b * m, *f = t->F + (size_t)b * m;
+        float *p = t->PRE + (size_t)b * m;
         for (int j = 0; j < m; j++) p[j] += s->b_enc[j];
-        if (!s->k) { for (int j = 0; j < m; j++) f[j] = p[j] > 0 ? p[j] : 0; continue; }
+        t->fptr[b] = nnz;
+        if (!s->k) {
+            for (int j = 0; j < m; j++) if (p[j] > 0) { t->fidx[nnz] = (uint32_t)j; t->fval[nnz++] = p[j]; }
+            continue;
+        }
         /* TopK: keep the k largest pre-activations (the first ones on ties), then ReLU */
         float th = kth_largest(p, m, s->k < m ? s->k : m, t->tmp);
-        int kept = 0;
-        for (int j = 0; j < m; j++) { bool on = p[j] > th; f[j] = on && p[j] > 0 ? p[j] : 0; kept += on; }
-        for (int j = 0; j < m && kept < s->k; j++)
-            if (p[j] == th) { f[j] = p[j] > 0 ? p[j] : 0; kept++; }
+        int above = 0;
+        for (int j = 0; j < m; j++) above += p[j] > th;
+        int ties = s->k - above;
+        for (int j = 0; j < m; j++) {
+            bool on = p[j] > th || (p[j] == th && ties-- > 0);
+            if (on && p[j] > 0) { t->fidx[nnz] = (uint32_t)j; t->fval[nnz++] = p[j]; }
+        }
     }
+    t->fptr[n] = nnz;
 }
 
-/* XH(n, d) = F(n, m) · W_dec(m, d) + b_dec */
+/* Dense or sparse? Early in training (and for wide-open ReLU SAEs) many features fire: then
+ * BLAS GEMMs over dense F beat the per-feature loops, whose cost is ∝ nnz·d. The crossover
+ * (about 1 in 16 features active) is where 4 GEMMs at sgemm speed cost as much as 3 scalar
+ * passes over the active features. */
+static bool dense_pass(const struct trainer *t, int n) { return (uint64_t)t->fptr[n] * 16 > (uint64_t)n * t->s->d_sae; }
+
+/* Fd(n, m) from the CSR activations */
+static void densify(struct trainer *t, int n)
+{
+    const int m = t->s->d_sae;
+    memset(t->Fd, 0, (size_t)n * m * sizeof(float));
+    for (int b = 0; b < n; b++)
+        for (uint32_t a = t->fptr[b]; a < t->fptr[b + 1]; a++) t->Fd[(size_t)b * m + t->fidx[a]] = t->fval[a];
+}
+
+/* XH(n, d) = F(n, m) · W_dec(m, d) + b_dec: a GEMM when dense, else over the active features
+ * only (cost ∝ L0·d) */
 static void decode(struct trainer *t, int n)
 {
     const struct sae *s = t->s;
     const int d = s->d_in, m = s->d_sae;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, m, 1.0f, t->F, m, s->W_dec, d, 0.0f, t->XH, d);
-    for (int b = 0; b < n; b++)
-        for (int i = 0; i < d; i++) t->XH[(size_t)b * d + i] += s->b_dec[i];
+    if (dense_pass(t, n)) {
+        densify(t, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, d, m, 1.0f, t->Fd, m, s->W_dec, d, 0.0f, t->XH, d);
+        for (int b = 0; b < n; b++)
+            for (int i = 0; i < d; i++) t->XH[(size_t)b * d + i] += s->b_dec[i];
+        return;
+    }
+    for (int b = 0; b < n; b++) {
+        float *xh = t->XH + (size_t)b * d;   // (d)
+        memcpy(xh, s->b_dec, (size_t)d * sizeof *xh);
+        for (uint32_t a = t->fptr[b]; a < t->fptr[b + 1]; a++) {
+            const float f = t->fval[a], *w = s->W_dec + (size_t)t->fidx[a] * d;   // (d)
+            for (int i = 0; i < d; i++) xh[i] += f * w[i];
+        }
+    }
 }
 
 /* Batch statistics in double: Σ_b Σ_d (x − x̂)², explained variance summed over tokens
@@ -554,7 +607,7 @@ struct stats { double mse, ev, l0, l1; long long n; };
 
 static void batch_stats(const struct trainer *t, const float *X, int n, struct stats *st)
 {
-    const int d = t->s->d_in, m = t->s->d_sae;
+    const int d = t->s->d_in;
     double mu[4096];
     double *mup = d <= 4096 ? mu : calloc((size_t)d, sizeof *mup);
     if (!mup) return;
@@ -569,8 +622,8 @@ static void batch_stats(const struct trainer *t, const float *X, int n, struct s
         }
         st->mse += se;
         st->ev += sv > 0 ? 1 - se / sv : 0;
-        const float *f = t->F + (size_t)b * m;
-        for (int j = 0; j < m; j++) { st->l0 += f[j] > 0; st->l1 += f[j]; }
+        st->l0 += t->fptr[b + 1] - t->fptr[b];
+        for (uint32_t a = t->fptr[b]; a < t->fptr[b + 1]; a++) st->l1 += t->fval[a];
     }
     st->n += n;
     if (mup != mu) free(mup);
@@ -593,26 +646,48 @@ static void train_step(struct trainer *t, double l1, double lr, long long step, 
         for (int i = 0; i < d; i++) nn += (double)s->W_dec[(size_t)j * d + i] * s->W_dec[(size_t)j * d + i];
         t->dec_norm[j] = (float)sqrt(nn);
     }
-    /* dF(B, m) = G(B, d) · W_decᵀ (+ (λ/B)·‖W_dec[j]‖ for the L1 term); dPRE = dF ⊙ [f > 0],
-     * written over PRE */
-    float *dPRE = t->PRE;   // (B, m)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, m, d, 1.0f, G, d, s->W_dec, d, 0.0f, dPRE, m);
+    /* Backward over the active features only (inactive ones have dPRE = 0), per active (b, j):
+     *   dPRE[b,j] = G[b]·W_dec[j] + (λ/B)·‖W_dec[j]‖      (the L1 term: λ·f·‖W_dec[j]‖ / B)
+     *   gb_enc[j] += dPRE[b,j];  gW_enc[:,j] += dPRE[b,j]·U[b];  gW_dec[j] += f[b,j]·G[b]
+     * then gW_dec[j] += (λ/B)·Σ_b f[b,j] · W_dec[j]/‖W_dec[j]‖. Cost ∝ B·L0·d, not B·d_sae·d. */
     const float l1b = (float)(l1 / B);
     memset(t->fsum, 0, (size_t)m * sizeof(float));
     memset(t->gb_enc, 0, (size_t)m * sizeof(float));
+    if (dense_pass(t, B)) {   /* decode() filled Fd */
+        /* dPRE(B, m) = (G(B, d) · W_decᵀ + (λ/B)·‖W_dec[j]‖) ⊙ [f > 0], over PRE */
+        float *dPRE = t->PRE;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, m, d, 1.0f, G, d, s->W_dec, d, 0.0f, dPRE, m);
+        for (int b = 0; b < B; b++) {
+            float *g = dPRE + (size_t)b * m;
+            const float *f = t->Fd + (size_t)b * m;
+            for (int j = 0; j < m; j++) {
+                if (f[j] > 0) { g[j] += l1b * t->dec_norm[j]; t->fsum[j] += f[j]; t->last_fired[j] = t->tokens_done + B; }
+                else g[j] = 0;
+                t->gb_enc[j] += g[j];
+            }
+        }
+        /* gW_enc(d, m) = Uᵀ(d, B) · dPRE(B, m);  gW_dec(m, d) = Fᵀ(m, B) · G(B, d) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, m, B, 1.0f, t->U, d, dPRE, m, 0.0f, t->gW_enc, m);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, d, B, 1.0f, t->Fd, m, G, d, 0.0f, t->gW_dec, d);
+    } else {
+    memset(t->gW_encT, 0, (size_t)m * d * sizeof(float));
+    memset(t->gW_dec, 0, (size_t)m * d * sizeof(float));
     for (int b = 0; b < B; b++) {
-        float *g = dPRE + (size_t)b * m;
-        const float *f = t->F + (size_t)b * m;
-        for (int j = 0; j < m; j++) {
-            if (f[j] > 0) { g[j] += l1b * t->dec_norm[j]; t->fsum[j] += f[j]; t->last_fired[j] = t->tokens_done + B; }
-            else g[j] = 0;
-            t->gb_enc[j] += g[j];
+        const float *g = G + (size_t)b * d, *u = t->U + (size_t)b * d;   // (d), (d)
+        for (uint32_t a = t->fptr[b]; a < t->fptr[b + 1]; a++) {
+            const uint32_t j = t->fidx[a];
+            const float f = t->fval[a], *w = s->W_dec + (size_t)j * d;   // (d)
+            float dp = 0;
+            for (int i = 0; i < d; i++) dp += g[i] * w[i];
+            dp += l1b * t->dec_norm[j];
+            t->gb_enc[j] += dp; t->fsum[j] += f; t->last_fired[j] = t->tokens_done + B;
+            float *ge = t->gW_encT + (size_t)j * d, *gd = t->gW_dec + (size_t)j * d;   // (d), (d)
+            for (int i = 0; i < d; i++) { ge[i] += dp * u[i]; gd[i] += f * g[i]; }
         }
     }
-    /* gW_enc(d, m) = Uᵀ(d, B) · dPRE(B, m) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, m, B, 1.0f, t->U, d, dPRE, m, 0.0f, t->gW_enc, m);
-    /* gW_dec(m, d) = Fᵀ(m, B) · G(B, d) + (λ/B)·Σ_b f_bj · W_dec[j]/‖W_dec[j]‖ */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, d, B, 1.0f, t->F, m, G, d, 0.0f, t->gW_dec, d);
+    for (int j = 0; j < m; j++)
+        for (int i = 0; i < d; i++) t->gW_enc[(size_t)i * m + j] = t->gW_encT[(size_t)j * d + i];
+    }
     if (l1 > 0)
         for (int j = 0; j < m; j++) {
             if (t->fsum[j] == 0 || t->dec_norm[j] == 0) continue;
@@ -661,8 +736,7 @@ static void final_pass(struct trainer *t, const struct buffer *buf, float *log_d
         encode(t, X, n);
         decode(t, n);
         batch_stats(t, X, n, st);
-        for (int b = 0; b < n && cnt; b++)
-            for (int j = 0; j < m; j++) cnt[j] += t->F[(size_t)b * m + j] > 0;
+        for (uint32_t a = 0; a < t->fptr[n] && cnt; a++) cnt[t->fidx[a]]++;
     }
     for (int j = 0; j < m; j++)
         log_density[j] = (float)log10((cnt ? (double)cnt[j] : 0) / (buf->n_tok ? buf->n_tok : 1) + 1e-10);
