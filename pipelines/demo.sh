@@ -29,6 +29,9 @@ CTX=128
 M=$OUT/models
 mkdir -p "$M"
 t0=$EPOCHREALTIME
+echo "demo: a SYNTHETIC model (made-up weights with structure, not a trained LM; see sf-mkmodel --help)" >&2
+echo "demo: and two synthetic finetunes (random perturbations of layers 1-2); outputs in $OUT/" >&2
+rm -rf "$OUT/sae" "$OUT/mild" "$OUT/strong" "$OUT/report.html"
 say() { awk -v a="$t0" -v b="$EPOCHREALTIME" -v m="$1" 'BEGIN { printf "demo: %-44s %6.1f s\n", m, b - a }' >&2; }
 
 sf-mkmodel -o "$M/base" --corpus "$DATA" --seed 1

@@ -111,6 +111,7 @@ CFG="$SAE/cfg.json"
 [ -n "$TITLE" ] || TITLE=$(basename "$FT")
 
 mkdir -p "$OUT"
+rm -f "$OUT/result.json" "$OUT/report.html"    # never leave an old result beside a failed run
 [ -n "$KEEP" ] && mkdir -p "$KEEP"
 sf_setup transfer.sh
 T=$SF_TMP
