@@ -15,14 +15,14 @@ REPORT=(--no-report); command -v sf-report >/dev/null && REPORT=()
 for ft in mild code; do
   KEEP=(); [ $ft = mild ] && KEEP=(--keep-streams streams)
   "$SF_ROOT/pipelines/transfer.sh" --base "$M/stories260k" --finetune "$M/stories260k-ft-$ft" --sae "$SAE" \
-      --data "$F/data/stories.jsonl" --tokens 4096 --outlier-multiplier 3 --ablate --out "out-$ft" \
+      --data "$F/data/stories.jsonl" --tokens 8192 --outlier-multiplier 3 --ablate --out "out-$ft" \
       "${KEEP[@]}" "${REPORT[@]}" || die "transfer.sh base vs ft-$ft failed"
   [ -s "out-$ft/result.json" ] || die "out-$ft/result.json missing"
   [ ${#REPORT[@]} -gt 0 ] || [ -s "out-$ft/report.html" ] || die "out-$ft/report.html missing"
 done
 for f in base.zst finetune.zst loss-base.zst loss-finetune.zst; do [ -s "streams/$f" ] || die "streams/$f missing"; done
 "$SF_ROOT/pipelines/similarity.sh" --base "$M/stories260k" --finetune "$M/stories260k-ft-mild" \
-    --hook blocks.2.hook_resid_post --data "$F/data/stories.jsonl" --tokens 4096 --ctx 128 --out sim.json ||
+    --hook blocks.2.hook_resid_post --data "$F/data/stories.jsonl" --tokens 8192 --ctx 128 --out sim.json ||
     die "similarity.sh failed"
 sf-reduce --base streams/base.zst --finetune streams/finetune.zst --base streams/loss-base.zst \
     --finetune streams/loss-finetune.zst --base-model "$M/stories260k" --finetune-model "$M/stories260k-ft-mild" \
@@ -44,7 +44,7 @@ for name, r in [('mild', mild), ('code', code)]:
     miss += [m + '.' + k for m in ['base', 'finetune'] for k in per if k not in r[m]]
     miss += ['transfer.' + k for k in tr if k not in r['transfer']]
     assert not miss, f'{name}: missing {miss}'
-    assert r['tokens'] == 4096 and r['ctx'] == 128 and r['hook'] == 'blocks.2.hook_resid_post', (r['tokens'], r['ctx'], r['hook'])
+    assert r["tokens"] == 8192 and r['ctx'] == 128 and r['hook'] == 'blocks.2.hook_resid_post', (r['tokens'], r['ctx'], r['hook'])
     assert len(r['similarity']['cos_by_position']) == 128 and len(r['base']['log_density']) == 512
 cm, cc = mild['similarity']['cos_mean'], code['similarity']['cos_mean']
 dm, dc = mild['finetune']['ce_delta'], code['finetune']['ce_delta']
