@@ -54,13 +54,16 @@ $(STAGE_FILES:%=$(BUILD)/bin/%): $(BUILD)/bin/%: $(BUILD)/obj/stages/%.o $(LIBPR
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIBPROTO) $(LDLIBS_$*) $(LDLIBS)
 
-# folder stages: every .c/.cc inside
+# folder stages: every .c/.cc inside (linked with the C++ driver when there is a .cc file;
+# the commands sit in variables because their flags may hold commas, which $(if) would split)
+LINK_c   = $(CC) $(CFLAGS)
+LINK_cxx = $(CXX) $(CXXFLAGS)
 define DIR_STAGE
 $(1)_SRC := $(wildcard stages/$(1)/*.c) $(wildcard stages/$(1)/*.cc)
 $(1)_OBJ := $$(patsubst %.cc,$(BUILD)/obj/%.o,$$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC)))
 $(BUILD)/bin/$(1): $$($(1)_OBJ) $(LIBPROTO)
 	@mkdir -p $$(dir $$@)
-	$$(if $$(filter %.cc,$$($(1)_SRC)),$(CXX) $(CXXFLAGS),$(CC) $(CFLAGS)) -o $$@ $$($(1)_OBJ) $(LIBPROTO) $$(LDLIBS_$(1)) $(LDLIBS)
+	$$(LINK_$$(if $$(filter %.cc,$$($(1)_SRC)),cxx,c)) -o $$@ $$($(1)_OBJ) $(LIBPROTO) $$(LDLIBS_$(1)) $(LDLIBS)
 endef
 $(foreach d,$(STAGE_DIRS),$(eval $(call DIR_STAGE,$(d))))
 

@@ -31,9 +31,15 @@ static bool zmq_binds(const char *ep, bool writer)
     if (has_prefix(ep, "ipc://")) return writer;
     return has_prefix(ep, "tcp://*:");
 }
+/* Writers keep a send high-water mark of 4 frames (back-pressure on the producer). Readers
+ * have none (0 = unbounded queue): libzmq 4.3.4 drops the data of a connection whose reader is
+ * held back by its receive high-water mark when the writer closes (measured here: about one
+ * stream in three lost its last frames over ipc://). So a ZeroMQ reader may queue frames ahead
+ * of a slow consumer; SAEFLOW_ZMQ_RCVHWM=N bounds it (at that risk). */
 static int zmq_setup(void **ctx, void **sock, const char *ep, int type, bool writer)
 {
-    int to = zmq_timeout_ms(), hwm = 4, linger = writer ? to : 0;
+    const char *e = getenv("SAEFLOW_ZMQ_RCVHWM");
+    int to = zmq_timeout_ms(), hwm = writer ? 4 : (e ? atoi(e) : 0), linger = writer ? to : 0;
     if (!has_prefix(ep, "tcp://") && !has_prefix(ep, "ipc://")) { proto_set_detail("%s: unsupported endpoint", ep); return PROTO_E_ENDPOINT; }
     if (!(*ctx = zmq_ctx_new())) { proto_set_detail("zmq_ctx_new: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
     if (!(*sock = zmq_socket(*ctx, type))) { proto_set_detail("zmq_socket: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
@@ -44,6 +50,7 @@ static int zmq_setup(void **ctx, void **sock, const char *ep, int type, bool wri
     if (rc != 0) { proto_set_detail("%s: %s", ep, zmq_strerror(errno)); return PROTO_E_ZMQ; }
     return PROTO_OK;
 }
+
 static void zmq_teardown(void *ctx, void *sock)
 {
     if (sock) zmq_close(sock);
