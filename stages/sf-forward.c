@@ -1,0 +1,1261 @@
+/* sf-forward - run a Hugging Face checkpoint to a hook point, or from a hook point to the loss.
+ *
+ * Mode --hook blocks.L.hook_resid_pre|hook_resid_post: reads `tokens` frames and writes `acts`
+ * frames: the frame's keys are carried, `hook` (string) and `acts` [rows, ctx, d_model] (f32, or
+ * --out-dtype bf16|f16) are added. Only blocks 0..L (0..L-1 for resid_pre) run, and only their
+ * weights (and the embedding) are read.
+ * Mode --from blocks.L.hook_resid_pre|post --loss [--ablate]: reads `acts` frames (with `recon`
+ * and `keep` when sf-encode/sf-outliers added them), runs the remaining blocks, the final norm and
+ * the unembedding, and writes `loss` frames: `tokens`, per-token f32 [rows, ctx-1] `ce_clean`,
+ * with `recon` also `ce_spliced` and `kl_spliced` (recon where keep == 1, or everywhere without
+ * keep), with --ablate also `ce_ablated` and `kl_ablated` (zeros where keep == 1). KL is
+ * KL(clean || patched) in nats. The consumed `acts`, `recon` and `feats` are dropped; other keys
+ * are carried.
+ *
+ * Models (config.json + model.safetensors, or shards listed by model.safetensors.index.json;
+ * f32/f16/bf16): LlamaForCausalLM, MistralForCausalLM (GQA, sliding window: query i sees keys
+ * i-W < j <= i), GemmaForCausalLM v1 (embedding x float32(sqrt(d_model)), RMSNorm x(1 + w),
+ * tanh-GELU GeGLU whatever hidden_act says, head_dim from config, MQA, tied embeddings).
+ * RoPE is HF's half-split rotate_half with inv_freq[i] = theta^(-2i/head_dim).
+ *
+ * Compute: float32. Every linear layer is one sgemm over all rows*ctx tokens of a frame (the MLP
+ * in token blocks); attention is per row and head (two sgemms and a masked softmax). The weights
+ * are mmapped; f32 tensors that are 4-byte aligned are used in place, bf16/f16 ones are converted
+ * to f32 either once (when all needed tensors fit in --cache-mb) or per layer and per frame into
+ * one layer's scratch, so a model is never copied to f32 whole unless it fits the budget.
+ * The loss walks the vocabulary in chunks with an online log-sum-exp (double), so full-vocabulary
+ * logits are never stored for a whole frame.
+ */
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "proto.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* constants */
+
+#define MAX_LAYERS 4096
+#define MAX_SHARDS 1024
+#define MLP_BLOCK_BYTES ((size_t)128 << 20)     /* gate + up buffers of one MLP token block */
+#define LOGIT_CHUNK_BYTES ((size_t)128 << 20)   /* logits of one vocabulary chunk, all tokens */
+
+/* ---------------------------------------------------------------------------------------- */
+/* options */
+
+struct hook { int layer; bool post; };   /* blocks.<layer>.hook_resid_<pre|post> */
+
+struct opts {
+    struct proto_cli cli;
+    const char *model_dir;
+    const char *hook_name;      /* --hook */
+    const char *from_name;      /* --from */
+    struct hook hook;           /* parsed --hook or --from */
+    bool loss, ablate;
+    enum proto_dtype out_dtype;
+    long long vocab_limit;      /* 0 = the model's vocab_size */
+    long long cache_mb;         /* -1 = a quarter of the physical memory */
+};
+
+static struct opts opts_default(const char *argv0)
+{
+    struct opts o = {0};
+    proto_cli_init(&o.cli, argv0);
+    o.out_dtype = PROTO_F32;
+    o.cache_mb = -1;
+    return o;
+}
+
+/* "blocks.L.hook_resid_pre" / "blocks.L.hook_resid_post" -> hook; false when malformed. */
+static bool hook_parse(const char *s, struct hook *h)
+{
+    if (strncmp(s, "blocks.", 7) != 0) return false;
+    const char *p = s + 7;
+    if (*p < '0' || *p > '9') return false;
+    long l = 0;
+    while (*p >= '0' && *p <= '9') { l = l * 10 + (*p++ - '0'); if (l > MAX_LAYERS) return false; }
+    if (strcmp(p, ".hook_resid_pre") == 0) h->post = false;
+    else if (strcmp(p, ".hook_resid_post") == 0) h->post = true;
+    else return false;
+    h->layer = (int)l;
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the model: config.json */
+
+enum arch { ARCH_LLAMA, ARCH_MISTRAL, ARCH_GEMMA };
+static const char *const ARCH_NAME[] = {"LlamaForCausalLM", "MistralForCausalLM", "GemmaForCausalLM"};
+enum act { ACT_SILU, ACT_GELU_TANH };
+
+struct config {
+    enum arch arch;
+    int d_model, n_layers, n_heads, n_kv_heads, head_dim, d_ff, vocab;
+    float eps;
+    double theta;
+    int window;               /* sliding window W (query i sees keys i-W < j <= i); 0 = none */
+    bool tied;                /* logits use the embedding */
+    enum act act;
+};
+
+/* A config number: 1 and *out when present, 0 when absent or null, <0 when not a number. */
+static int cfg_num(const cJSON *cfg, const char *key, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsNumber(v)) { proto_set_detail("config.json: %s is not a number", key); return PROTO_E_FORMAT; }
+    *out = v->valuedouble;
+    return 1;
+}
+
+static int cfg_int(const cJSON *cfg, const char *key, bool required, int dflt, int *out)
+{
+    double d;
+    int r = cfg_num(cfg, key, &d);
+    if (r < 0) return r;
+    if (r == 0) {
+        if (required) { proto_set_detail("config.json: %s is missing", key); return PROTO_E_FORMAT; }
+        *out = dflt;
+        return PROTO_OK;
+    }
+    if (d != floor(d) || d < 1 || d > 1e9) {
+        proto_set_detail("config.json: %s = %g is not a positive integer", key, d);
+        return PROTO_E_FORMAT;
+    }
+    *out = (int)d;
+    return PROTO_OK;
+}
+
+static const char *cfg_str(const cJSON *cfg, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int config_parse(struct config *c, const cJSON *cfg)
+{
+    int err;
+    memset(c, 0, sizeof *c);
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
+    const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
+    if (!cJSON_IsString(a0)) { proto_set_detail("config.json: no \"architectures\" list"); return PROTO_E_FORMAT; }
+    int ai = -1;
+    for (int i = 0; i < 3; i++) if (strcmp(a0->valuestring, ARCH_NAME[i]) == 0) ai = i;
+    if (ai < 0) {
+        proto_set_detail("config.json: unknown architecture '%.100s' (known: LlamaForCausalLM, "
+                         "MistralForCausalLM, GemmaForCausalLM)", a0->valuestring);
+        return PROTO_E_FORMAT;
+    }
+    c->arch = (enum arch)ai;
+    if ((err = cfg_int(cfg, "hidden_size", true, 0, &c->d_model)) ||
+        (err = cfg_int(cfg, "num_hidden_layers", true, 0, &c->n_layers)) ||
+        (err = cfg_int(cfg, "num_attention_heads", true, 0, &c->n_heads)) ||
+        (err = cfg_int(cfg, "num_key_value_heads", false, c->n_heads, &c->n_kv_heads)) ||
+        (err = cfg_int(cfg, "intermediate_size", true, 0, &c->d_ff)) ||
+        (err = cfg_int(cfg, "vocab_size", true, 0, &c->vocab)))
+        return err;
+    if (c->n_layers > MAX_LAYERS) { proto_set_detail("config.json: %d layers (max %d)", c->n_layers, MAX_LAYERS); return PROTO_E_FORMAT; }
+    int hd_default = c->d_model / c->n_heads;
+    if (c->arch != ARCH_GEMMA && c->d_model % c->n_heads) {
+        proto_set_detail("config.json: hidden_size %d is not a multiple of num_attention_heads %d", c->d_model, c->n_heads);
+        return PROTO_E_FORMAT;
+    }
+    if ((err = cfg_int(cfg, "head_dim", false, hd_default, &c->head_dim))) return err;
+    if (c->head_dim % 2 || c->head_dim < 2) { proto_set_detail("config.json: head_dim %d is not even", c->head_dim); return PROTO_E_FORMAT; }
+    if (c->n_heads % c->n_kv_heads) {
+        proto_set_detail("config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d", c->n_heads, c->n_kv_heads);
+        return PROTO_E_FORMAT;
+    }
+    double d;
+    int r;
+    if ((r = cfg_num(cfg, "rms_norm_eps", &d)) < 0) return r;
+    c->eps = r ? (float)d : 1e-6f;
+    if ((r = cfg_num(cfg, "rope_theta", &d)) < 0) return r;
+    c->theta = r ? d : 10000.0;
+    if (!(c->theta > 0)) { proto_set_detail("config.json: rope_theta %g is not positive", c->theta); return PROTO_E_FORMAT; }
+    if (c->arch == ARCH_MISTRAL) {
+        if ((r = cfg_num(cfg, "sliding_window", &d)) < 0) return r;
+        if (r && (d != floor(d) || d < 1)) { proto_set_detail("config.json: sliding_window %g is not a positive integer", d); return PROTO_E_FORMAT; }
+        c->window = r ? (d > 1e9 ? 1000000000 : (int)d) : 0;
+    }
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
+    c->tied = tie ? cJSON_IsTrue(tie) : c->arch == ARCH_GEMMA;   /* HF defaults: Gemma true, else false */
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
+    if (rs && !cJSON_IsNull(rs)) {
+        const char *t = cJSON_IsObject(rs) ? cfg_str(rs, "rope_type") : NULL;
+        if (!t && cJSON_IsObject(rs)) t = cfg_str(rs, "type");
+        proto_set_detail("config.json: rope_scaling '%s' is not supported", t ? t : "?");
+        return PROTO_E_FORMAT;
+    }
+    static const char *const bias_keys[] = {"attention_bias", "mlp_bias"};
+    for (int i = 0; i < 2; i++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, bias_keys[i]))) {
+            proto_set_detail("config.json: %s true is not supported", bias_keys[i]);
+            return PROTO_E_FORMAT;
+        }
+    if (c->arch == ARCH_GEMMA) {
+        c->act = ACT_GELU_TANH;   /* HF Gemma v1 uses gelu_pytorch_tanh whatever hidden_act says */
+    } else {
+        const char *act = cfg_str(cfg, "hidden_act");
+        if (act && strcmp(act, "silu") != 0) {
+            proto_set_detail("config.json: hidden_act '%.60s' is not supported (silu)", act);
+            return PROTO_E_FORMAT;
+        }
+        c->act = ACT_SILU;
+    }
+    return PROTO_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the model: weights */
+
+/* One weight tensor: a view into a mapping, plus an f32 copy when it is cached. */
+struct wt {
+    const struct proto_st_tensor *t;   /* in the mapping (not aligned in general) */
+    const char *file;                  /* the file it is in */
+    size_t n;                          /* elements */
+    float *f32;                        /* (n) cached copy, or NULL */
+};
+
+/* f32 that is 4-byte aligned is used in place */
+static bool wt_direct(const struct wt *w)
+{
+    return w->t->dtype == PROTO_F32 && ((uintptr_t)w->t->data & 3) == 0;
+}
+
+/* The f32 values of rows [r0, r0+nr) of a tensor with `cols` columns: the mapping, the cache,
+ * or converted into scratch. */
+static const float *wt_rows(const struct wt *w, size_t r0, size_t nr, size_t cols, float *scratch)
+{
+    if (w->f32) return w->f32 + r0 * cols;
+    const char *src = (const char *)w->t->data + r0 * cols * proto_dtype_size(w->t->dtype);
+    if (wt_direct(w)) return (const float *)(const void *)src;
+    proto_convert_to_f32(scratch, src, w->t->dtype, nr * cols);
+    return scratch;
+}
+
+struct layer {
+    struct wt ln_in, ln_post;          /* (d_model) */
+    struct wt q, k, v;                 /* (n_heads*head_dim, d), (n_kv*head_dim, d) x2 */
+    struct wt o;                       /* (d, n_heads*head_dim) */
+    struct wt gate, up;                /* (d_ff, d) */
+    struct wt down;                    /* (d, d_ff) */
+};
+#define LAYER_N_WT 9
+static struct wt *layer_wt(struct layer *l, int i)
+{
+    struct wt *w[LAYER_N_WT] = {&l->ln_in, &l->ln_post, &l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down};
+    return w[i];
+}
+
+struct shard { char name[256]; struct proto_st st; bool open; };
+
+struct model {
+    struct config c;
+    char dir[2048];
+    char name[256];                    /* directory basename */
+    int vocab;                         /* vocab_size, or --vocab-limit */
+    cJSON *weight_map;                 /* sharded: model.safetensors.index.json weight_map */
+    cJSON *index;
+    struct shard *shards;              /* (MAX_SHARDS) */
+    int n_shards;
+    int lo, hi;                        /* layers [lo, hi) are loaded */
+    bool need_embed, need_head;
+    struct layer *layers;              /* (n_layers), only [lo, hi) filled */
+    struct wt embed;                   /* (vocab_size, d) */
+    struct wt norm;                    /* (d) final norm */
+    struct wt head;                    /* (vocab_size, d): lm_head or the embedding */
+    float *norm_f32;                   /* (d) final norm weight (Gemma: 1 + w) */
+    size_t layer_scratch_n;            /* floats a layer needs when it is not cached */
+    bool cached;                       /* every needed bf16/f16 tensor has an f32 copy */
+};
+
+static void model_destroy(struct model *m)
+{
+    if (m->layers)
+        for (int l = m->lo; l < m->hi; l++)
+            for (int i = 0; i < LAYER_N_WT; i++) free(layer_wt(&m->layers[l], i)->f32);
+    free(m->layers);
+    free(m->embed.f32);
+    if (m->head.f32 != m->embed.f32) free(m->head.f32);
+    free(m->norm.f32);
+    free(m->norm_f32);
+    if (m->shards)
+        for (int i = 0; i < m->n_shards; i++) proto_st_close(&m->shards[i].st);
+    free(m->shards);
+    cJSON_Delete(m->index);
+    memset(m, 0, sizeof *m);
+}
+
+/* Opens (once) the shard file `name` of the model directory. */
+static int shard_get(struct model *m, const char *name, struct shard **out)
+{
+    for (int i = 0; i < m->n_shards; i++)
+        if (strcmp(m->shards[i].name, name) == 0) { *out = &m->shards[i]; return PROTO_OK; }
+    if (m->n_shards == MAX_SHARDS) { proto_set_detail("more than %d shards", MAX_SHARDS); return PROTO_E_FORMAT; }
+    if (strlen(name) >= sizeof m->shards[0].name || strchr(name, '/')) {
+        proto_set_detail("%s/model.safetensors.index.json: bad shard file name '%.80s'", m->dir, name);
+        return PROTO_E_FORMAT;
+    }
+    struct shard *s = &m->shards[m->n_shards];
+    char path[2400];
+    snprintf(path, sizeof path, "%s/%s", m->dir, name);
+    int err = proto_st_open(&s->st, path);
+    if (err) {
+        if (err == PROTO_E_IO) proto_set_detail("%s: %s", path, strerror(errno ? errno : ENOENT));
+        return err;
+    }
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->open = true;
+    m->n_shards++;
+    *out = s;
+    return PROTO_OK;
+}
+
+/* Finds a tensor by HF name and checks its shape (d1 == 0: a vector). required=false: PROTO_OK
+ * with w->t NULL when it is absent. */
+static int model_tensor(struct model *m, const char *name, uint64_t d0, uint64_t d1, bool required, struct wt *w)
+{
+    const char *file = "model.safetensors";
+    memset(w, 0, sizeof *w);
+    if (m->weight_map) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(m->weight_map, name);
+        if (!cJSON_IsString(f)) {
+            if (!required) return PROTO_OK;
+            proto_set_detail("%s/model.safetensors.index.json: tensor %s is not in weight_map", m->dir, name);
+            return PROTO_E_FORMAT;
+        }
+        file = f->valuestring;
+    }
+    struct shard *s;
+    int err = shard_get(m, file, &s);
+    if (err) return err;
+    const struct proto_st_tensor *t = proto_st_find(&s->st, name);
+    if (!t) {
+        if (!required && !m->weight_map) return PROTO_OK;
+        proto_set_detail("%s: tensor %s is missing", s->st.path, name);
+        return PROTO_E_FORMAT;
+    }
+    if (t->dtype != PROTO_F32 && t->dtype != PROTO_F16 && t->dtype != PROTO_BF16) {
+        proto_set_detail("%s: tensor %s has dtype %s (f32, f16 or bf16 expected)", s->st.path, name, proto_dtype_name(t->dtype));
+        return PROTO_E_FORMAT;
+    }
+    int nd = d1 ? 2 : 1;
+    if (t->ndim != nd || t->shape[0] != d0 || (d1 && t->shape[1] != d1)) {
+        char got[96] = "";
+        for (int i = 0, n = 0; i < t->ndim && n < 80; i++)
+            n += snprintf(got + n, sizeof got - n, i ? " %llu" : "%llu", (unsigned long long)t->shape[i]);
+        if (d1) proto_set_detail("%s: tensor %s has shape [%s], config.json implies [%llu %llu]", s->st.path, name,
+                                 got, (unsigned long long)d0, (unsigned long long)d1);
+        else proto_set_detail("%s: tensor %s has shape [%s], config.json implies [%llu]", s->st.path, name, got,
+                              (unsigned long long)d0);
+        return PROTO_E_MISMATCH;
+    }
+    w->t = t;
+    w->file = s->st.path;
+    w->n = (size_t)d0 * (d1 ? (size_t)d1 : 1);
+    return PROTO_OK;
+}
+
+/* An f32 copy of the first n elements (aligned, +1 for the Gemma norm when plus1). */
+static int wt_cache(struct wt *w, size_t n, bool plus1)
+{
+    if (w->f32) return PROTO_OK;
+    if (!(w->f32 = proto_aligned_alloc(n * sizeof(float) + 64))) return PROTO_E_NOMEM;
+    proto_convert_to_f32(w->f32, w->t->data, w->t->dtype, n);
+    if (plus1) for (size_t i = 0; i < n; i++) w->f32[i] += 1.0f;
+    return PROTO_OK;
+}
+
+static size_t phys_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : (size_t)8 << 30;
+}
+
+/* Loads config.json and the tensors the mode needs: --hook blocks.L: the embedding and blocks
+ * [0, L) (resid_pre) or [0, L] (resid_post); --from: the blocks after the hook, the final norm
+ * and the unembedding. */
+static int model_load(struct model *m, const struct opts *o)
+{
+    char path[2400], *text = NULL;
+    size_t len;
+    cJSON *cfg = NULL;
+    int err;
+    memset(m, 0, sizeof *m);
+    snprintf(m->dir, sizeof m->dir, "%s", o->model_dir);
+    size_t dl = strlen(m->dir);
+    while (dl > 1 && m->dir[dl - 1] == '/') m->dir[--dl] = 0;
+    const char *base = strrchr(m->dir, '/');
+    snprintf(m->name, sizeof m->name, "%s", base ? base + 1 : m->dir);
+    if (!(m->shards = calloc(MAX_SHARDS, sizeof *m->shards))) return PROTO_E_NOMEM;
+
+    snprintf(path, sizeof path, "%s/config.json", m->dir);
+    if (proto_read_file(path, &text, &len) != 0) {
+        proto_set_detail("%s: %s", path, strerror(errno));
+        err = PROTO_E_IO;
+        goto out;
+    }
+    if (!(cfg = cJSON_Parse(text)) || !cJSON_IsObject(cfg)) {
+        proto_set_detail("%s: not a JSON object", path);
+        err = PROTO_E_FORMAT;
+        goto out;
+    }
+    if ((err = config_parse(&m->c, cfg))) goto out;
+    const struct config *c = &m->c;
+    m->vocab = c->vocab;
+    if (o->vocab_limit > c->vocab) {
+        proto_set_detail("--vocab-limit %lld is larger than the model's vocab_size %d", o->vocab_limit, c->vocab);
+        err = PROTO_E_MISMATCH;
+        goto out;
+    }
+    if (o->vocab_limit) m->vocab = (int)o->vocab_limit;
+    if (o->hook.layer >= c->n_layers) {
+        proto_set_detail("%s: hook %s is out of range: the model has %d layers (blocks.0 .. blocks.%d)", path,
+                         o->hook_name ? o->hook_name : o->from_name, c->n_layers, c->n_layers - 1);
+        err = PROTO_E_MISMATCH;
+        goto out;
+    }
+    bool need_embed = o->hook_name != NULL, need_head = !need_embed;
+    int lo = need_embed ? 0 : o->hook.layer + o->hook.post;
+    int hi = need_embed ? o->hook.layer + o->hook.post : c->n_layers;
+
+    /* the weights: one file, or shards by weight_map */
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", m->dir);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        free(text); text = NULL;
+        if (proto_read_file(path, &text, &len) != 0) { proto_set_detail("%s: %s", path, strerror(errno)); err = PROTO_E_IO; goto out; }
+        m->index = cJSON_Parse(text);
+        m->weight_map = m->index ? cJSON_GetObjectItemCaseSensitive(m->index, "weight_map") : NULL;
+        if (!cJSON_IsObject(m->weight_map)) {
+            proto_set_detail("%s: no weight_map object", path);
+            err = PROTO_E_FORMAT;
+            goto out;
+        }
+    } else {
+        snprintf(path, sizeof path, "%s/model.safetensors", m->dir);
+        if (stat(path, &sb) != 0) {
+            proto_set_detail("%s: neither model.safetensors nor model.safetensors.index.json", m->dir);
+            err = PROTO_E_IO;
+            goto out;
+        }
+    }
+
+    m->lo = lo; m->hi = hi;
+    m->need_embed = need_embed; m->need_head = need_head;
+    int d = c->d_model, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, ff = c->d_ff;
+    if (!(m->layers = calloc((size_t)c->n_layers, sizeof *m->layers))) { err = PROTO_E_NOMEM; goto out; }
+    bool gemma = c->arch == ARCH_GEMMA;
+    for (int l = lo; l < hi; l++) {
+        struct layer *L = &m->layers[l];
+        char nm[160];
+#define T(field, suffix, d0, d1) \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix); \
+        if ((err = model_tensor(m, nm, d0, d1, true, &L->field))) goto out;
+        T(ln_in, "input_layernorm.weight", d, 0);
+        T(ln_post, "post_attention_layernorm.weight", d, 0);
+        T(q, "self_attn.q_proj.weight", qd, d);
+        T(k, "self_attn.k_proj.weight", kvd, d);
+        T(v, "self_attn.v_proj.weight", kvd, d);
+        T(o, "self_attn.o_proj.weight", d, qd);
+        T(gate, "mlp.gate_proj.weight", ff, d);
+        T(up, "mlp.up_proj.weight", ff, d);
+        T(down, "mlp.down_proj.weight", d, ff);
+#undef T
+        if ((err = wt_cache(&L->ln_in, d, gemma)) || (err = wt_cache(&L->ln_post, d, gemma))) goto out;
+    }
+    if (need_embed || (need_head && c->tied))
+        if ((err = model_tensor(m, "model.embed_tokens.weight", c->vocab, d, true, &m->embed))) goto out;
+    if (need_head) {
+        if ((err = model_tensor(m, "model.norm.weight", d, 0, true, &m->norm))) goto out;
+        if ((err = wt_cache(&m->norm, d, gemma))) goto out;
+        if (c->tied) m->head = m->embed;
+        else if ((err = model_tensor(m, "lm_head.weight", c->vocab, d, true, &m->head))) goto out;
+    }
+
+    /* cache policy: convert every needed bf16/f16 matrix once when they all fit the budget */
+    size_t need = 0, budget = o->cache_mb >= 0 ? (size_t)o->cache_mb << 20 : phys_bytes() / 4;
+    for (int l = lo; l < hi; l++) {
+        size_t n = 0;
+        for (int i = 2; i < LAYER_N_WT; i++) {
+            const struct wt *w = layer_wt(&m->layers[l], i);
+            if (!wt_direct(w)) n += w->n;
+        }
+        need += n * sizeof(float);
+        if (n > m->layer_scratch_n) m->layer_scratch_n = n;
+    }
+    if (need_head && !wt_direct(&m->head)) need += (size_t)m->vocab * d * sizeof(float);
+    m->cached = need <= budget;
+    if (m->cached) {
+        for (int l = lo; l < hi; l++)
+            for (int i = 2; i < LAYER_N_WT; i++) {
+                struct wt *w = layer_wt(&m->layers[l], i);
+                if (!wt_direct(w) && (err = wt_cache(w, w->n, false))) goto out;
+            }
+        if (need_head && !wt_direct(&m->head)) {
+            if ((err = wt_cache(&m->head, (size_t)m->vocab * d, false))) goto out;
+            if (c->tied) m->embed.f32 = m->head.f32;   /* shared; freed once */
+        }
+        m->layer_scratch_n = 0;
+    }
+    err = PROTO_OK;
+out:
+    free(text);
+    cJSON_Delete(cfg);
+    return err;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* kernels */
+
+/* Y(n_tok, n_out) = X(n_tok, n_in) · W(n_out, n_in)ᵀ + beta·Y.
+ * Row-major sgemm with A = X (lda n_in), B = W stored (n_out, n_in) read transposed (ldb n_in),
+ * C = Y (ldc n_out): M = n_tok, N = n_out, K = n_in. */
+static void matmul(float *y, const float *x, const float *w, size_t n_tok, int n_in, int n_out, float beta)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_tok, n_out, n_in, 1.0f, x, n_in, w, n_in,
+                beta, y, n_out);
+}
+
+/* out = x / sqrt(mean(x²) + eps) * w per token (w already 1 + w for Gemma); mean in double. */
+static void rmsnorm(float *out, const float *x, const float *w, size_t n_tok, int d, float eps)
+{
+    for (size_t t = 0; t < n_tok; t++) {
+        const float *xt = x + t * d;
+        float *ot = out + t * d;
+        double ss = 0;
+        for (int i = 0; i < d; i++) ss += (double)xt[i] * xt[i];
+        float r = (float)(1.0 / sqrt(ss / d + eps));
+        for (int i = 0; i < d; i++) ot[i] = (xt[i] * r) * w[i];
+    }
+}
+
+/* cos/sin tables (ctx, head_dim/2): angle = p · theta^(-2i/head_dim), in double. */
+static void rope_table(float *cs, float *sn, int ctx, int head_dim, double theta)
+{
+    int half = head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        double inv_freq = pow(theta, -2.0 * i / head_dim);
+        for (int p = 0; p < ctx; p++) {
+            cs[(size_t)p * half + i] = (float)cos(p * inv_freq);
+            sn[(size_t)p * half + i] = (float)sin(p * inv_freq);
+        }
+    }
+}
+
+/* HF rotate_half RoPE in place on x (n_tok, n_head*head_dim); token t is at position t % ctx:
+ * x1' = x1·cos − x2·sin, x2' = x2·cos + x1·sin with x1 = x[:half], x2 = x[half:]. */
+static void rope(float *x, size_t n_tok, int n_head, int head_dim, int ctx, const float *cs, const float *sn)
+{
+    int half = head_dim / 2;
+    for (size_t t = 0; t < n_tok; t++) {
+        const float *c = cs + (t % (size_t)ctx) * half, *s = sn + (t % (size_t)ctx) * half;
+        for (int h = 0; h < n_head; h++) {
+            float *x1 = x + (t * n_head + h) * head_dim, *x2 = x1 + half;
+            for (int i = 0; i < half; i++) {
+                float a = x1[i], b = x2[i];
+                x1[i] = a * c[i] - b * s[i];
+                x2[i] = b * c[i] + a * s[i];
+            }
+        }
+    }
+}
+
+/* Causal (and sliding-window) attention of one row of ctx tokens, every query head.
+ * q (ctx, n_heads*hd), k, v (ctx, n_kv*hd) -> out (ctx, n_heads*hd); s (ctx, ctx) scratch.
+ * Query head h reads kv head h / (n_heads / n_kv). Query i sees keys lo(i) <= j <= i with
+ * lo(i) = max(0, i − W + 1) under a window W. */
+static void attention_row(float *out, const float *q, const float *k, const float *v, float *s,
+                          int ctx, const struct config *c)
+{
+    int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, rep = c->n_heads / c->n_kv_heads;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    for (int h = 0; h < c->n_heads; h++) {
+        int g = h / rep;
+        /* S(ctx, ctx) = scale · Q_h(ctx, hd) · K_g(ctx, hd)ᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ctx, ctx, hd, scale, q + h * hd, qd,
+                    k + g * hd, kvd, 0.0f, s, ctx);
+        for (int i = 0; i < ctx; i++) {
+            float *si = s + (size_t)i * ctx;
+            int lo = c->window && i - c->window + 1 > 0 ? i - c->window + 1 : 0;
+            float mx = -INFINITY;
+            for (int j = lo; j <= i; j++) if (si[j] > mx) mx = si[j];
+            double sum = 0;
+            for (int j = lo; j <= i; j++) { si[j] = expf(si[j] - mx); sum += si[j]; }
+            float inv = (float)(1.0 / sum);
+            for (int j = 0; j < lo; j++) si[j] = 0;
+            for (int j = lo; j <= i; j++) si[j] *= inv;
+            for (int j = i + 1; j < ctx; j++) si[j] = 0;
+        }
+        /* O_h(ctx, hd) = P(ctx, ctx) · V_g(ctx, hd) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ctx, hd, ctx, 1.0f, s, ctx, v + g * hd, kvd,
+                    0.0f, out + h * hd, qd);
+    }
+}
+
+/* g = act(g) · u elementwise over n values: silu(x) = x/(1+e^−x); gelu tanh =
+ * 0.5x(1 + tanh(sqrt(2/π)(x + 0.044715x³))). */
+static void glu(float *g, const float *u, size_t n, enum act act)
+{
+    if (act == ACT_SILU) {
+        for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    } else {
+        const float k0 = 0.7978845608028654f, k1 = 0.044715f;
+        for (size_t i = 0; i < n; i++) {
+            float x = g[i];
+            g[i] = 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x))) * u[i];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the forward pass */
+
+struct work {
+    struct proto_buf x;        /* (n_tok, d) residual stream */
+    struct proto_buf h;        /* (n_tok, d) normed */
+    struct proto_buf q;        /* (n_tok, n_heads*hd) */
+    struct proto_buf k, v;     /* (n_tok, n_kv*hd) */
+    struct proto_buf att;      /* (n_tok, n_heads*hd) */
+    struct proto_buf s;        /* (ctx, ctx) attention scores of one row and head */
+    struct proto_buf g, u;     /* (tok_block, d_ff) MLP */
+    struct proto_buf cs, sn;   /* (ctx, hd/2) RoPE */
+    struct proto_buf wscratch; /* one layer's converted weights, when not cached */
+    struct proto_buf out;      /* output tensor (acts in the out dtype) */
+    int rope_ctx;              /* ctx the RoPE tables hold */
+    double flops;              /* useful flops done (for -v and the bench) */
+};
+
+static void work_destroy(struct work *w)
+{
+    struct proto_buf *b[] = {&w->x, &w->h, &w->q, &w->k, &w->v, &w->att, &w->s, &w->g, &w->u,
+                             &w->cs, &w->sn, &w->wscratch, &w->out};
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) proto_buf_destroy(b[i]);
+}
+
+/* Sizes the buffers for n_tok tokens in rows of ctx (contents are lost). */
+static int work_reserve(struct work *w, const struct model *m, size_t n_tok, int ctx)
+{
+    const struct config *c = &m->c;
+    size_t d = c->d_model, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t blk = MLP_BLOCK_BYTES / (2 * sizeof(float) * c->d_ff);
+    if (blk < 1) blk = 1;
+    if (blk > n_tok) blk = n_tok;
+    if (proto_buf_reserve(&w->x, n_tok * d * 4) || proto_buf_reserve(&w->h, n_tok * d * 4) ||
+        proto_buf_reserve(&w->q, n_tok * qd * 4) || proto_buf_reserve(&w->k, n_tok * kvd * 4) ||
+        proto_buf_reserve(&w->v, n_tok * kvd * 4) || proto_buf_reserve(&w->att, n_tok * qd * 4) ||
+        proto_buf_reserve(&w->s, (size_t)ctx * ctx * 4) || proto_buf_reserve(&w->g, blk * c->d_ff * 4) ||
+        proto_buf_reserve(&w->u, blk * c->d_ff * 4) || proto_buf_reserve(&w->wscratch, m->layer_scratch_n * 4))
+        return PROTO_E_NOMEM;
+    if (w->rope_ctx != ctx) {
+        size_t n = (size_t)ctx * (c->head_dim / 2) * 4;
+        if (proto_buf_reserve(&w->cs, n) || proto_buf_reserve(&w->sn, n)) return PROTO_E_NOMEM;
+        rope_table(w->cs.p, w->sn.p, ctx, c->head_dim, c->theta);
+        w->rope_ctx = ctx;
+    }
+    return PROTO_OK;
+}
+
+/* Runs block l on the residual x (n_rows*ctx, d) in w->x. */
+static void block_forward(struct model *m, struct work *w, int l, size_t n_rows, int ctx)
+{
+    const struct config *c = &m->c;
+    struct layer *L = &m->layers[l];
+    size_t n_tok = n_rows * ctx;
+    int d = c->d_model, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, ff = c->d_ff;
+    float *x = w->x.p;          /* (n_tok, d) */
+    float *h = w->h.p;          /* (n_tok, d) */
+    float *q = w->q.p;          /* (n_tok, qd) */
+    float *k = w->k.p, *v = w->v.p;  /* (n_tok, kvd) */
+    float *att = w->att.p;      /* (n_tok, qd) */
+    float *ws = w->wscratch.p;  /* one layer's weights when not cached */
+
+    /* the layer's weights as f32 (mapping, cache or scratch) */
+    const float *W[LAYER_N_WT];
+    for (int i = 2; i < LAYER_N_WT; i++) {
+        struct wt *t = layer_wt(L, i);
+        W[i] = wt_rows(t, 0, 1, t->n, ws);
+        if (!t->f32 && !wt_direct(t)) ws += t->n;
+    }
+    const float *Wq = W[2], *Wk = W[3], *Wv = W[4], *Wo = W[5], *Wg = W[6], *Wu = W[7], *Wd = W[8];
+
+    /* attention: h = norm(x); q, k, v = h·Wᵀ; RoPE; per row softmax(q·kᵀ/sqrt(hd))·v; x += att·Woᵀ */
+    rmsnorm(h, x, L->ln_in.f32, n_tok, d, c->eps);
+    matmul(q, h, Wq, n_tok, d, qd, 0.0f);
+    matmul(k, h, Wk, n_tok, d, kvd, 0.0f);
+    matmul(v, h, Wv, n_tok, d, kvd, 0.0f);
+    rope(q, n_tok, c->n_heads, hd, ctx, w->cs.p, w->sn.p);
+    rope(k, n_tok, c->n_kv_heads, hd, ctx, w->cs.p, w->sn.p);
+    for (size_t r = 0; r < n_rows; r++)
+        attention_row(att + r * ctx * qd, q + r * ctx * qd, k + r * ctx * kvd, v + r * ctx * kvd, w->s.p, ctx, c);
+    matmul(x, att, Wo, n_tok, qd, d, 1.0f);
+
+    /* MLP in token blocks: h = norm(x); x += (act(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ */
+    rmsnorm(h, x, L->ln_post.f32, n_tok, d, c->eps);
+    size_t blk = w->g.cap / (sizeof(float) * ff);
+    for (size_t t0 = 0; t0 < n_tok; t0 += blk) {
+        size_t nb = n_tok - t0 < blk ? n_tok - t0 : blk;
+        float *g = w->g.p, *u = w->u.p;   /* (nb, ff) */
+        matmul(g, h + t0 * d, Wg, nb, d, ff, 0.0f);
+        matmul(u, h + t0 * d, Wu, nb, d, ff, 0.0f);
+        glu(g, u, nb * ff, c->act);
+        matmul(x + t0 * d, g, Wd, nb, ff, d, 1.0f);
+    }
+    double win = c->window && c->window < ctx ? c->window : ctx;   /* keys per query, roughly */
+    w->flops += 2.0 * n_tok * ((double)d * (2 * qd + 2 * kvd) + 3.0 * d * ff) +
+                4.0 * n_rows * c->n_heads * hd * (win * (win + 1) / 2 + (ctx - win) * win);
+}
+
+/* x (n_tok, d) = embedding rows of the tokens (Gemma: × float32(sqrt(d))). */
+static void embed(const struct model *m, float *x, const int32_t *tok, size_t n_tok)
+{
+    const struct config *c = &m->c;
+    int d = c->d_model;
+    size_t es = proto_dtype_size(m->embed.t->dtype);
+    float normalizer = (float)sqrt((double)d);
+    for (size_t t = 0; t < n_tok; t++) {
+        if (m->embed.f32) memcpy(x + t * d, m->embed.f32 + (size_t)tok[t] * d, (size_t)d * sizeof(float));
+        else proto_convert_to_f32(x + t * d, (const char *)m->embed.t->data + (size_t)tok[t] * d * es, m->embed.t->dtype, d);
+        if (c->arch == ARCH_GEMMA)
+            for (int i = 0; i < d; i++) x[t * d + i] *= normalizer;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the loss: final norm, unembedding in vocabulary chunks, online log-sum-exp */
+
+/* Per-token statistics of one variant, over the vocabulary seen so far (double). */
+struct lse { double *mx, *se, *zt, *kl; };
+
+struct loss_work {
+    struct proto_buf z;        /* (n_all, chunk) logits of one vocabulary chunk */
+    struct proto_buf wchunk;   /* (chunk, d) converted unembedding rows */
+    struct proto_buf st;       /* 4 · n_all doubles */
+    struct proto_buf ce;       /* (n_var, rows, ctx-1) f32 per-token outputs: ce then kl */
+    struct proto_buf xin;      /* acts as f32, recon as f32 (when converted) */
+    struct proto_buf rin;
+};
+
+static void loss_work_destroy(struct loss_work *lw)
+{
+    proto_buf_destroy(&lw->z); proto_buf_destroy(&lw->wchunk); proto_buf_destroy(&lw->st);
+    proto_buf_destroy(&lw->ce); proto_buf_destroy(&lw->xin); proto_buf_destroy(&lw->rin);
+}
+
+/* From the final residual of n_var variants of the same n_rows·ctx tokens (x (n_var·n_tok, d) in
+ * w->x, variant 0 clean), per-token CE of every variant and KL(clean ‖ variant) for v >= 1:
+ * ce (n_var, n_rows, ctx−1), kl (n_var, n_rows, ctx−1) (kl of variant 0 unused). */
+static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, const int32_t *tok,
+                        size_t n_rows, int ctx, int n_var, float *ce, float *kl)
+{
+    const struct config *c = &m->c;
+    int d = c->d_model, V = m->vocab;
+    size_t n_tok = n_rows * ctx, n_all = n_tok * n_var;
+    float *h = w->h.p;          /* (n_all, d) normed final residual */
+    rmsnorm(h, w->x.p, m->norm.f32, n_all, d, c->eps);
+
+    size_t chunk = LOGIT_CHUNK_BYTES / (n_all * sizeof(float));
+    if (chunk < 16) chunk = 16;
+    if (chunk > (size_t)V) chunk = V;
+    if (proto_buf_reserve(&lw->z, n_all * chunk * 4) || proto_buf_reserve(&lw->st, 4 * n_all * sizeof(double)) ||
+        (!m->head.f32 && !wt_direct(&m->head) && proto_buf_reserve(&lw->wchunk, chunk * d * 4)))
+        return PROTO_E_NOMEM;
+    struct lse S = {lw->st.p, (double *)lw->st.p + n_all, (double *)lw->st.p + 2 * n_all, (double *)lw->st.p + 3 * n_all};
+    for (size_t i = 0; i < n_all; i++) { S.mx[i] = -INFINITY; S.se[i] = 0; S.zt[i] = NAN; S.kl[i] = 0; }
+
+    for (size_t v0 = 0; v0 < (size_t)V; v0 += chunk) {
+        size_t nv = V - v0 < chunk ? V - v0 : chunk;
+        const float *Wc = wt_rows(&m->head, v0, nv, d, lw->wchunk.p);   /* (nv, d) */
+        float *z = lw->z.p;                                            /* (n_all, nv) */
+        matmul(z, h, Wc, n_all, d, (int)nv, 0.0f);
+        w->flops += 2.0 * n_all * d * nv;
+        for (size_t t = 0; t < n_tok; t++) {
+            bool has_target = (int)(t % ctx) < ctx - 1;
+            size_t tgt = has_target ? (size_t)tok[t + 1] : 0;
+            bool in_chunk = has_target && tgt >= v0 && tgt < v0 + nv;
+            for (int var = 0; var < n_var; var++) {
+                size_t i = var * n_tok + t;
+                const float *zi = z + i * nv;
+                if (in_chunk) S.zt[i] = zi[tgt - v0];
+                double mx = S.mx[i];
+                for (size_t j = 0; j < nv; j++) if (zi[j] > mx) mx = zi[j];
+                if (mx > S.mx[i]) {
+                    double r = exp(S.mx[i] - mx);
+                    S.se[i] *= r;
+                    if (var == 0) for (int p = 1; p < n_var; p++) S.kl[p * n_tok + t] *= r;
+                    S.mx[i] = mx;
+                }
+                double se = 0;
+                if (var == 0 && n_var > 1) {
+                    /* clean: Σ e^(z_c − m_c) and, per patched variant, Σ e^(z_c − m_c)(z_c − z_p) */
+                    double acc[4] = {0};
+                    for (size_t j = 0; j < nv; j++) {
+                        double e = exp((double)zi[j] - mx);
+                        se += e;
+                        for (int p = 1; p < n_var; p++) acc[p] += e * ((double)zi[j] - z[(p * n_tok + t) * nv + j]);
+                    }
+                    for (int p = 1; p < n_var; p++) S.kl[p * n_tok + t] += acc[p];
+                } else {
+                    for (size_t j = 0; j < nv; j++) se += exp((double)zi[j] - mx);
+                }
+                S.se[i] += se;
+            }
+        }
+    }
+    /* CE = lse − z_target; KL(clean ‖ p) = Σ p_c (z_c − z_p) − (lse_c − lse_p) */
+    size_t nc = (size_t)ctx - 1;
+    for (int var = 0; var < n_var; var++)
+        for (size_t r = 0; r < n_rows; r++)
+            for (size_t p = 0; p < nc; p++) {
+                size_t t = r * ctx + p, i = var * n_tok + t, o = (var * n_rows + r) * nc + p;
+                double lse = S.mx[i] + log(S.se[i]);
+                ce[o] = (float)(lse - S.zt[i]);
+                if (var > 0) {
+                    double lse_c = S.mx[t] + log(S.se[t]);
+                    kl[o] = (float)(S.kl[i] / S.se[t] - (lse_c - lse));
+                }
+            }
+    return PROTO_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the stage */
+
+struct state {
+    const struct opts *o;
+    struct model m;
+    struct work w;
+    struct loss_work lw;
+    int start, stop;            /* blocks [start, stop) run */
+    uint64_t total_rows, n_rows, n_tokens, n_nonfinite;
+    uint64_t nonfinite_loss[5];
+    double seconds;
+    bool write_failed;
+};
+
+static const char *const LOSS_KEY[5] = {"ce_clean", "ce_spliced", "kl_spliced", "ce_ablated", "kl_ablated"};
+
+static int state_init(struct state *st, const struct opts *o)
+{
+    memset(st, 0, sizeof *st);
+    st->o = o;
+    int err = model_load(&st->m, o);
+    st->start = st->m.lo;
+    st->stop = st->m.hi;
+    return err;
+}
+
+static void state_destroy(struct state *st)
+{
+    model_destroy(&st->m);
+    work_destroy(&st->w);
+    loss_work_destroy(&st->lw);
+}
+
+/* tokens i32 [rows, ctx] with every id in [0, vocab). */
+static int check_tokens(const struct state *st, const struct proto_frame *fr, const struct proto_tensor **out)
+{
+    const struct proto_tensor *t = proto_frame_tensor(fr, "tokens");
+    if (!t || t->dtype != PROTO_I32 || t->ndim != 2 || t->shape[0] == 0 || t->shape[1] == 0 || t->shape[1] > (1u << 20)) {
+        proto_set_detail("frame %llu: no tokens i32 [rows, ctx] tensor", (unsigned long long)fr->seq);
+        return PROTO_E_SCHEMA;
+    }
+    const int32_t *tok = t->data;
+    uint64_t n = t->shape[0] * t->shape[1];
+    for (uint64_t i = 0; i < n; i++)
+        if (tok[i] < 0 || tok[i] >= st->m.vocab) {
+            proto_set_detail("frame %llu: token id %d at row %llu position %llu is out of range: the model's vocabulary "
+                             "has %d ids%s", (unsigned long long)fr->seq, tok[i], (unsigned long long)(i / t->shape[1]),
+                             (unsigned long long)(i % t->shape[1]), st->m.vocab, st->o->vocab_limit ? " (--vocab-limit)" : "");
+            return PROTO_E_MISMATCH;
+        }
+    *out = t;
+    return PROTO_OK;
+}
+
+static int put(struct state *st, struct proto_writer *w, const struct proto_frame *fr)
+{
+    int err = proto_writer_put(w, fr);
+    if (err) st->write_failed = true;
+    return err;
+}
+
+/* tokens frame -> acts frame */
+static int process_tokens(struct state *st, struct proto_frame *fr, struct proto_writer *w)
+{
+    const struct proto_tensor *tt;
+    int err = check_tokens(st, fr, &tt);
+    if (err) return err;
+    size_t n_rows = tt->shape[0], ctx = tt->shape[1], n_tok = n_rows * ctx;
+    int d = st->m.c.d_model;
+    if ((err = work_reserve(&st->w, &st->m, n_tok, (int)ctx))) return err;
+    embed(&st->m, st->w.x.p, tt->data, n_tok);
+    for (int l = st->start; l < st->stop; l++) block_forward(&st->m, &st->w, l, n_rows, (int)ctx);
+
+    const float *x = st->w.x.p;   /* (n_tok, d) */
+    for (size_t t = 0; t < n_tok; t++)
+        for (int i = 0; i < d; i++)
+            if (!isfinite(x[t * d + i])) { st->n_nonfinite++; break; }
+    const void *data = x;
+    if (st->o->out_dtype != PROTO_F32) {
+        if (proto_buf_reserve(&st->w.out, n_tok * d * proto_dtype_size(st->o->out_dtype))) return PROTO_E_NOMEM;
+        proto_convert_from_f32(st->w.out.p, st->o->out_dtype, x, n_tok * d);
+        data = st->w.out.p;
+    }
+    uint64_t shape[3] = {n_rows, ctx, (uint64_t)d};
+    fr->kind = PROTO_KIND_ACTS;
+    snprintf(fr->kind_name, sizeof fr->kind_name, "acts");
+    if ((err = proto_frame_set_str(fr, "hook", st->o->hook_name)) ||
+        (err = proto_frame_set_tensor(fr, "acts", st->o->out_dtype, 3, shape, data)))
+        return err;
+    st->n_rows += n_rows;
+    st->n_tokens += n_tok;
+    return put(st, w, fr);
+}
+
+/* A float tensor [rows, ctx, d] of the frame as f32 (converted into buf unless it is f32). */
+static int frame_acts(const struct proto_frame *fr, const char *key, const struct proto_tensor *tt, int d,
+                      struct proto_buf *buf, const float **out)
+{
+    const struct proto_tensor *a = proto_frame_tensor(fr, key);
+    *out = NULL;
+    if (!a) return PROTO_OK;
+    if (a->ndim != 3 || a->shape[0] != tt->shape[0] || a->shape[1] != tt->shape[1] || a->shape[2] != (uint64_t)d) {
+        proto_set_detail("frame %llu: %s has shape [%llu %llu %llu], expected [%llu %llu %d] (tokens, model d_model)",
+                         (unsigned long long)fr->seq, key, (unsigned long long)a->shape[0],
+                         (unsigned long long)(a->ndim > 1 ? a->shape[1] : 0), (unsigned long long)(a->ndim > 2 ? a->shape[2] : 0),
+                         (unsigned long long)tt->shape[0], (unsigned long long)tt->shape[1], d);
+        return PROTO_E_MISMATCH;
+    }
+    int err = PROTO_OK;
+    *out = proto_tensor_f32(a, buf, &err);
+    if (!*out) {
+        proto_set_detail("frame %llu: %s has dtype %s (f32, f16 or bf16 expected)", (unsigned long long)fr->seq, key,
+                         proto_dtype_name(a->dtype));
+        return err ? err : PROTO_E_SCHEMA;
+    }
+    return PROTO_OK;
+}
+
+/* acts frame -> loss frame */
+static int process_acts(struct state *st, struct proto_frame *fr, struct proto_writer *w)
+{
+    const struct proto_tensor *tt;
+    int err = check_tokens(st, fr, &tt);
+    if (err) return err;
+    char hook[256];
+    if (proto_frame_str(fr, "hook", hook, sizeof hook) == PROTO_OK && strcmp(hook, st->o->from_name) != 0) {
+        proto_set_detail("frame %llu: acts are at hook %s, --from is %s", (unsigned long long)fr->seq, hook, st->o->from_name);
+        return PROTO_E_MISMATCH;
+    }
+    size_t n_rows = tt->shape[0], ctx = tt->shape[1], n_tok = n_rows * ctx;
+    int d = st->m.c.d_model;
+    const float *acts, *recon;   /* (n_tok, d) */
+    if ((err = frame_acts(fr, "acts", tt, d, &st->lw.xin, &acts))) return err;
+    if (!acts) { proto_set_detail("frame %llu: no acts tensor", (unsigned long long)fr->seq); return PROTO_E_SCHEMA; }
+    if ((err = frame_acts(fr, "recon", tt, d, &st->lw.rin, &recon))) return err;
+    const struct proto_tensor *kt = proto_frame_tensor(fr, "keep");
+    if (kt && (kt->dtype != PROTO_U8 || kt->ndim != 2 || kt->shape[0] != n_rows || kt->shape[1] != ctx)) {
+        proto_set_detail("frame %llu: keep is not u8 [%zu, %zu]", (unsigned long long)fr->seq, n_rows, ctx);
+        return PROTO_E_SCHEMA;
+    }
+    const uint8_t *keep = kt ? kt->data : NULL;   /* (n_tok) */
+
+    /* the variants, stacked as rows: clean, spliced (recon), ablated (zeros) */
+    int n_var = 1 + (recon != NULL) + st->o->ablate;
+    if ((err = work_reserve(&st->w, &st->m, n_tok * n_var, (int)ctx))) return err;
+    float *x = st->w.x.p;   /* (n_var, n_tok, d) */
+    memcpy(x, acts, n_tok * d * sizeof(float));
+    for (size_t t = 0; t < n_tok; t++)
+        for (int i = 0; i < d; i++)
+            if (!isfinite(acts[t * d + i])) { st->n_nonfinite++; break; }
+    int var = 1;
+    if (recon) {
+        float *xs = x + var++ * n_tok * d;
+        for (size_t t = 0; t < n_tok; t++)
+            memcpy(xs + t * d, (!keep || keep[t]) ? recon + t * d : acts + t * d, d * sizeof(float));
+    }
+    if (st->o->ablate) {
+        float *xa = x + var++ * n_tok * d;
+        for (size_t t = 0; t < n_tok; t++)
+            if (!keep || keep[t]) memset(xa + t * d, 0, d * sizeof(float));
+            else memcpy(xa + t * d, acts + t * d, d * sizeof(float));
+    }
+    for (int l = st->start; l < st->stop; l++) block_forward(&st->m, &st->w, l, n_rows * n_var, (int)ctx);
+
+    size_t nc = ctx - 1, n_out = n_rows * nc;
+    if (proto_buf_reserve(&st->lw.ce, 2 * n_var * n_out * sizeof(float))) return PROTO_E_NOMEM;
+    float *ce = st->lw.ce.p, *kl = ce + n_var * n_out;   /* (n_var, n_rows, ctx-1) each */
+    if ((err = loss_compute(&st->m, &st->w, &st->lw, tt->data, n_rows, (int)ctx, n_var, ce, kl))) return err;
+
+    /* the loss frame: tokens, the loss tensors, other keys carried; acts/recon/feats dropped */
+    fr->kind = PROTO_KIND_LOSS;
+    snprintf(fr->kind_name, sizeof fr->kind_name, "loss");
+    proto_frame_del(fr, "acts");
+    proto_frame_del(fr, "recon");
+    proto_frame_del(fr, "feats");
+    uint64_t shape[2] = {n_rows, nc};
+    const float *outs[5] = {ce, NULL, NULL, NULL, NULL};
+    var = 1;
+    if (recon) { outs[1] = ce + var * n_out; outs[2] = kl + var * n_out; var++; }
+    if (st->o->ablate) { outs[3] = ce + var * n_out; outs[4] = kl + var * n_out; }
+    for (int k = 0; k < 5; k++) {
+        if (!outs[k]) continue;
+        for (size_t i = 0; i < n_out; i++) if (!isfinite(outs[k][i])) st->nonfinite_loss[k]++;
+        if ((err = proto_frame_set_tensor(fr, LOSS_KEY[k], PROTO_F32, 2, shape, outs[k]))) return err;
+    }
+    st->n_rows += n_rows;
+    st->n_tokens += n_tok;
+    return put(st, w, fr);
+}
+
+static int process_frame(struct state *st, struct proto_frame *fr, struct proto_writer *w)
+{
+    double t0 = proto_now();
+    int err;
+    if (fr->kind == PROTO_KIND_OTHER) return put(st, w, fr);   /* unknown kinds pass through */
+    if (st->o->hook_name) {
+        if (fr->kind != PROTO_KIND_TOKENS) {
+            proto_set_detail("frame %llu: a %s frame; --hook reads tokens frames", (unsigned long long)fr->seq, fr->kind_name);
+            return PROTO_E_SCHEMA;
+        }
+        err = process_tokens(st, fr, w);
+    } else {
+        if (fr->kind != PROTO_KIND_ACTS) {
+            proto_set_detail("frame %llu: a %s frame; --from reads acts frames", (unsigned long long)fr->seq, fr->kind_name);
+            return PROTO_E_SCHEMA;
+        }
+        err = process_acts(st, fr, w);
+    }
+    st->seconds += proto_now() - t0;
+    return err;
+}
+
+/* Carries the upstream end frame's numeric meta into this stage's end frame. */
+static int forward_end_meta(struct proto_frame *end, struct proto_writer *w)
+{
+    const struct proto_value *mv = proto_frame_get(end, "meta");
+    if (!mv || mv->type != PROTO_V_OBJ || mv->obj.type != MSGPACK_OBJECT_MAP) return PROTO_OK;
+    const msgpack_object_map *m = &mv->obj.via.map;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+        char key[48];
+        double d;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= sizeof key) continue;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) d = (double)v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) d = (double)v->via.i64;
+        else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64) d = v->via.f64;
+        else continue;
+        memcpy(key, k->via.str.ptr, k->via.str.size);
+        key[k->via.str.size] = 0;
+        int err = proto_writer_end_meta(w, key, d);
+        if (err) return err;
+    }
+    return PROTO_OK;
+}
+
+/* End meta: upstream counts, this stage's time and non-finite counts (also on stderr). */
+static int write_end_meta(struct state *st, struct proto_frame *end, struct proto_writer *w)
+{
+    int err;
+    if ((err = forward_end_meta(end, w)) || (err = proto_writer_end_meta(w, "seconds.sf-forward", st->seconds)) ||
+        (err = proto_writer_end_meta(w, "nonfinite_tokens", (double)st->n_nonfinite)))
+        return err;
+    if (st->n_nonfinite)
+        proto_warn("%llu of %llu tokens have non-finite %s", (unsigned long long)st->n_nonfinite,
+                   (unsigned long long)st->n_tokens, st->o->hook_name ? "activations" : "input activations");
+    if (st->o->hook_name) return PROTO_OK;
+    for (int k = 0; k < 5; k++) {
+        char key[48];
+        snprintf(key, sizeof key, "nonfinite_%s", LOSS_KEY[k]);
+        if (k == 0 || (k < 3 && st->nonfinite_loss[1] + st->nonfinite_loss[2]) || st->nonfinite_loss[k])
+            if ((err = proto_writer_end_meta(w, key, (double)st->nonfinite_loss[k]))) return err;
+        if (st->nonfinite_loss[k])
+            proto_warn("%llu per-token %s values are not finite", (unsigned long long)st->nonfinite_loss[k], LOSS_KEY[k]);
+    }
+    return PROTO_OK;
+}
+
+/* Header: check hook / d_model against the upstream meta; add model, hook, d_model. */
+static int write_header(struct state *st, const struct proto_frame *hdr, struct proto_writer *w, int argc, char **argv)
+{
+    const struct model *m = &st->m;
+    const struct proto_value *mv = proto_frame_get((struct proto_frame *)hdr, "meta");
+    const msgpack_object *meta = mv && mv->type == PROTO_V_OBJ ? &mv->obj : NULL;
+    char hook[256];
+    uint64_t d_model;
+    int err;
+    if (meta) proto_meta_uint(meta, "total_rows", &st->total_rows);
+    if (st->o->from_name && meta) {
+        if (proto_meta_str(meta, "hook", hook, sizeof hook) == PROTO_OK && strcmp(hook, st->o->from_name) != 0) {
+            proto_set_detail("header: the stream's hook is %s, --from is %s", hook, st->o->from_name);
+            return PROTO_E_MISMATCH;
+        }
+        if (proto_meta_uint(meta, "d_model", &d_model) == PROTO_OK && d_model != (uint64_t)m->c.d_model) {
+            proto_set_detail("header: d_model %llu does not match the model's hidden_size %d", (unsigned long long)d_model,
+                             m->c.d_model);
+            return PROTO_E_MISMATCH;
+        }
+    }
+    struct proto_meta pm;
+    proto_meta_init(&pm, meta, argc, argv);
+    if (!(err = proto_meta_set_str(&pm, "model", m->name)) &&
+        !(err = proto_meta_set_str(&pm, "model_path", m->dir)) &&
+        !(err = proto_meta_set_str(&pm, "architecture", ARCH_NAME[m->c.arch])) &&
+        !(err = proto_meta_set_str(&pm, "hook", st->o->hook_name ? st->o->hook_name : st->o->from_name)) &&
+        !(err = proto_meta_set_uint(&pm, "d_model", (uint64_t)m->c.d_model)) &&
+        !(err = proto_meta_set_uint(&pm, "vocab_size", (uint64_t)m->vocab)))
+        st->write_failed = (err = proto_writer_header(w, &pm)) != 0;
+    proto_meta_destroy(&pm);
+    return err;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* command line */
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+        "usage: sf-forward --model DIR --hook blocks.L.hook_resid_pre|post [options]\n"
+        "       sf-forward --model DIR --from blocks.L.hook_resid_pre|post --loss [--ablate] [options]\n"
+        "Runs a Hugging Face checkpoint (DIR/config.json, DIR/model.safetensors or shards listed in\n"
+        "DIR/model.safetensors.index.json; f32/f16/bf16) in float32. Architectures: LlamaForCausalLM,\n"
+        "MistralForCausalLM (GQA, sliding window), GemmaForCausalLM (v1).\n"
+        "  --hook H: tokens frames in, acts frames out: the residual stream at H (TransformerLens\n"
+        "    names: blocks.L.hook_resid_pre is the input of block L, hook_resid_post its output, before\n"
+        "    the final norm) as acts [rows, ctx, d_model]; the frame's other keys are carried. Only the\n"
+        "    blocks up to H run and only their weights are read.\n"
+        "  --from H --loss: acts frames at H in (from --hook H, maybe with keep and recon), loss frames\n"
+        "    out: per-token f32 [rows, ctx-1] ce_clean (nats, position t predicts token t+1); with a\n"
+        "    recon tensor also ce_spliced and kl_spliced (recon where keep is 1, everywhere without\n"
+        "    keep); with --ablate ce_ablated and kl_ablated (zeros where keep is 1). kl_* is\n"
+        "    KL(clean || patched) per token. acts, recon and feats are dropped, other keys carried.\n"
+        "    Non-finite values are counted in the end frame's meta (nonfinite_*) and on stderr.\n"
+        "\n"
+        "options:\n"
+        "  --model DIR           the checkpoint directory (required; may also be the operand)\n"
+        "  --hook H              mode 1: run to hook H\n"
+        "  --from H --loss       mode 2: run from hook H to the loss\n"
+        "  --ablate              mode 2: also the zero-ablation loss\n"
+        "  --out-dtype T         acts dtype: f32 (default), bf16, f16\n"
+        "  --vocab-limit N       use only the first N vocabulary ids (a finetune's added rows cut off);\n"
+        "                        a token id >= N is an error\n"
+        "  --cache-mb N          keep f32 copies of bf16/f16 weights when all needed ones fit in N MiB\n"
+        "                        (default: a quarter of the memory); otherwise convert them per layer\n"
+        "                        and frame (0: never cache)\n"
+        "Memory: the weights are mmapped; acts buffers are about (4 + 2·d_ff/d_model)·rows·ctx·d_model\n"
+        "floats per frame (x3 with --from, recon and --ablate).\n\n");
+    proto_cli_help_common(fp);
+    fprintf(fp,
+        "\nexamples:\n"
+        "  sf-tokenize --tokenizer M --ctx 128 data.jsonl | sf-forward --model M --hook blocks.6.hook_resid_post > acts.sf\n"
+        "  sf-forward --model M --hook blocks.2.hook_resid_post --out-dtype bf16 -i tok.sf -o acts.sf.zst\n"
+        "  sf-encode --sae SAE --splice -i acts.sf | sf-forward --model M --from blocks.2.hook_resid_post --loss --ablate \\\n"
+        "      | sf-cat --summary\n"
+        "  sf-forward --model FT --vocab-limit 32000 --hook blocks.16.hook_resid_post -i tok.sf -o ft.sf\n");
+}
+
+enum { OPT_MODEL = PROTO_OPT_FIRST_FREE, OPT_HOOK, OPT_FROM, OPT_LOSS, OPT_ABLATE, OPT_OUT_DTYPE, OPT_VOCAB_LIMIT,
+       OPT_CACHE_MB };
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+    static const struct option longopts[] = {
+        PROTO_CLI_LONGOPTS,
+        {"model", required_argument, 0, OPT_MODEL},
+        {"hook", required_argument, 0, OPT_HOOK},
+        {"from", required_argument, 0, OPT_FROM},
+        {"loss", no_argument, 0, OPT_LOSS},
+        {"ablate", no_argument, 0, OPT_ABLATE},
+        {"out-dtype", required_argument, 0, OPT_OUT_DTYPE},
+        {"vocab-limit", required_argument, 0, OPT_VOCAB_LIMIT},
+        {"cache-mb", required_argument, 0, OPT_CACHE_MB},
+        {0, 0, 0, 0},
+    };
+    const char *dtype = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_MODEL: o->model_dir = optarg; break;
+        case OPT_HOOK: o->hook_name = optarg; break;
+        case OPT_FROM: o->from_name = optarg; break;
+        case OPT_LOSS: o->loss = true; break;
+        case OPT_ABLATE: o->ablate = true; break;
+        case OPT_OUT_DTYPE: dtype = optarg; break;
+        case OPT_VOCAB_LIMIT: o->vocab_limit = proto_parse_ll("--vocab-limit", optarg, 1, INT32_MAX); break;
+        case OPT_CACHE_MB: o->cache_mb = proto_parse_ll("--cache-mb", optarg, 0, 1LL << 40); break;
+        default: proto_cli_common(&o->cli, c, optarg, usage);
+        }
+    }
+    if (optind < argc && !o->model_dir) o->model_dir = argv[optind++];
+    if (optind < argc) proto_usage_error("unexpected operand '%s'", argv[optind]);
+    if (!o->model_dir) proto_usage_error("--model DIR is required");
+    if (!o->hook_name == !o->from_name) proto_usage_error("give exactly one of --hook H and --from H --loss");
+    const char *h = o->hook_name ? o->hook_name : o->from_name;
+    if (!hook_parse(h, &o->hook))
+        proto_usage_error("%s: '%s' is not blocks.L.hook_resid_pre or blocks.L.hook_resid_post",
+                          o->hook_name ? "--hook" : "--from", h);
+    if (o->from_name && !o->loss) proto_usage_error("--from needs --loss (the only output from a hook is the loss)");
+    if (o->hook_name && (o->loss || o->ablate)) proto_usage_error("--loss and --ablate go with --from, not --hook");
+    if (dtype) {
+        if (o->from_name) proto_usage_error("--out-dtype goes with --hook");
+        if (strcmp(dtype, "f32") == 0) o->out_dtype = PROTO_F32;
+        else if (strcmp(dtype, "bf16") == 0) o->out_dtype = PROTO_BF16;
+        else if (strcmp(dtype, "f16") == 0) o->out_dtype = PROTO_F16;
+        else proto_usage_error("--out-dtype: '%s' is not f32, bf16 or f16", dtype);
+    }
+    proto_cli_finish(&o->cli, true);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    struct opts o = opts_default(argv[0]);
+    parse_args(argc, argv, &o);
+
+    struct proto_reader *in = NULL;
+    struct proto_writer *out = NULL;
+    struct proto_writer_opts wo = { .zstd_tensors = o.cli.zstd, .zstd_level = 3 };
+    struct state st;
+    struct proto_frame fr;
+    struct proto_progress prog;
+    int rc = PROTO_EXIT_OK, err;
+    if ((err = state_init(&st, &o)) != 0) { rc = proto_fail(err, o.model_dir); goto out; }
+    proto_info("%s: %s d_model %d, %d layers (running %d..%d), %d heads / %d kv x %d, d_ff %d, vocab %d, %s weights",
+               st.m.name, ARCH_NAME[st.m.c.arch], st.m.c.d_model, st.m.c.n_layers, st.start, st.stop - 1,
+               st.m.c.n_heads, st.m.c.n_kv_heads, st.m.c.head_dim, st.m.c.d_ff, st.m.vocab,
+               st.m.cached ? "cached f32" : "per-frame converted or in-place f32");
+    if (!(in = proto_reader_open(o.cli.in, &err))) { rc = proto_fail(err, o.cli.in); goto out; }
+    if (!(out = proto_writer_open(o.cli.out, &wo, &err))) { rc = proto_fail(err, o.cli.out); goto out; }
+    if ((err = proto_reader_next(in, &fr)) != PROTO_OK) { rc = proto_fail(err == PROTO_END ? PROTO_E_SEQ : err, o.cli.in); goto out; }
+    if ((err = write_header(&st, &fr, out, argc, argv)) != 0) {
+        rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in);
+        goto out;
+    }
+    proto_progress_init(&prog, proto_cli_progress_on(&o.cli), "forward", st.total_rows);
+    while ((err = proto_reader_next(in, &fr)) == PROTO_OK) {
+        if ((err = process_frame(&st, &fr, out)) != 0) break;
+        proto_progress_update(&prog, st.n_rows, st.n_tokens);
+    }
+    if (err != PROTO_END) { rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in); goto out; }
+    proto_progress_done(&prog, st.n_rows, st.n_tokens);
+    proto_info("%llu rows, %llu tokens in %.3f s: %.1f tokens/s, %.2f GFLOP/s", (unsigned long long)st.n_rows,
+               (unsigned long long)st.n_tokens, st.seconds, st.seconds > 0 ? st.n_tokens / st.seconds : 0.0,
+               st.seconds > 0 ? st.w.flops / st.seconds / 1e9 : 0.0);
+    if ((err = write_end_meta(&st, &fr, out)) != 0) { rc = proto_fail(err, o.cli.out); goto out; }
+out:
+    if (out && (err = proto_writer_close(out, rc == PROTO_EXIT_OK)) != 0 && rc == PROTO_EXIT_OK)
+        rc = proto_fail(err, o.cli.out);
+    proto_reader_close(in);
+    state_destroy(&st);
+    return rc;
+}
