@@ -110,7 +110,7 @@ static int cfg_num(const cJSON *cfg, const char *key, double *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v)) { proto_set_detail("config.json: %s is not a number", key); return PROTO_E_FORMAT; }
+    if (!cJSON_IsNumber(v)) { proto_set_detail("%s is not a number", key); return PROTO_E_FORMAT; }
     *out = v->valuedouble;
     return 1;
 }
@@ -121,12 +121,12 @@ static int cfg_int(const cJSON *cfg, const char *key, bool required, int dflt, i
     int r = cfg_num(cfg, key, &d);
     if (r < 0) return r;
     if (r == 0) {
-        if (required) { proto_set_detail("config.json: %s is missing", key); return PROTO_E_FORMAT; }
+        if (required) { proto_set_detail("%s is missing", key); return PROTO_E_FORMAT; }
         *out = dflt;
         return PROTO_OK;
     }
     if (d != floor(d) || d < 1 || d > 1e9) {
-        proto_set_detail("config.json: %s = %g is not a positive integer", key, d);
+        proto_set_detail("%s = %g is not a positive integer", key, d);
         return PROTO_E_FORMAT;
     }
     *out = (int)d;
@@ -145,11 +145,11 @@ static int config_parse(struct config *c, const cJSON *cfg)
     memset(c, 0, sizeof *c);
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
     const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
-    if (!cJSON_IsString(a0)) { proto_set_detail("config.json: no \"architectures\" list"); return PROTO_E_FORMAT; }
+    if (!cJSON_IsString(a0)) { proto_set_detail("no \"architectures\" list"); return PROTO_E_FORMAT; }
     int ai = -1;
     for (int i = 0; i < 3; i++) if (strcmp(a0->valuestring, ARCH_NAME[i]) == 0) ai = i;
     if (ai < 0) {
-        proto_set_detail("config.json: unknown architecture '%.100s' (known: LlamaForCausalLM, "
+        proto_set_detail("unknown architecture '%.100s' (known: LlamaForCausalLM, "
                          "MistralForCausalLM, GemmaForCausalLM)", a0->valuestring);
         return PROTO_E_FORMAT;
     }
@@ -161,16 +161,16 @@ static int config_parse(struct config *c, const cJSON *cfg)
         (err = cfg_int(cfg, "intermediate_size", true, 0, &c->d_ff)) ||
         (err = cfg_int(cfg, "vocab_size", true, 0, &c->vocab)))
         return err;
-    if (c->n_layers > MAX_LAYERS) { proto_set_detail("config.json: %d layers (max %d)", c->n_layers, MAX_LAYERS); return PROTO_E_FORMAT; }
+    if (c->n_layers > MAX_LAYERS) { proto_set_detail("%d layers (max %d)", c->n_layers, MAX_LAYERS); return PROTO_E_FORMAT; }
     int hd_default = c->d_model / c->n_heads;
     if (c->arch != ARCH_GEMMA && c->d_model % c->n_heads) {
-        proto_set_detail("config.json: hidden_size %d is not a multiple of num_attention_heads %d", c->d_model, c->n_heads);
+        proto_set_detail("hidden_size %d is not a multiple of num_attention_heads %d", c->d_model, c->n_heads);
         return PROTO_E_FORMAT;
     }
     if ((err = cfg_int(cfg, "head_dim", false, hd_default, &c->head_dim))) return err;
-    if (c->head_dim % 2 || c->head_dim < 2) { proto_set_detail("config.json: head_dim %d is not even", c->head_dim); return PROTO_E_FORMAT; }
+    if (c->head_dim % 2 || c->head_dim < 2) { proto_set_detail("head_dim %d is not even", c->head_dim); return PROTO_E_FORMAT; }
     if (c->n_heads % c->n_kv_heads) {
-        proto_set_detail("config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d", c->n_heads, c->n_kv_heads);
+        proto_set_detail("num_attention_heads %d is not a multiple of num_key_value_heads %d", c->n_heads, c->n_kv_heads);
         return PROTO_E_FORMAT;
     }
     double d;
@@ -179,10 +179,10 @@ static int config_parse(struct config *c, const cJSON *cfg)
     c->eps = r ? (float)d : 1e-6f;
     if ((r = cfg_num(cfg, "rope_theta", &d)) < 0) return r;
     c->theta = r ? d : 10000.0;
-    if (!(c->theta > 0)) { proto_set_detail("config.json: rope_theta %g is not positive", c->theta); return PROTO_E_FORMAT; }
+    if (!(c->theta > 0)) { proto_set_detail("rope_theta %g is not positive", c->theta); return PROTO_E_FORMAT; }
     if (c->arch == ARCH_MISTRAL) {
         if ((r = cfg_num(cfg, "sliding_window", &d)) < 0) return r;
-        if (r && (d != floor(d) || d < 1)) { proto_set_detail("config.json: sliding_window %g is not a positive integer", d); return PROTO_E_FORMAT; }
+        if (r && (d != floor(d) || d < 1)) { proto_set_detail("sliding_window %g is not a positive integer", d); return PROTO_E_FORMAT; }
         c->window = r ? (d > 1e9 ? 1000000000 : (int)d) : 0;
     }
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
@@ -191,13 +191,13 @@ static int config_parse(struct config *c, const cJSON *cfg)
     if (rs && !cJSON_IsNull(rs)) {
         const char *t = cJSON_IsObject(rs) ? cfg_str(rs, "rope_type") : NULL;
         if (!t && cJSON_IsObject(rs)) t = cfg_str(rs, "type");
-        proto_set_detail("config.json: rope_scaling '%s' is not supported", t ? t : "?");
+        proto_set_detail("rope_scaling '%s' is not supported", t ? t : "?");
         return PROTO_E_FORMAT;
     }
     static const char *const bias_keys[] = {"attention_bias", "mlp_bias"};
     for (int i = 0; i < 2; i++)
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, bias_keys[i]))) {
-            proto_set_detail("config.json: %s true is not supported", bias_keys[i]);
+            proto_set_detail("%s true is not supported", bias_keys[i]);
             return PROTO_E_FORMAT;
         }
     if (c->arch == ARCH_GEMMA) {
@@ -205,7 +205,7 @@ static int config_parse(struct config *c, const cJSON *cfg)
     } else {
         const char *act = cfg_str(cfg, "hidden_act");
         if (act && strcmp(act, "silu") != 0) {
-            proto_set_detail("config.json: hidden_act '%.60s' is not supported (silu)", act);
+            proto_set_detail("hidden_act '%.60s' is not supported (silu)", act);
             return PROTO_E_FORMAT;
         }
         c->act = ACT_SILU;
@@ -307,11 +307,8 @@ static int shard_get(struct model *m, const char *name, struct shard **out)
     struct shard *s = &m->shards[m->n_shards];
     char path[2400];
     snprintf(path, sizeof path, "%s/%s", m->dir, name);
-    int err = proto_st_open(&s->st, path);
-    if (err) {
-        if (err == PROTO_E_IO) proto_set_detail("%s: %s", path, strerror(errno ? errno : ENOENT));
-        return err;
-    }
+    int err = proto_st_open(&s->st, path);   /* the detail names the file */
+    if (err) return err;
     snprintf(s->name, sizeof s->name, "%s", name);
     s->open = true;
     m->n_shards++;
@@ -408,7 +405,12 @@ static int model_load(struct model *m, const struct opts *o)
         err = PROTO_E_FORMAT;
         goto out;
     }
-    if ((err = config_parse(&m->c, cfg))) goto out;
+    if ((err = config_parse(&m->c, cfg))) {
+        char d[512];
+        snprintf(d, sizeof d, "%s", proto_detail());
+        proto_set_detail("%s: %s", path, d);
+        goto out;
+    }
     const struct config *c = &m->c;
     m->vocab = c->vocab;
     if (o->vocab_limit > c->vocab) {

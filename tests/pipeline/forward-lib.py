@@ -5,6 +5,8 @@ loss (used where the references have no value, e.g. ablated CE and KL). Nothing 
 saeflow's compute code.
 
     forward-lib.py check FIXTURE     every hook of a reference model + CE (exit 1 on a mismatch)
+    forward-lib.py tiny DIR ARCH [SHARDS]   write a small random checkpoint (llama, mistral, gemma;
+                                     hidden 32, 4 heads x 8, 2 kv heads, d_ff 48, 2 layers, vocab 64)
 """
 import json
 import os
@@ -38,7 +40,10 @@ def unpack(path):
         f = json.loads(line)
         for k, v in list(f.items()):
             if isinstance(v, dict) and "dtype" in v and "data" in v:
-                f[k] = np.array(v["data"], dtype=np.float64).reshape(v["shape"])
+                a = np.array(v["data"], dtype=np.float64).reshape(v["shape"])
+                if v["dtype"] in ("f32", "f16", "bf16"):   # %.9g round-trips float32 exactly
+                    a = a.astype(np.float32).astype(np.float64)
+                f[k] = a
         frames.append(f)
     return frames
 
@@ -241,6 +246,71 @@ def check_model(model_dir, tok, hooks, ce_ref, tag, scratch):
     return fails
 
 
+def write_safetensors(path, tensors, dtype):
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
+        if dtype == "F32":
+            b = a.astype("<f4").tobytes()
+        elif dtype == "F16":
+            b = a.astype("<f2").tobytes()
+        else:   # BF16, round to nearest even
+            u = a.view(np.uint32).astype(np.uint64)
+            b = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2").tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def write_tiny(d, arch, shards=1, dtype=None, seed=0, **over):
+    """A small random HF checkpoint (config.json + safetensors, optionally sharded)."""
+    rng = np.random.default_rng(seed)
+    c = {"hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+         "intermediate_size": 48, "num_hidden_layers": 2, "vocab_size": 64, "rms_norm_eps": 1e-5,
+         "rope_theta": 10000.0, "hidden_act": "silu"}
+    c["architectures"] = [{"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "gemma": "GemmaForCausalLM"}[arch]]
+    c["tie_word_embeddings"] = arch == "gemma"
+    if arch == "mistral":
+        c["sliding_window"] = 4
+    c.update(over)
+    d_, hd, ff, V = c["hidden_size"], c["head_dim"], c["intermediate_size"], c["vocab_size"]
+    qd, kvd = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd
+    t = {"model.embed_tokens.weight": rng.normal(0, 1, (V, d_)), "model.norm.weight": 1 + rng.normal(0, 0.1, d_)}
+    if not c["tie_word_embeddings"]:
+        t["lm_head.weight"] = rng.normal(0, 0.02 * 4, (V, d_))
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        t[p + "input_layernorm.weight"] = 1 + rng.normal(0, 0.1, d_)
+        t[p + "post_attention_layernorm.weight"] = 1 + rng.normal(0, 0.1, d_)
+        t[p + "self_attn.q_proj.weight"] = rng.normal(0, 0.2, (qd, d_))
+        t[p + "self_attn.k_proj.weight"] = rng.normal(0, 0.2, (kvd, d_))
+        t[p + "self_attn.v_proj.weight"] = rng.normal(0, 0.1, (kvd, d_))
+        t[p + "self_attn.o_proj.weight"] = rng.normal(0, 0.1, (d_, qd))
+        t[p + "mlp.gate_proj.weight"] = rng.normal(0, 0.2, (ff, d_))
+        t[p + "mlp.up_proj.weight"] = rng.normal(0, 0.2, (ff, d_))
+        t[p + "mlp.down_proj.weight"] = rng.normal(0, 0.1, (d_, ff))
+    os.makedirs(d, exist_ok=True)
+    with open(f"{d}/config.json", "w") as f:
+        json.dump(c, f, indent=1)
+    dtype = dtype or ("F16" if shards > 1 else "BF16")
+    if shards == 1:
+        write_safetensors(f"{d}/model.safetensors", t, dtype)
+        return
+    names = sorted(t)
+    wm = {}
+    for s in range(shards):
+        fn = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+        part = {n: t[n] for i, n in enumerate(names) if i * shards // len(names) == s}
+        write_safetensors(f"{d}/{fn}", part, dtype)
+        wm.update({n: fn for n in part})
+    with open(f"{d}/model.safetensors.index.json", "w") as f:
+        json.dump({"metadata": {}, "weight_map": wm}, f, indent=1)
+
+
 def main():
     import tempfile
     what = sys.argv[2]
@@ -263,3 +333,5 @@ def main():
 
 if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "check":
     sys.exit(main())
+if __name__ == "__main__" and len(sys.argv) > 3 and sys.argv[1] == "tiny":
+    write_tiny(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 1)

@@ -1,0 +1,1 @@
+sf-forward --help | grep -c -e "^examples:" -e "^  sf-forward" -e "Exit codes"

@@ -1,0 +1,1 @@
+sf-forward --model m < /dev/null > /dev/null

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# sf-forward as a stream filter, on small random checkpoints written here (no fixtures needed),
+# checked against the numpy float64 forward of forward-lib.py: Llama f32 (weights used in place),
+# Mistral bf16 with a window (4) shorter than ctx, Gemma with 2 kv heads, a 2-shard f16 Llama;
+# several frames of different shapes; --out-dtype bf16/f16 (= rounding of the f32 acts);
+# --cache-mb 0 (per-frame conversion) bit-identical to the cached weights; keys and unknown frame
+# kinds carried; header meta (model, hook, d_model, upstream keys, stages) and end meta
+# (seconds.sf-forward, nonfinite counts, upstream counts carried); NaN acts counted, not dropped.
+source "$SF_ROOT/tests/lib.sh"
+need_py numpy
+"$PY" - <<'PYEOF' || exit 1
+import json, os, sys
+import numpy as np
+sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
+F = __import__("forward-lib")
+fails = []
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok: fails.append(what)
+
+rng = np.random.default_rng(1)
+F.write_tiny("llama32", "llama", dtype="F32", seed=1)
+F.write_tiny("mistral", "mistral", seed=2)
+F.write_tiny("gemma", "gemma", seed=3, num_key_value_heads=2, head_dim=16, hidden_act="gelu")
+F.write_tiny("sharded", "llama", shards=2, seed=4, rope_theta=500000.0)
+frames = [rng.integers(0, 64, (2, 9)).astype(np.int32), rng.integers(0, 64, (3, 5)).astype(np.int32),
+          rng.integers(0, 64, (1, 12)).astype(np.int32)]
+lines = [{"sf": 1, "kind": "header", "meta": {"ctx": 9, "total_rows": 6, "tokenizer": "x"}}]
+for i, t in enumerate(frames):
+    lines.append({"sf": 1, "kind": "tokens", "seq": len(lines) - 1, "tokens": F.tensor("i32", t), "doc": i})
+    if i == 0:
+        lines.append({"sf": 1, "kind": "note", "seq": len(lines) - 1, "text": "hello"})
+lines.append({"sf": 1, "kind": "end", "frames": 4, "rows": 6, "meta": {"upstream_count": 7}})
+F.pack(lines, "tok.sf")
+
+for name in ("llama32", "mistral", "gemma", "sharded"):
+    m = F.NpModel(name)
+    for hook, layer, post in (("blocks.0.hook_resid_pre", 0, False), ("blocks.1.hook_resid_post", 1, True)):
+        fr = F.forward(["--model", name, "--hook", hook], "tok.sf", "acts.sf")
+        acts = [f for f in fr if f["kind"] == "acts"]
+        worst = 0.0
+        for t, f in zip(frames, acts):
+            E = m.w["model.embed_tokens.weight"][t] * (np.float32(np.sqrt(m.d)) if m.gemma else 1)
+            for l in range(layer + post):
+                E = m.block(E, l)
+            worst = max(worst, F.rel(f["acts"], E))
+            check(np.array_equal(f["tokens"], t) and f["hook"] == hook, f"{name} {hook}: tokens and hook")
+        check(len(acts) == 3 and worst <= 2e-5, f"{name} {hook}: 3 frames, rel err {worst:.3g}")
+        kinds = [f["kind"] for f in fr]
+        check(kinds == ["header", "acts", "note", "acts", "acts", "end"], f"{name}: frame kinds {kinds}")
+        check([f.get("doc") for f in acts] == [0, 1, 2], f"{name}: keys carried")
+        meta = fr[0]["meta"]
+        check(meta.get("model") == name and meta.get("hook") == hook and meta.get("d_model") == 32 and
+              meta.get("ctx") == 9 and meta.get("tokenizer") == "x" and meta["stages"][-1]["name"] == "sf-forward",
+              f"{name}: header meta {meta}")
+        em = fr[-1].get("meta", {})
+        check(fr[-1]["rows"] == 6 and fr[-1]["frames"] == 4 and em.get("upstream_count") == 7 and
+              em.get("nonfinite_tokens") == 0 and em.get("seconds.sf-forward", -1) >= 0, f"{name}: end frame {fr[-1]}")
+
+# --out-dtype, --cache-mb 0
+ref = [f["acts"] for f in F.forward(["--model", "mistral", "--hook", "blocks.1.hook_resid_post"], "tok.sf", "a.sf") if f["kind"] == "acts"]
+nc = [f["acts"] for f in F.forward(["--model", "mistral", "--hook", "blocks.1.hook_resid_post", "--cache-mb", "0"], "tok.sf", "a.sf") if f["kind"] == "acts"]
+check(all(np.array_equal(a, b) for a, b in zip(ref, nc)), "--cache-mb 0 gives the same acts bit for bit")
+for dt, np_dt in (("f16", np.float16), ("bf16", None)):
+    fr = F.forward(["--model", "mistral", "--hook", "blocks.1.hook_resid_post", "--out-dtype", dt], "tok.sf", "a.sf")
+    out = [f["acts"] for f in fr if f["kind"] == "acts"]
+    dts = os.popen("sf-cat -i a.sf --summary").read()
+    if np_dt is not None:
+        want = [a.astype(np.float32).astype(np_dt).astype(np.float64) for a in ref]
+    else:
+        want = []
+        for a in ref:
+            u = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+            want.append((((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32).astype(np.float64))
+    check(all(np.array_equal(a, b) for a, b in zip(out, want)) and f"{dt}[" in dts, f"--out-dtype {dt}: rounded f32 acts")
+
+# NaN acts in --from mode: counted per loss key, warned about, the values are NaN
+t = frames[0]
+x = rng.normal(0, 1, (2, 9, 32)).astype(np.float32)
+x[1, 3, 5] = np.nan
+F.acts_stream(t, x, "blocks.1.hook_resid_pre", "in.sf", recon=x)
+import subprocess
+r = subprocess.run(["sf-forward", "--model", "sharded", "--from", "blocks.1.hook_resid_pre", "--loss", "-i", "in.sf", "-o", "loss.sf"], capture_output=True)
+fr = F.unpack("loss.sf")
+lf, em = fr[1], fr[-1]["meta"]
+n_nan = int(np.isnan(lf["ce_clean"]).sum())
+check(r.returncode == 0 and n_nan >= 1 and em.get("nonfinite_ce_clean") == n_nan and em.get("nonfinite_tokens") == 1 and
+      em.get("nonfinite_kl_spliced") == int(np.isnan(lf["kl_spliced"]).sum()) and b"not finite" in r.stderr,
+      f"NaN acts: {n_nan} NaN CE values, end meta {em}, stderr {r.stderr.decode().strip()!r}")
+check(np.isfinite(lf["ce_clean"][0]).all(), "NaN acts: the other row is finite")
+print("failed:", fails) if fails else None
+sys.exit(1 if fails else 0)
+PYEOF
