@@ -391,7 +391,7 @@ static int model_load(struct model *m, const struct opts *o)
     size_t dl = strlen(m->dir);
     while (dl > 1 && m->dir[dl - 1] == '/') m->dir[--dl] = 0;
     const char *base = strrchr(m->dir, '/');
-    snprintf(m->name, sizeof m->name, "%s", base ? base + 1 : m->dir);
+    snprintf(m->name, sizeof m->name, "%.255s", base ? base + 1 : m->dir);
     if (!(m->shards = calloc(MAX_SHARDS, sizeof *m->shards))) return PROTO_E_NOMEM;
 
     snprintf(path, sizeof path, "%s/config.json", m->dir);
@@ -1153,8 +1153,9 @@ static void usage(FILE *fp)
         "  --cache-mb N          keep f32 copies of bf16/f16 weights when all needed ones fit in N MiB\n"
         "                        (default: a quarter of the memory); otherwise convert them per layer\n"
         "                        and frame (0: never cache)\n"
-        "Memory: the weights are mmapped; acts buffers are about (4 + 2·d_ff/d_model)·rows·ctx·d_model\n"
-        "floats per frame (x3 with --from, recon and --ablate).\n\n");
+        "Memory: the weights are mmapped (plus the f32 cache); work buffers take about\n"
+        "6·rows·ctx·d_model floats per frame (times 2 or 3 with --from and recon / --ablate) plus\n"
+        "128 MiB for the MLP and 128 MiB for a vocabulary chunk of logits.\n\n");
     proto_cli_help_common(fp);
     fprintf(fp,
         "\nexamples:\n"
