@@ -30,6 +30,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@
 
 #define MAX_LAYERS 4096
 #define MAX_SHARDS 1024
+#define MAX_THREADS 64
 #define MLP_BLOCK_BYTES ((size_t)128 << 20)     /* gate + up buffers of one MLP token block */
 #define LOGIT_CHUNK_BYTES ((size_t)128 << 20)   /* logits of one vocabulary chunk, all tokens */
 
@@ -527,17 +529,63 @@ static void matmul(float *y, const float *x, const float *w, size_t n_tok, int n
                 beta, y, n_out);
 }
 
-/* out = x / sqrt(mean(x²) + eps) * w per token (w already 1 + w for Gemma); mean in double. */
-static void rmsnorm(float *out, const float *x, const float *w, size_t n_tok, int d, float eps)
+/* Arguments of the element-wise kernels below, which run on n_threads threads over ranges of
+ * [0, n) (tokens, score rows or elements): fn(a, lo, hi). */
+struct kargs {
+    float *out; const float *x, *w; int d; float eps;                    /* rmsnorm */
+    int n_head, head_dim, ctx; const float *cs, *sn;                      /* rope */
+    float *g; const float *u; enum act act;                               /* glu */
+    float *s; int window;                                                 /* softmax rows */
+    const float *z; size_t nv, v0, n_tok; const int32_t *tok; int n_var;  /* loss statistics */
+    double *mx, *se, *zt, *kl;
+};
+struct job { void (*fn)(const struct kargs *, size_t, size_t); const struct kargs *a; size_t lo, hi; };
+
+static void *job_run(void *p)
 {
-    for (size_t t = 0; t < n_tok; t++) {
-        const float *xt = x + t * d;
-        float *ot = out + t * d;
+    struct job *j = p;
+    j->fn(j->a, j->lo, j->hi);
+    return NULL;
+}
+
+/* fn over [0, n) in n_threads contiguous ranges of at least `grain` (the caller's thread takes the
+ * first; a thread that cannot start runs inline). */
+static void parallel_for(int n_threads, size_t n, size_t grain, void (*fn)(const struct kargs *, size_t, size_t),
+                         const struct kargs *a)
+{
+    size_t nt = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : (size_t)n_threads;
+    if (nt > n / grain) nt = n / grain;
+    if (nt <= 1) { fn(a, 0, n); return; }
+    pthread_t th[MAX_THREADS];
+    struct job jb[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (size_t i = 0; i < nt; i++) jb[i] = (struct job){fn, a, n * i / nt, n * (i + 1) / nt};
+    for (size_t i = 1; i < nt; i++) started[i] = pthread_create(&th[i], NULL, job_run, &jb[i]) == 0;
+    job_run(&jb[0]);
+    for (size_t i = 1; i < nt; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        else job_run(&jb[i]);
+    }
+}
+
+/* out = x / sqrt(mean(x²) + eps) * w per token (w already 1 + w for Gemma); mean in double. */
+static void rmsnorm_range(const struct kargs *a, size_t lo, size_t hi)
+{
+    int d = a->d;
+    for (size_t t = lo; t < hi; t++) {
+        const float *xt = a->x + t * d;
+        float *ot = a->out + t * d;
         double ss = 0;
         for (int i = 0; i < d; i++) ss += (double)xt[i] * xt[i];
-        float r = (float)(1.0 / sqrt(ss / d + eps));
-        for (int i = 0; i < d; i++) ot[i] = (xt[i] * r) * w[i];
+        float r = (float)(1.0 / sqrt(ss / d + a->eps));
+        for (int i = 0; i < d; i++) ot[i] = (xt[i] * r) * a->w[i];
     }
+}
+
+static void rmsnorm(int nt, float *out, const float *x, const float *w, size_t n_tok, int d, float eps)
+{
+    struct kargs a = {.out = out, .x = x, .w = w, .d = d, .eps = eps};
+    parallel_for(nt, n_tok, 64, rmsnorm_range, &a);
 }
 
 /* cos/sin tables (ctx, head_dim/2): angle = p · theta^(-2i/head_dim), in double. */
@@ -555,19 +603,43 @@ static void rope_table(float *cs, float *sn, int ctx, int head_dim, double theta
 
 /* HF rotate_half RoPE in place on x (n_tok, n_head*head_dim); token t is at position t % ctx:
  * x1' = x1·cos − x2·sin, x2' = x2·cos + x1·sin with x1 = x[:half], x2 = x[half:]. */
-static void rope(float *x, size_t n_tok, int n_head, int head_dim, int ctx, const float *cs, const float *sn)
+static void rope_range(const struct kargs *a, size_t lo, size_t hi)
 {
-    int half = head_dim / 2;
-    for (size_t t = 0; t < n_tok; t++) {
-        const float *c = cs + (t % (size_t)ctx) * half, *s = sn + (t % (size_t)ctx) * half;
-        for (int h = 0; h < n_head; h++) {
-            float *x1 = x + (t * n_head + h) * head_dim, *x2 = x1 + half;
+    int half = a->head_dim / 2;
+    for (size_t t = lo; t < hi; t++) {
+        const float *c = a->cs + (t % (size_t)a->ctx) * half, *s = a->sn + (t % (size_t)a->ctx) * half;
+        for (int h = 0; h < a->n_head; h++) {
+            float *x1 = a->out + (t * a->n_head + h) * a->head_dim, *x2 = x1 + half;
             for (int i = 0; i < half; i++) {
-                float a = x1[i], b = x2[i];
-                x1[i] = a * c[i] - b * s[i];
-                x2[i] = b * c[i] + a * s[i];
+                float p = x1[i], q = x2[i];
+                x1[i] = p * c[i] - q * s[i];
+                x2[i] = q * c[i] + p * s[i];
             }
         }
+    }
+}
+
+static void rope(int nt, float *x, size_t n_tok, int n_head, int head_dim, int ctx, const float *cs, const float *sn)
+{
+    struct kargs a = {.out = x, .n_head = n_head, .head_dim = head_dim, .ctx = ctx, .cs = cs, .sn = sn};
+    parallel_for(nt, n_tok, 64, rope_range, &a);
+}
+
+/* Row i of the scores s (ctx, ctx) becomes softmax over keys lo(i) <= j <= i, 0 elsewhere. */
+static void softmax_range(const struct kargs *a, size_t r0, size_t r1)
+{
+    int ctx = a->ctx, W = a->window;
+    for (int i = (int)r0; i < (int)r1; i++) {
+        float *si = a->s + (size_t)i * ctx;
+        int lo = W && i - W + 1 > 0 ? i - W + 1 : 0;
+        float mx = -INFINITY;
+        for (int j = lo; j <= i; j++) if (si[j] > mx) mx = si[j];
+        double sum = 0;
+        for (int j = lo; j <= i; j++) { si[j] = expf(si[j] - mx); sum += si[j]; }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < lo; j++) si[j] = 0;
+        for (int j = lo; j <= i; j++) si[j] *= inv;
+        for (int j = i + 1; j < ctx; j++) si[j] = 0;
     }
 }
 
@@ -575,47 +647,44 @@ static void rope(float *x, size_t n_tok, int n_head, int head_dim, int ctx, cons
  * q (ctx, n_heads*hd), k, v (ctx, n_kv*hd) -> out (ctx, n_heads*hd); s (ctx, ctx) scratch.
  * Query head h reads kv head h / (n_heads / n_kv). Query i sees keys lo(i) <= j <= i with
  * lo(i) = max(0, i − W + 1) under a window W. */
-static void attention_row(float *out, const float *q, const float *k, const float *v, float *s,
+static void attention_row(int nt, float *out, const float *q, const float *k, const float *v, float *s,
                           int ctx, const struct config *c)
 {
     int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, rep = c->n_heads / c->n_kv_heads;
     float scale = (float)(1.0 / sqrt((double)hd));
+    struct kargs a = {.s = s, .ctx = ctx, .window = c->window};
     for (int h = 0; h < c->n_heads; h++) {
         int g = h / rep;
         /* S(ctx, ctx) = scale · Q_h(ctx, hd) · K_g(ctx, hd)ᵀ */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ctx, ctx, hd, scale, q + h * hd, qd,
                     k + g * hd, kvd, 0.0f, s, ctx);
-        for (int i = 0; i < ctx; i++) {
-            float *si = s + (size_t)i * ctx;
-            int lo = c->window && i - c->window + 1 > 0 ? i - c->window + 1 : 0;
-            float mx = -INFINITY;
-            for (int j = lo; j <= i; j++) if (si[j] > mx) mx = si[j];
-            double sum = 0;
-            for (int j = lo; j <= i; j++) { si[j] = expf(si[j] - mx); sum += si[j]; }
-            float inv = (float)(1.0 / sum);
-            for (int j = 0; j < lo; j++) si[j] = 0;
-            for (int j = lo; j <= i; j++) si[j] *= inv;
-            for (int j = i + 1; j < ctx; j++) si[j] = 0;
-        }
+        parallel_for(nt, ctx, 64, softmax_range, &a);
         /* O_h(ctx, hd) = P(ctx, ctx) · V_g(ctx, hd) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ctx, hd, ctx, 1.0f, s, ctx, v + g * hd, kvd,
                     0.0f, out + h * hd, qd);
     }
 }
 
-/* g = act(g) · u elementwise over n values: silu(x) = x/(1+e^−x); gelu tanh =
- * 0.5x(1 + tanh(sqrt(2/π)(x + 0.044715x³))). */
-static void glu(float *g, const float *u, size_t n, enum act act)
+/* g = act(g) · u elementwise: silu(x) = x/(1+e^−x); gelu tanh = 0.5x(1 + tanh(sqrt(2/π)(x + 0.044715x³))). */
+static void glu_range(const struct kargs *a, size_t lo, size_t hi)
 {
-    if (act == ACT_SILU) {
-        for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    float *g = a->g;
+    const float *u = a->u;
+    if (a->act == ACT_SILU) {
+        for (size_t i = lo; i < hi; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
     } else {
         const float k0 = 0.7978845608028654f, k1 = 0.044715f;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = lo; i < hi; i++) {
             float x = g[i];
             g[i] = 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x))) * u[i];
         }
     }
+}
+
+static void glu(int nt, float *g, const float *u, size_t n, enum act act)
+{
+    struct kargs a = {.g = g, .u = u, .act = act};
+    parallel_for(nt, n, 16384, glu_range, &a);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -633,6 +702,8 @@ struct work {
     struct proto_buf wscratch; /* one layer's converted weights, when not cached */
     struct proto_buf out;      /* output tensor (acts in the out dtype) */
     int rope_ctx;              /* ctx the RoPE tables hold */
+    size_t mlp_blk;            /* tokens per MLP block */
+    int n_threads;             /* element-wise kernels (the sgemms use OpenBLAS' threads) */
     double flops;              /* useful flops done (for -v and the bench) */
 };
 
@@ -657,6 +728,7 @@ static int work_reserve(struct work *w, const struct model *m, size_t n_tok, int
         proto_buf_reserve(&w->s, (size_t)ctx * ctx * 4) || proto_buf_reserve(&w->g, blk * c->d_ff * 4) ||
         proto_buf_reserve(&w->u, blk * c->d_ff * 4) || proto_buf_reserve(&w->wscratch, m->layer_scratch_n * 4))
         return PROTO_E_NOMEM;
+    w->mlp_blk = blk;
     if (w->rope_ctx != ctx) {
         size_t n = (size_t)ctx * (c->head_dim / 2) * 4;
         if (proto_buf_reserve(&w->cs, n) || proto_buf_reserve(&w->sn, n)) return PROTO_E_NOMEM;
@@ -690,25 +762,25 @@ static void block_forward(struct model *m, struct work *w, int l, size_t n_rows,
     const float *Wq = W[2], *Wk = W[3], *Wv = W[4], *Wo = W[5], *Wg = W[6], *Wu = W[7], *Wd = W[8];
 
     /* attention: h = norm(x); q, k, v = h·Wᵀ; RoPE; per row softmax(q·kᵀ/sqrt(hd))·v; x += att·Woᵀ */
-    rmsnorm(h, x, L->ln_in.f32, n_tok, d, c->eps);
+    rmsnorm(w->n_threads, h, x, L->ln_in.f32, n_tok, d, c->eps);
     matmul(q, h, Wq, n_tok, d, qd, 0.0f);
     matmul(k, h, Wk, n_tok, d, kvd, 0.0f);
     matmul(v, h, Wv, n_tok, d, kvd, 0.0f);
-    rope(q, n_tok, c->n_heads, hd, ctx, w->cs.p, w->sn.p);
-    rope(k, n_tok, c->n_kv_heads, hd, ctx, w->cs.p, w->sn.p);
+    rope(w->n_threads, q, n_tok, c->n_heads, hd, ctx, w->cs.p, w->sn.p);
+    rope(w->n_threads, k, n_tok, c->n_kv_heads, hd, ctx, w->cs.p, w->sn.p);
     for (size_t r = 0; r < n_rows; r++)
-        attention_row(att + r * ctx * qd, q + r * ctx * qd, k + r * ctx * kvd, v + r * ctx * kvd, w->s.p, ctx, c);
+        attention_row(w->n_threads, att + r * ctx * qd, q + r * ctx * qd, k + r * ctx * kvd, v + r * ctx * kvd, w->s.p, ctx, c);
     matmul(x, att, Wo, n_tok, qd, d, 1.0f);
 
     /* MLP in token blocks: h = norm(x); x += (act(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ */
-    rmsnorm(h, x, L->ln_post.f32, n_tok, d, c->eps);
-    size_t blk = w->g.cap / (sizeof(float) * ff);
+    rmsnorm(w->n_threads, h, x, L->ln_post.f32, n_tok, d, c->eps);
+    size_t blk = w->mlp_blk;
     for (size_t t0 = 0; t0 < n_tok; t0 += blk) {
         size_t nb = n_tok - t0 < blk ? n_tok - t0 : blk;
         float *g = w->g.p, *u = w->u.p;   /* (nb, ff) */
         matmul(g, h + t0 * d, Wg, nb, d, ff, 0.0f);
         matmul(u, h + t0 * d, Wu, nb, d, ff, 0.0f);
-        glu(g, u, nb * ff, c->act);
+        glu(w->n_threads, g, u, nb * ff, c->act);
         matmul(x + t0 * d, g, Wd, nb, ff, d, 1.0f);
     }
     double win = c->window && c->window < ctx ? c->window : ctx;   /* keys per query, roughly */
@@ -752,6 +824,47 @@ static void loss_work_destroy(struct loss_work *lw)
     proto_buf_destroy(&lw->ce); proto_buf_destroy(&lw->xin); proto_buf_destroy(&lw->rin);
 }
 
+/* Folds one vocabulary chunk of logits z (n_var·n_tok, nv), ids [v0, v0+nv), into the online
+ * statistics of tokens [lo, hi) of every variant: running max mx, Σ e^(z − mx) se, the target's
+ * logit zt (token t predicts tok[t+1] within its row), and for patched variants p >= 1
+ * kl[p] = Σ e^(z_c − mx_c)(z_c − z_p) over the clean variant's terms (double). */
+static void lse_range(const struct kargs *a, size_t lo, size_t hi)
+{
+    size_t n_tok = a->n_tok, nv = a->nv, v0 = a->v0;
+    int n_var = a->n_var, ctx = a->ctx;
+    for (size_t t = lo; t < hi; t++) {
+        bool has_target = (int)(t % ctx) < ctx - 1;
+        size_t tgt = has_target ? (size_t)a->tok[t + 1] : 0;
+        bool in_chunk = has_target && tgt >= v0 && tgt < v0 + nv;
+        for (int var = 0; var < n_var; var++) {
+            size_t i = var * n_tok + t;
+            const float *zi = a->z + i * nv;
+            if (in_chunk) a->zt[i] = zi[tgt - v0];
+            double mx = a->mx[i];
+            for (size_t j = 0; j < nv; j++) if (zi[j] > mx) mx = zi[j];
+            if (mx > a->mx[i]) {   /* rescale what was summed under the old max */
+                double r = exp(a->mx[i] - mx);
+                a->se[i] *= r;
+                if (var == 0) for (int p = 1; p < n_var; p++) a->kl[p * n_tok + t] *= r;
+                a->mx[i] = mx;
+            }
+            double se = 0;
+            if (var == 0 && n_var > 1) {
+                double acc[4] = {0};
+                for (size_t j = 0; j < nv; j++) {
+                    double e = exp((double)zi[j] - mx);
+                    se += e;
+                    for (int p = 1; p < n_var; p++) acc[p] += e * ((double)zi[j] - a->z[(p * n_tok + t) * nv + j]);
+                }
+                for (int p = 1; p < n_var; p++) a->kl[p * n_tok + t] += acc[p];
+            } else {
+                for (size_t j = 0; j < nv; j++) se += exp((double)zi[j] - mx);
+            }
+            a->se[i] += se;
+        }
+    }
+}
+
 /* From the final residual of n_var variants of the same n_rows·ctx tokens (x (n_var·n_tok, d) in
  * w->x, variant 0 clean), per-token CE of every variant and KL(clean ‖ variant) for v >= 1:
  * ce (n_var, n_rows, ctx−1), kl (n_var, n_rows, ctx−1) (kl of variant 0 unused). */
@@ -762,7 +875,7 @@ static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, c
     int d = c->d_model, V = m->vocab;
     size_t n_tok = n_rows * ctx, n_all = n_tok * n_var;
     float *h = w->h.p;          /* (n_all, d) normed final residual */
-    rmsnorm(h, w->x.p, m->norm.f32, n_all, d, c->eps);
+    rmsnorm(w->n_threads, h, w->x.p, m->norm.f32, n_all, d, c->eps);
 
     size_t chunk = LOGIT_CHUNK_BYTES / (n_all * sizeof(float));
     if (chunk < 16) chunk = 16;
@@ -779,38 +892,9 @@ static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, c
         float *z = lw->z.p;                                            /* (n_all, nv) */
         matmul(z, h, Wc, n_all, d, (int)nv, 0.0f);
         w->flops += 2.0 * n_all * d * nv;
-        for (size_t t = 0; t < n_tok; t++) {
-            bool has_target = (int)(t % ctx) < ctx - 1;
-            size_t tgt = has_target ? (size_t)tok[t + 1] : 0;
-            bool in_chunk = has_target && tgt >= v0 && tgt < v0 + nv;
-            for (int var = 0; var < n_var; var++) {
-                size_t i = var * n_tok + t;
-                const float *zi = z + i * nv;
-                if (in_chunk) S.zt[i] = zi[tgt - v0];
-                double mx = S.mx[i];
-                for (size_t j = 0; j < nv; j++) if (zi[j] > mx) mx = zi[j];
-                if (mx > S.mx[i]) {
-                    double r = exp(S.mx[i] - mx);
-                    S.se[i] *= r;
-                    if (var == 0) for (int p = 1; p < n_var; p++) S.kl[p * n_tok + t] *= r;
-                    S.mx[i] = mx;
-                }
-                double se = 0;
-                if (var == 0 && n_var > 1) {
-                    /* clean: Σ e^(z_c − m_c) and, per patched variant, Σ e^(z_c − m_c)(z_c − z_p) */
-                    double acc[4] = {0};
-                    for (size_t j = 0; j < nv; j++) {
-                        double e = exp((double)zi[j] - mx);
-                        se += e;
-                        for (int p = 1; p < n_var; p++) acc[p] += e * ((double)zi[j] - z[(p * n_tok + t) * nv + j]);
-                    }
-                    for (int p = 1; p < n_var; p++) S.kl[p * n_tok + t] += acc[p];
-                } else {
-                    for (size_t j = 0; j < nv; j++) se += exp((double)zi[j] - mx);
-                }
-                S.se[i] += se;
-            }
-        }
+        struct kargs a = {.z = z, .nv = nv, .v0 = v0, .n_tok = n_tok, .tok = tok, .n_var = n_var, .ctx = ctx,
+                          .mx = S.mx, .se = S.se, .zt = S.zt, .kl = S.kl};
+        parallel_for(w->n_threads, n_tok, 16, lse_range, &a);
     }
     /* CE = lse − z_target; KL(clean ‖ p) = Σ p_c (z_c − z_p) − (lse_c − lse_p) */
     size_t nc = (size_t)ctx - 1;
@@ -850,6 +934,7 @@ static int state_init(struct state *st, const struct opts *o)
     memset(st, 0, sizeof *st);
     st->o = o;
     int err = model_load(&st->m, o);
+    st->w.n_threads = o->cli.threads > 0 ? o->cli.threads : openblas_get_num_threads();
     st->start = st->m.lo;
     st->stop = st->m.hi;
     return err;

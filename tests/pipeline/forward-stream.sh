@@ -74,6 +74,17 @@ for dt, np_dt in (("f16", np.float16), ("bf16", None)):
             want.append((((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32).astype(np.float64))
     check(all(np.array_equal(a, b) for a, b in zip(out, want)) and f"{dt}[" in dts, f"--out-dtype {dt}: rounded f32 acts")
 
+# --threads 2 (element-wise kernels and the loss statistics split over threads) = --threads 1
+t2 = [f for f in F.forward(["--model", "gemma", "--hook", "blocks.1.hook_resid_post", "--threads", "2"], "tok.sf", "a.sf") if f["kind"] == "acts"]
+t1 = [f for f in F.forward(["--model", "gemma", "--hook", "blocks.1.hook_resid_post", "--threads", "1"], "tok.sf", "a.sf") if f["kind"] == "acts"]
+check(all(F.rel(a["acts"], b["acts"]) <= 1e-6 for a, b in zip(t1, t2)), "--threads 2: same acts")
+x2 = rng.normal(0, 1, (3, 40, 32)).astype(np.float32)
+t40 = rng.integers(0, 64, (3, 40)).astype(np.int32)
+F.acts_stream(t40, x2, "blocks.1.hook_resid_pre", "in.sf", recon=x2 * 0.8)
+l = {n: [f for f in F.forward(["--model", "gemma", "--from", "blocks.1.hook_resid_pre", "--loss", "--ablate", "--threads", n], "in.sf", "l.sf") if f["kind"] == "loss"][0] for n in ("1", "2")}
+# (OpenBLAS' 2-thread sgemm rounds differently: CE ~60 here moves by ~2e-5)
+check(all(np.abs(l["1"][k] - l["2"][k]).max() <= 1e-4 for k in ("ce_clean", "ce_spliced", "kl_spliced", "ce_ablated", "kl_ablated")), "--threads 2: same loss within 1e-4")
+
 # NaN acts in --from mode: counted per loss key, warned about, the values are NaN
 t = frames[0]
 x = rng.normal(0, 1, (2, 9, 32)).astype(np.float32)
