@@ -21,10 +21,13 @@
  * Compute: float32. Every linear layer is one sgemm over all rows*ctx tokens of a frame (the MLP
  * in token blocks); attention is per row and head (two sgemms and a masked softmax). The weights
  * are mmapped; f32 tensors that are 4-byte aligned are used in place, bf16/f16 ones are converted
- * to f32 either once (when all needed tensors fit in --cache-mb) or per layer and per frame into
- * one layer's scratch, so a model is never copied to f32 whole unless it fits the budget.
- * The loss walks the vocabulary in chunks with an online log-sum-exp (double), so full-vocabulary
- * logits are never stored for a whole frame.
+ * to f32 once while they fit in --cache-mb (layer by layer, then the unembedding) and the rest per
+ * layer and per frame into one layer's scratch, so a model is never copied to f32 whole unless it
+ * fits the budget. Element-wise work (norms, RoPE, softmax rows, GLU, loss statistics) is split
+ * over --threads threads; the sgemms use OpenBLAS' own.
+ * The loss walks the vocabulary in chunks (at most LOGIT_CHUNK_BYTES of logits for all tokens of a
+ * frame) with an online log-sum-exp in double, so the logits of a whole frame over a large
+ * vocabulary are never stored; KL(clean || patched) is accumulated in the same pass.
  */
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -276,7 +279,7 @@ struct model {
     struct wt head;                    /* (vocab_size, d): lm_head or the embedding */
     float *norm_f32;                   /* (d) final norm weight (Gemma: 1 + w) */
     size_t layer_scratch_n;            /* floats a layer needs when it is not cached */
-    bool cached;                       /* every needed bf16/f16 tensor has an f32 copy */
+    bool cached;                       /* every needed bf16/f16 matrix has an f32 copy */
 };
 
 static void model_destroy(struct model *m)
@@ -485,30 +488,35 @@ static int model_load(struct model *m, const struct opts *o)
         else if ((err = model_tensor(m, "lm_head.weight", c->vocab, d, true, &m->head))) goto out;
     }
 
-    /* cache policy: convert every needed bf16/f16 matrix once when they all fit the budget */
-    size_t need = 0, budget = o->cache_mb >= 0 ? (size_t)o->cache_mb << 20 : phys_bytes() / 4;
+    /* cache policy: the bf16/f16 matrices of each layer (in order), then the unembedding, get an
+     * f32 copy while they fit the budget; the rest is converted per frame (a layer into scratch,
+     * the unembedding chunk by chunk) */
+    size_t budget = o->cache_mb >= 0 ? (size_t)o->cache_mb << 20 : phys_bytes() / 4;
+    m->cached = true;
     for (int l = lo; l < hi; l++) {
         size_t n = 0;
         for (int i = 2; i < LAYER_N_WT; i++) {
             const struct wt *w = layer_wt(&m->layers[l], i);
             if (!wt_direct(w)) n += w->n;
         }
-        need += n * sizeof(float);
-        if (n > m->layer_scratch_n) m->layer_scratch_n = n;
+        if (n * sizeof(float) > budget) {
+            m->cached = false;
+            if (n > m->layer_scratch_n) m->layer_scratch_n = n;
+            continue;
+        }
+        budget -= n * sizeof(float);
+        for (int i = 2; i < LAYER_N_WT; i++) {
+            struct wt *w = layer_wt(&m->layers[l], i);
+            if (!wt_direct(w) && (err = wt_cache(w, w->n, false))) goto out;
+        }
     }
-    if (need_head && !wt_direct(&m->head)) need += (size_t)m->vocab * d * sizeof(float);
-    m->cached = need <= budget;
-    if (m->cached) {
-        for (int l = lo; l < hi; l++)
-            for (int i = 2; i < LAYER_N_WT; i++) {
-                struct wt *w = layer_wt(&m->layers[l], i);
-                if (!wt_direct(w) && (err = wt_cache(w, w->n, false))) goto out;
-            }
-        if (need_head && !wt_direct(&m->head)) {
+    if (need_head && !wt_direct(&m->head)) {
+        if ((size_t)m->vocab * d * sizeof(float) <= budget) {
             if ((err = wt_cache(&m->head, (size_t)m->vocab * d, false))) goto out;
             if (c->tied) m->embed.f32 = m->head.f32;   /* shared; freed once */
+        } else {
+            m->cached = false;
         }
-        m->layer_scratch_n = 0;
     }
     err = PROTO_OK;
 out:
@@ -1235,9 +1243,9 @@ static void usage(FILE *fp)
         "  --out-dtype T         acts dtype: f32 (default), bf16, f16\n"
         "  --vocab-limit N       use only the first N vocabulary ids (a finetune's added rows cut off);\n"
         "                        a token id >= N is an error\n"
-        "  --cache-mb N          keep f32 copies of bf16/f16 weights when all needed ones fit in N MiB\n"
-        "                        (default: a quarter of the memory); otherwise convert them per layer\n"
-        "                        and frame (0: never cache)\n"
+        "  --cache-mb N          keep f32 copies of bf16/f16 weights (layer by layer, then the\n"
+        "                        unembedding) while they fit in N MiB (default: a quarter of the\n"
+        "                        memory); the rest is converted per layer and frame (0: never cache)\n"
         "Memory: the weights are mmapped (plus the f32 cache); work buffers take about\n"
         "6·rows·ctx·d_model floats per frame (times 2 or 3 with --from and recon / --ablate) plus\n"
         "128 MiB for the MLP and 128 MiB for a vocabulary chunk of logits.\n\n");
@@ -1321,7 +1329,7 @@ int main(int argc, char **argv)
     proto_info("%s: %s d_model %d, %d layers (running %d..%d), %d heads / %d kv x %d, d_ff %d, vocab %d, %s weights",
                st.m.name, ARCH_NAME[st.m.c.arch], st.m.c.d_model, st.m.c.n_layers, st.start, st.stop - 1,
                st.m.c.n_heads, st.m.c.n_kv_heads, st.m.c.head_dim, st.m.c.d_ff, st.m.vocab,
-               st.m.cached ? "cached f32" : "per-frame converted or in-place f32");
+               st.m.cached ? "f32 in place or cached" : "partly converted per frame");
     if (!(in = proto_reader_open(o.cli.in, &err))) { rc = proto_fail(err, o.cli.in); goto out; }
     if (!(out = proto_writer_open(o.cli.out, &wo, &err))) { rc = proto_fail(err, o.cli.out); goto out; }
     if ((err = proto_reader_next(in, &fr)) != PROTO_OK) { rc = proto_fail(err == PROTO_END ? PROTO_E_SEQ : err, o.cli.in); goto out; }
