@@ -224,7 +224,6 @@ static int config_parse(struct config *c, const cJSON *cfg)
 /* One weight tensor: a view into a mapping, plus an f32 copy when it is cached. */
 struct wt {
     const struct proto_st_tensor *t;   /* in the mapping (not aligned in general) */
-    const char *file;                  /* the file it is in */
     size_t n;                          /* elements */
     float *f32;                        /* (n) cached copy, or NULL */
 };
@@ -260,7 +259,7 @@ static struct wt *layer_wt(struct layer *l, int i)
     return w[i];
 }
 
-struct shard { char name[256]; struct proto_st st; bool open; };
+struct shard { char name[256]; struct proto_st st; };
 
 struct model {
     struct config c;
@@ -272,12 +271,10 @@ struct model {
     struct shard *shards;              /* (MAX_SHARDS) */
     int n_shards;
     int lo, hi;                        /* layers [lo, hi) are loaded */
-    bool need_embed, need_head;
     struct layer *layers;              /* (n_layers), only [lo, hi) filled */
     struct wt embed;                   /* (vocab_size, d) */
-    struct wt norm;                    /* (d) final norm */
+    struct wt norm;                    /* (d) final norm (f32 copy; Gemma: 1 + w) */
     struct wt head;                    /* (vocab_size, d): lm_head or the embedding */
-    float *norm_f32;                   /* (d) final norm weight (Gemma: 1 + w) */
     size_t layer_scratch_n;            /* floats a layer needs when it is not cached */
     bool cached;                       /* every needed bf16/f16 matrix has an f32 copy */
 };
@@ -291,7 +288,6 @@ static void model_destroy(struct model *m)
     free(m->embed.f32);
     if (m->head.f32 != m->embed.f32) free(m->head.f32);
     free(m->norm.f32);
-    free(m->norm_f32);
     if (m->shards)
         for (int i = 0; i < m->n_shards; i++) proto_st_close(&m->shards[i].st);
     free(m->shards);
@@ -315,7 +311,6 @@ static int shard_get(struct model *m, const char *name, struct shard **out)
     int err = proto_st_open(&s->st, path);   /* the detail names the file */
     if (err) return err;
     snprintf(s->name, sizeof s->name, "%s", name);
-    s->open = true;
     m->n_shards++;
     *out = s;
     return PROTO_OK;
@@ -361,7 +356,6 @@ static int model_tensor(struct model *m, const char *name, uint64_t d0, uint64_t
         return PROTO_E_MISMATCH;
     }
     w->t = t;
-    w->file = s->st.path;
     w->n = (size_t)d0 * (d1 ? (size_t)d1 : 1);
     return PROTO_OK;
 }
@@ -457,7 +451,7 @@ static int model_load(struct model *m, const struct opts *o)
     }
 
     m->lo = lo; m->hi = hi;
-    m->need_embed = need_embed; m->need_head = need_head;
+
     int d = c->d_model, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, ff = c->d_ff;
     if (!(m->layers = calloc((size_t)c->n_layers, sizeof *m->layers))) { err = PROTO_E_NOMEM; goto out; }
     bool gemma = c->arch == ARCH_GEMMA;
