@@ -47,7 +47,7 @@
 /* constants */
 
 #define MAX_LAYERS 4096
-#define MAX_SHARDS 1024
+#define MAX_SHARDS 256
 #define MAX_THREADS 64
 #define MLP_BLOCK_BYTES ((size_t)128 << 20)     /* gate + up buffers of one MLP token block */
 #define LOGIT_CHUNK_BYTES ((size_t)128 << 20)   /* logits of one vocabulary chunk, all tokens */
