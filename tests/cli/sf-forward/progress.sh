@@ -1,0 +1,1 @@
+"$PY" "$SF_ROOT/tests/pipeline/forward-lib.py" tiny m llama && printf '%s\n' '{"sf":1,"kind":"header","meta":{"total_rows":4}}' '{"sf":1,"kind":"tokens","seq":0,"tokens":{"dtype":"i32","shape":[4,3],"data":[1,5,7,1,8,9,1,2,3,4,5,6]}}' '{"sf":1,"kind":"end","frames":1,"rows":4}' | sf-cat --pack | sf-forward --model m --hook blocks.1.hook_resid_post --progress | sf-cat --check
