@@ -6,10 +6,12 @@
 #    layers + causal attention, counted by sf-forward -v over its compute time, model loading
 #    excluded) ÷ the sgemm peak; f32 weights (used in place from the mapping), bf16 weights
 #    converted once (default cache) and bf16 converted per layer and frame (--cache-mb 0).
+#  - loss mode: --from --loss --ablate on a d_model 2048, vocab 32000 bf16 model (written with
+#    numpy by tests/pipeline/forward-lib.py), where the unembedding and the log-softmax dominate.
 #  - memory: peak RSS of --hook blocks.1.hook_resid_post (one frame of 2 x 512 tokens) on a
 #    12-layer bf16 model (d_model 1024, d_ff 2816) vs the model's full f32 size.
 #  - PyTorch: only when python3-torch is installed (it is not by default: the row says so).
-# ~2-3 minutes on 2 cores, most of it the two forward runs of the big shape and writing models.
+# ~2.5 minutes on 2 cores, most of it the two forward runs of the big shape and writing models.
 # SF_BENCH_FORWARD_FRAMES overrides the frame count (default 2).
 set -u
 cd "$(dirname "$0")/.."
@@ -53,6 +55,21 @@ sf-mkmodel -o "$tmp/bf16" "${BIG[@]}" --dtype bf16 || { fail "sf-mkmodel bf16" "
 run "same, bf16 weights (converted once)" "$tmp/bf16"
 run "same, bf16 converted per layer and frame (--cache-mb 0)" "$tmp/bf16" --cache-mb 0
 rm -rf "$tmp/bf16"
+
+# --- loss mode: final norm + unembedding dominate (vocab 32000, one small block) ---------------
+PYN=${PY:-/usr/bin/python3}
+if "$PYN" -c 'import numpy' 2>/dev/null; then
+  "$PYN" -c "import sys; sys.path.insert(0, 'tests/pipeline'); F = __import__('forward-lib'); F.write_tiny('$tmp/v32k', 'llama', dtype='BF16', hidden_size=2048, num_attention_heads=16, num_key_value_heads=16, head_dim=128, intermediate_size=256, num_hidden_layers=1, vocab_size=32000)" &&
+  tokens 8 512 1 32000 "$tmp/tokv.sf" &&
+  sf-forward --model "$tmp/v32k" --hook blocks.0.hook_resid_post -q -i "$tmp/tokv.sf" -o "$tmp/actsv.sf" || fail "loss setup" ""
+  out=$(sf-forward -v --model "$tmp/v32k" --from blocks.0.hook_resid_post --loss --ablate -i "$tmp/actsv.sf" -o /dev/null 2>&1) || fail "loss" "$(tail -1 <<<"$out")"
+  line=$(grep 'tokens/s' <<<"$out" | tail -1)
+  tps=$(sed -n 's/.*: \([0-9.]*\) tokens\/s.*/\1/p' <<<"$line"); g=$(sed -n 's/.*, \([0-9.]*\) GFLOP\/s.*/\1/p' <<<"$line")
+  echo "| sf-forward | --from --loss --ablate (clean + ablated), d2048 vocab 32000 bf16, 8x512 tok | $tps | tokens/s | $g GFLOP/s = $(awk -v g="$g" -v p="$peak" 'BEGIN{printf "%.0f%%", 100*g/p}') of sgemm peak (unembedding + online log-softmax/KL in double) |"
+  rm -rf "$tmp/v32k"
+else
+  echo "| sf-forward | loss mode | n/a | | python3 with numpy not found (writes the vocab-32000 model) |"
+fi
 
 # --- memory: 12-layer bf16 model, hook at block 1 --------------------------------------------
 sf-mkmodel -o "$tmp/m12" --d-model 1024 --layers 12 --heads 8 --kv-heads 8 --d-ff 2816 --atoms 0 --dtype bf16 -q || { fail "sf-mkmodel 12 layers" ""; exit 0; }
