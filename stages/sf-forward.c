@@ -1155,7 +1155,9 @@ static int forward_end_meta(struct proto_frame *end, struct proto_writer *w)
 static int write_end_meta(struct state *st, struct proto_frame *end, struct proto_writer *w)
 {
     int err;
-    if ((err = forward_end_meta(end, w)) || (err = proto_writer_end_meta(w, "seconds.sf-forward", st->seconds)) ||
+    /* the time under its own key per mode, so the --hook stage's time survives the --from one */
+    const char *sec_key = st->o->hook_name ? "seconds.sf-forward" : "seconds.sf-forward --loss";
+    if ((err = forward_end_meta(end, w)) || (err = proto_writer_end_meta(w, sec_key, st->seconds)) ||
         (err = proto_writer_end_meta(w, "nonfinite_tokens", (double)st->n_nonfinite)))
         return err;
     if (st->n_nonfinite)
@@ -1228,6 +1230,8 @@ static void usage(FILE *fp)
         "    keep); with --ablate ce_ablated and kl_ablated (zeros where keep is 1). kl_* is\n"
         "    KL(clean || patched) per token. acts, recon and feats are dropped, other keys carried.\n"
         "    Non-finite values are counted in the end frame's meta (nonfinite_*) and on stderr.\n"
+        "End frame meta: upstream counts carried, plus nonfinite_tokens (acts with a non-finite value)\n"
+        "and seconds.sf-forward (--hook) or seconds.sf-forward --loss (--from): compute time.\n"
         "\n"
         "options:\n"
         "  --model DIR           the checkpoint directory (required; may also be the operand)\n"
