@@ -49,6 +49,7 @@
 #define MAX_LAYERS 4096
 #define MAX_SHARDS 256
 #define MAX_THREADS 64
+#define PAR_MIN_WORK 65536                      /* values per thread of an element-wise kernel */
 #define MLP_BLOCK_BYTES ((size_t)128 << 20)     /* gate + up buffers of one MLP token block */
 #define LOGIT_CHUNK_BYTES ((size_t)128 << 20)   /* logits of one vocabulary chunk, all tokens */
 
@@ -570,6 +571,13 @@ static void parallel_for(int n_threads, size_t n, size_t grain, void (*fn)(const
     }
 }
 
+/* Items per thread so that a thread gets at least PAR_MIN_WORK values to touch (thread start-up
+ * costs tens of microseconds). */
+static size_t grain(size_t work_per_item)
+{
+    return work_per_item >= PAR_MIN_WORK ? 1 : PAR_MIN_WORK / work_per_item;
+}
+
 /* out = x / sqrt(mean(x²) + eps) * w per token (w already 1 + w for Gemma); mean in double. */
 static void rmsnorm_range(const struct kargs *a, size_t lo, size_t hi)
 {
@@ -587,7 +595,7 @@ static void rmsnorm_range(const struct kargs *a, size_t lo, size_t hi)
 static void rmsnorm(int nt, float *out, const float *x, const float *w, size_t n_tok, int d, float eps)
 {
     struct kargs a = {.out = out, .x = x, .w = w, .d = d, .eps = eps};
-    parallel_for(nt, n_tok, 64, rmsnorm_range, &a);
+    parallel_for(nt, n_tok, grain(d), rmsnorm_range, &a);
 }
 
 /* cos/sin tables (ctx, head_dim/2): angle = p · theta^(-2i/head_dim), in double. */
@@ -624,7 +632,7 @@ static void rope_range(const struct kargs *a, size_t lo, size_t hi)
 static void rope(int nt, float *x, size_t n_tok, int n_head, int head_dim, int ctx, const float *cs, const float *sn)
 {
     struct kargs a = {.out = x, .n_head = n_head, .head_dim = head_dim, .ctx = ctx, .cs = cs, .sn = sn};
-    parallel_for(nt, n_tok, 64, rope_range, &a);
+    parallel_for(nt, n_tok, grain((size_t)n_head * head_dim), rope_range, &a);
 }
 
 /* Row i of the scores s (ctx, ctx) becomes softmax over keys lo(i) <= j <= i, 0 elsewhere. */
@@ -660,7 +668,7 @@ static void attention_row(int nt, float *out, const float *q, const float *k, co
         /* S(ctx, ctx) = scale · Q_h(ctx, hd) · K_g(ctx, hd)ᵀ */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ctx, ctx, hd, scale, q + h * hd, qd,
                     k + g * hd, kvd, 0.0f, s, ctx);
-        parallel_for(nt, ctx, 64, softmax_range, &a);
+        parallel_for(nt, ctx, grain(ctx), softmax_range, &a);
         /* O_h(ctx, hd) = P(ctx, ctx) · V_g(ctx, hd) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ctx, hd, ctx, 1.0f, s, ctx, v + g * hd, kvd,
                     0.0f, out + h * hd, qd);
@@ -686,7 +694,7 @@ static void glu_range(const struct kargs *a, size_t lo, size_t hi)
 static void glu(int nt, float *g, const float *u, size_t n, enum act act)
 {
     struct kargs a = {.g = g, .u = u, .act = act};
-    parallel_for(nt, n, 16384, glu_range, &a);
+    parallel_for(nt, n, grain(1), glu_range, &a);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -896,7 +904,7 @@ static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, c
         w->flops += 2.0 * n_all * d * nv;
         struct kargs a = {.z = z, .nv = nv, .v0 = v0, .n_tok = n_tok, .tok = tok, .n_var = n_var, .ctx = ctx,
                           .mx = S.mx, .se = S.se, .zt = S.zt, .kl = S.kl};
-        parallel_for(w->n_threads, n_tok, 16, lse_range, &a);
+        parallel_for(w->n_threads, n_tok, grain(nv * n_var), lse_range, &a);
     }
     /* CE = lse − z_target; KL(clean ‖ p) = Σ p_c (z_c − z_p) − (lse_c − lse_p) */
     size_t nc = (size_t)ctx - 1;
