@@ -515,6 +515,28 @@ int proto_writer_raw(struct proto_writer *w, const void *bytes, size_t n)
     return writer_boundary(w);
 }
 
+int proto_writer_carry_end_meta(struct proto_writer *w, const struct proto_frame *end)
+{
+    const struct proto_value *mv = proto_frame_get((struct proto_frame *)end, "meta");
+    if (!mv || mv->type != PROTO_V_OBJ || mv->obj.type != MSGPACK_OBJECT_MAP) return PROTO_OK;
+    const msgpack_object_map *m = &mv->obj.via.map;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+        char key[48];
+        double d;
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= sizeof key) continue;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) d = (double)v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) d = (double)v->via.i64;
+        else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64) d = v->via.f64;
+        else continue;
+        memcpy(key, k->via.str.ptr, k->via.str.size);
+        key[k->via.str.size] = 0;
+        int err = proto_writer_end_meta(w, key, d);
+        if (err) return err;
+    }
+    return PROTO_OK;
+}
+
 int proto_writer_end_meta(struct proto_writer *w, const char *key, double value)
 {
     for (int i = 0; i < w->n_end; i++)

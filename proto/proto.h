@@ -231,6 +231,10 @@ int proto_writer_put(struct proto_writer *w, const struct proto_frame *f);
 /* Writes one already-packed frame as it is (sf-cat --pack, tests): no checks, no seq. Use
  * proto_writer_close(w, false) afterwards, the bytes carry their own end frame. */
 int proto_writer_raw(struct proto_writer *w, const void *bytes, size_t n);
+/* Carries the numeric entries of an upstream end frame's "meta" into this writer's end meta,
+ * so a count (outliers, non-finite values, seconds.STAGE) survives the stages after the one
+ * that made it. */
+int proto_writer_carry_end_meta(struct proto_writer *w, const struct proto_frame *end);
 /* Adds counts to the end frame's meta (e.g. "nonfinite", "outliers"). */
 int proto_writer_end_meta(struct proto_writer *w, const char *key, double value);
 /* complete: write the end frame {frames, rows, meta}; then flush and close. Returns the first
@@ -271,6 +275,11 @@ const struct proto_st_tensor *proto_st_find(const struct proto_st *st, const cha
 void proto_st_close(struct proto_st *st);
 /* Parses a safetensors header from memory (used by proto_st_open and the fuzz target). */
 int proto_st_parse(struct proto_st *st, const void *buf, size_t len);
+
+/* ---- deterministic random numbers (splitmix64; the same seed gives the same values everywhere) ---- */
+uint64_t proto_rng_next(uint64_t *state);
+double proto_rng_uniform(uint64_t *state);   /* (0, 1) */
+double proto_rng_normal(uint64_t *state);    /* N(0, 1), Box-Muller */
 
 /* ---- small file helpers ---- */
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
