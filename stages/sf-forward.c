@@ -67,7 +67,7 @@ struct opts {
     bool loss, ablate;
     enum proto_dtype out_dtype;
     long long vocab_limit;      /* 0 = the model's vocab_size */
-    long long cache_mb;         /* -1 = a quarter of the physical memory */
+    long long cache_mb;         /* -1 = an eighth of the physical memory */
 };
 
 static struct opts opts_default(const char *argv0)
@@ -486,7 +486,8 @@ static int model_load(struct model *m, const struct opts *o)
     /* cache policy: the bf16/f16 matrices of each layer (in order), then the unembedding, get an
      * f32 copy while they fit the budget; the rest is converted per frame (a layer into scratch,
      * the unembedding chunk by chunk) */
-    size_t budget = o->cache_mb >= 0 ? (size_t)o->cache_mb << 20 : phys_bytes() / 4;
+    /* default: 1/8 of the memory, as a study runs up to four sf-forward processes at once */
+    size_t budget = o->cache_mb >= 0 ? (size_t)o->cache_mb << 20 : phys_bytes() / 8;
     m->cached = true;
     for (int l = lo; l < hi; l++) {
         size_t n = 0;
@@ -1250,8 +1251,9 @@ static void usage(FILE *fp)
         "  --vocab-limit N       use only the first N vocabulary ids (a finetune's added rows cut off);\n"
         "                        a token id >= N is an error\n"
         "  --cache-mb N          keep f32 copies of bf16/f16 weights (layer by layer, then the\n"
-        "                        unembedding) while they fit in N MiB (default: a quarter of the\n"
-        "                        memory); the rest is converted per layer and frame (0: never cache)\n"
+        "                        unembedding) while they fit in N MiB (default: an eighth of the\n"
+        "                        memory: pipelines run up to four sf-forward at once); the rest is\n"
+        "                        converted per layer and frame (0: never cache)\n"
         "Memory: the weights are mmapped (plus the f32 cache); work buffers take about\n"
         "6·rows·ctx·d_model floats per frame (times 2 or 3 with --from and recon / --ablate) plus\n"
         "128 MiB for the MLP and 128 MiB for a vocabulary chunk of logits.\n\n");
