@@ -175,6 +175,12 @@ static int config_parse(struct config *c, const cJSON *cfg)
     }
     if ((err = cfg_int(cfg, "head_dim", false, hd_default, &c->head_dim))) return err;
     if (c->head_dim % 2 || c->head_dim < 2) { proto_set_detail("head_dim %d is not even", c->head_dim); return PROTO_E_FORMAT; }
+    if (c->d_model > 1 << 20 || c->d_ff > 1 << 22 || (long long)c->n_heads * c->head_dim > 1 << 20 ||
+        c->vocab > 1 << 30) {   /* keeps every product of two dims far from overflow */
+        proto_set_detail("implausible dimensions (hidden_size %d, intermediate_size %d, %d heads x %d, vocab_size %d)",
+                         c->d_model, c->d_ff, c->n_heads, c->head_dim, c->vocab);
+        return PROTO_E_FORMAT;
+    }
     if (c->n_heads % c->n_kv_heads) {
         proto_set_detail("num_attention_heads %d is not a multiple of num_key_value_heads %d", c->n_heads, c->n_kv_heads);
         return PROTO_E_FORMAT;
