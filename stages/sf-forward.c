@@ -643,20 +643,28 @@ static void rope(int nt, float *x, size_t n_tok, int n_head, int head_dim, int c
 }
 
 /* Row i of the scores s (ctx, ctx) becomes softmax over keys lo(i) <= j <= i, 0 elsewhere. */
-static void softmax_range(const struct kargs *a, size_t r0, size_t r1)
+static void softmax_row(const struct kargs *a, int i)
 {
     int ctx = a->ctx, W = a->window;
-    for (int i = (int)r0; i < (int)r1; i++) {
-        float *si = a->s + (size_t)i * ctx;
-        int lo = W && i - W + 1 > 0 ? i - W + 1 : 0;
-        float mx = -INFINITY;
-        for (int j = lo; j <= i; j++) if (si[j] > mx) mx = si[j];
-        double sum = 0;
-        for (int j = lo; j <= i; j++) { si[j] = expf(si[j] - mx); sum += si[j]; }
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < lo; j++) si[j] = 0;
-        for (int j = lo; j <= i; j++) si[j] *= inv;
-        for (int j = i + 1; j < ctx; j++) si[j] = 0;
+    float *si = a->s + (size_t)i * ctx;
+    int lo = W && i - W + 1 > 0 ? i - W + 1 : 0;
+    float mx = -INFINITY;
+    for (int j = lo; j <= i; j++) if (si[j] > mx) mx = si[j];
+    double sum = 0;
+    for (int j = lo; j <= i; j++) { si[j] = expf(si[j] - mx); sum += si[j]; }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j < lo; j++) si[j] = 0;
+    for (int j = lo; j <= i; j++) si[j] *= inv;
+    for (int j = i + 1; j < ctx; j++) si[j] = 0;
+}
+
+/* Pairs p of rows (p, ctx−1−p): under the causal mask a pair is about ctx values of work, so
+ * contiguous ranges of pairs balance across threads (rows alone would not). */
+static void softmax_range(const struct kargs *a, size_t p0, size_t p1)
+{
+    for (size_t p = p0; p < p1; p++) {
+        softmax_row(a, (int)p);
+        if ((int)p != a->ctx - 1 - (int)p) softmax_row(a, a->ctx - 1 - (int)p);
     }
 }
 
@@ -675,7 +683,7 @@ static void attention_row(int nt, float *out, const float *q, const float *k, co
         /* S(ctx, ctx) = scale · Q_h(ctx, hd) · K_g(ctx, hd)ᵀ */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ctx, ctx, hd, scale, q + h * hd, qd,
                     k + g * hd, kvd, 0.0f, s, ctx);
-        parallel_for(nt, ctx, grain(ctx), softmax_range, &a);
+        parallel_for(nt, ((size_t)ctx + 1) / 2, grain(2 * (size_t)ctx), softmax_range, &a);
         /* O_h(ctx, hd) = P(ctx, ctx) · V_g(ctx, hd) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ctx, hd, ctx, 1.0f, s, ctx, v + g * hd, kvd,
                     0.0f, out + h * hd, qd);

@@ -85,6 +85,25 @@ l = {n: [f for f in F.forward(["--model", "gemma", "--from", "blocks.1.hook_resi
 # (OpenBLAS' 2-thread sgemm rounds differently: CE ~60 here moves by ~2e-5)
 check(all(np.abs(l["1"][k] - l["2"][k]).max() <= 1e-4 for k in ("ce_clean", "ce_spliced", "kl_spliced", "ce_ablated", "kl_ablated")), "--threads 2: same loss within 1e-4")
 
+# a frame big enough that every element-wise kernel really splits over 2 threads (ctx 600:
+# softmax row pairs; 4800 tokens: norms, RoPE, GLU, loss statistics), vs numpy
+tb = rng.integers(0, 64, (8, 600)).astype(np.int32)
+F.tokens_stream(tb, "big.sf")
+m = F.NpModel("gemma")
+E = m.w["model.embed_tokens.weight"][tb] * np.float32(np.sqrt(m.d))
+want = m.block(m.block(E, 0), 1)
+for n in ("1", "2"):
+    got = [f for f in F.forward(["--model", "gemma", "--hook", "blocks.1.hook_resid_post", "--threads", n], "big.sf", "a.sf") if f["kind"] == "acts"][0]
+    check(F.rel(got["acts"], want) <= 2e-5, f"8x600 tokens, --threads {n}: rel err {F.rel(got['acts'], want):.3g}")
+hb = m.block(E, 0).astype(np.float32)
+rb = (hb * 0.7).astype(np.float32)
+F.acts_stream(tb, hb, "blocks.0.hook_resid_post", "in.sf", recon=rb)
+lpc, lps = m.logprobs(hb.astype(np.float64), 1), m.logprobs(rb.astype(np.float64), 1)
+lf = [f for f in F.forward(["--model", "gemma", "--from", "blocks.0.hook_resid_post", "--loss", "--threads", "2"], "in.sf", "l.sf") if f["kind"] == "loss"][0]
+e_ce = max(float(np.abs(lf["ce_clean"] - F.ce(lpc, tb)).max()), float(np.abs(lf["ce_spliced"] - F.ce(lps, tb)).max()))
+e_kl = float(np.abs(lf["kl_spliced"] - F.kl(lpc, lps)).max())
+check(e_ce <= 1e-4 and e_kl <= 1e-4, f"8x600 tokens loss, --threads 2: CE abs err {e_ce:.3g}, KL abs err {e_kl:.3g}")
+
 # NaN acts in --from mode: counted per loss key, warned about, the values are NaN
 t = frames[0]
 x = rng.normal(0, 1, (2, 9, 32)).astype(np.float32)
