@@ -795,29 +795,6 @@ static int process_frame(struct state *st, struct proto_frame *fr, struct proto_
     return put(st, w, fr);
 }
 
-/* Carries the upstream end frame's numeric meta (e.g. sf-outliers' counts) into this stage's
- * end frame, so a count survives the stages after the one that made it. */
-static int forward_end_meta(struct proto_frame *end, struct proto_writer *w)
-{
-    const struct proto_value *mv = proto_frame_get(end, "meta");
-    if (!mv || mv->type != PROTO_V_OBJ || mv->obj.type != MSGPACK_OBJECT_MAP) return PROTO_OK;
-    const msgpack_object_map *m = &mv->obj.via.map;
-    for (uint32_t i = 0; i < m->size; i++) {
-        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-        char key[48];
-        double d;
-        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= sizeof key) continue;
-        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) d = (double)v->via.u64;
-        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) d = (double)v->via.i64;
-        else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64) d = v->via.f64;
-        else continue;
-        memcpy(key, k->via.str.ptr, k->via.str.size);
-        key[k->via.str.size] = 0;
-        int err = proto_writer_end_meta(w, key, d);
-        if (err) return err;
-    }
-    return PROTO_OK;
-}
 
 /* Header: check hook / d_model against the SAE; add sae, d_sae. */
 static int write_header(struct state *st, const struct proto_frame *hdr, struct proto_writer *w,
@@ -953,7 +930,7 @@ int main(int argc, char **argv)
     if (st.n_nonfinite)
         proto_warn("%llu of %llu tokens had non-finite activations", (unsigned long long)st.n_nonfinite,
                    (unsigned long long)st.n_tokens);
-    if ((err = forward_end_meta(&fr, out)) != 0 ||
+    if ((err = proto_writer_carry_end_meta(out, &fr)) != 0 ||
         (err = proto_writer_end_meta(out, "nonfinite_tokens", (double)st.n_nonfinite)) != 0) {
         rc = proto_fail(err, o.cli.out);
         goto out;

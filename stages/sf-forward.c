@@ -1151,28 +1151,6 @@ static int process_frame(struct state *st, struct proto_frame *fr, struct proto_
     return err;
 }
 
-/* Carries the upstream end frame's numeric meta into this stage's end frame. */
-static int forward_end_meta(struct proto_frame *end, struct proto_writer *w)
-{
-    const struct proto_value *mv = proto_frame_get(end, "meta");
-    if (!mv || mv->type != PROTO_V_OBJ || mv->obj.type != MSGPACK_OBJECT_MAP) return PROTO_OK;
-    const msgpack_object_map *m = &mv->obj.via.map;
-    for (uint32_t i = 0; i < m->size; i++) {
-        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-        char key[48];
-        double d;
-        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= sizeof key) continue;
-        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) d = (double)v->via.u64;
-        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) d = (double)v->via.i64;
-        else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64) d = v->via.f64;
-        else continue;
-        memcpy(key, k->via.str.ptr, k->via.str.size);
-        key[k->via.str.size] = 0;
-        int err = proto_writer_end_meta(w, key, d);
-        if (err) return err;
-    }
-    return PROTO_OK;
-}
 
 /* End meta: upstream counts, this stage's time and non-finite counts (also on stderr). */
 static int write_end_meta(struct state *st, struct proto_frame *end, struct proto_writer *w)
@@ -1180,7 +1158,7 @@ static int write_end_meta(struct state *st, struct proto_frame *end, struct prot
     int err;
     /* the time under its own key per mode, so the --hook stage's time survives the --from one */
     const char *sec_key = st->o->hook_name ? "seconds.sf-forward" : "seconds.sf-forward --loss";
-    if ((err = forward_end_meta(end, w)) || (err = proto_writer_end_meta(w, sec_key, st->seconds)) ||
+    if ((err = proto_writer_carry_end_meta(w, end)) || (err = proto_writer_end_meta(w, sec_key, st->seconds)) ||
         (err = proto_writer_end_meta(w, "nonfinite_tokens", (double)st->n_nonfinite)))
         return err;
     if (st->n_nonfinite)

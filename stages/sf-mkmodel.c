@@ -60,21 +60,6 @@ static struct opts opts_default(const char *argv0)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* random numbers (splitmix64, Box-Muller): the same seed gives the same bytes everywhere */
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static double rng_uniform(uint64_t *s) { return ((rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-static double rng_normal(uint64_t *s)
-{
-    double u = rng_uniform(s), v = rng_uniform(s);
-    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -430,7 +415,7 @@ static cJSON *tokenizer_json(const struct bpe *b)
 
 static void fill_normal(float *w, size_t n, double mean, double std, uint64_t *r)
 {
-    for (size_t i = 0; i < n; i++) w[i] = (float)(mean + std * rng_normal(r));
+    for (size_t i = 0; i < n; i++) w[i] = (float)(mean + std * proto_rng_normal(r));
 }
 
 /* Token embeddings: each token is a sum of k distinct atoms (random unit directions) with
@@ -442,7 +427,7 @@ static void make_embeddings(float *E /* (V, d) */, int V, int d, int n_atoms, in
     if (!A) { fill_normal(E, (size_t)V * d, 0, 1, r); return; }
     for (int a = 0; a < n_atoms; a++) {
         double nn = 0;
-        for (int i = 0; i < d; i++) { A[(size_t)a * d + i] = (float)rng_normal(r); nn += (double)A[(size_t)a * d + i] * A[(size_t)a * d + i]; }
+        for (int i = 0; i < d; i++) { A[(size_t)a * d + i] = (float)proto_rng_normal(r); nn += (double)A[(size_t)a * d + i] * A[(size_t)a * d + i]; }
         for (int i = 0; i < d; i++) A[(size_t)a * d + i] = (float)(A[(size_t)a * d + i] / sqrt(nn));
     }
     if (k > n_atoms) k = n_atoms;
@@ -450,11 +435,11 @@ static void make_embeddings(float *E /* (V, d) */, int V, int d, int n_atoms, in
         float *e = E + (size_t)v * d;
         int chosen[64]; int nc = 0;
         while (nc < k && nc < 64) {
-            int a = (int)(rng_next(r) % (uint64_t)n_atoms), dup = 0;
+            int a = (int)(proto_rng_next(r) % (uint64_t)n_atoms), dup = 0;
             for (int c = 0; c < nc; c++) dup |= chosen[c] == a;
             if (dup) continue;
             chosen[nc++] = a;
-            float c = (float)(1 + fabs(0.5 * rng_normal(r)));
+            float c = (float)(1 + fabs(0.5 * proto_rng_normal(r)));
             for (int i = 0; i < d; i++) e[i] += c * A[(size_t)a * d + i];
         }
     }
@@ -673,7 +658,7 @@ static void perturb(float *w, size_t n, double magnitude, uint64_t seed, const c
     double nw = 0, ng = 0;
     float *g = malloc(n * sizeof *g);
     if (!g) return;
-    for (size_t i = 0; i < n; i++) { g[i] = (float)rng_normal(&r); ng += (double)g[i] * g[i]; nw += (double)w[i] * w[i]; }
+    for (size_t i = 0; i < n; i++) { g[i] = (float)proto_rng_normal(&r); ng += (double)g[i] * g[i]; nw += (double)w[i] * w[i]; }
     double c = ng > 0 ? magnitude * sqrt(nw / ng) : 0;
     for (size_t i = 0; i < n; i++) w[i] = (float)(w[i] + c * g[i]);
     free(g);

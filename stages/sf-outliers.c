@@ -288,29 +288,6 @@ static int process_frame(struct state *st, struct proto_frame *fr, struct proto_
     return known ? release(st, w, argc, argv) : PROTO_OK;
 }
 
-/* Carries the upstream end frame's numeric meta (e.g. sf-outliers' counts) into this stage's
- * end frame, so a count survives the stages after the one that made it. */
-static int forward_end_meta(struct proto_frame *end, struct proto_writer *w)
-{
-    const struct proto_value *mv = proto_frame_get(end, "meta");
-    if (!mv || mv->type != PROTO_V_OBJ || mv->obj.type != MSGPACK_OBJECT_MAP) return PROTO_OK;
-    const msgpack_object_map *m = &mv->obj.via.map;
-    for (uint32_t i = 0; i < m->size; i++) {
-        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
-        char key[48];
-        double d;
-        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size >= sizeof key) continue;
-        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) d = (double)v->via.u64;
-        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) d = (double)v->via.i64;
-        else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64) d = v->via.f64;
-        else continue;
-        memcpy(key, k->via.str.ptr, k->via.str.size);
-        key[k->via.str.size] = 0;
-        int err = proto_writer_end_meta(w, key, d);
-        if (err) return err;
-    }
-    return PROTO_OK;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 /* command line */
@@ -415,7 +392,7 @@ int main(int argc, char **argv)
     double frac = st.n_tokens ? (double)st.n_outliers / (double)st.n_tokens : 0.0;
     proto_info("%llu outliers of %llu tokens (%.4g%%), %llu non-finite", (unsigned long long)st.n_outliers,
                (unsigned long long)st.n_tokens, 100 * frac, (unsigned long long)st.n_nonfinite);
-    if ((err = forward_end_meta(&fr, out)) ||
+    if ((err = proto_writer_carry_end_meta(out, &fr)) ||
         (err = proto_writer_end_meta(out, "outliers", (double)st.n_outliers)) ||
         (err = proto_writer_end_meta(out, "outlier_fraction", frac)) ||
         (err = proto_writer_end_meta(out, "tokens", (double)st.n_tokens)) ||

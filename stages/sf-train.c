@@ -98,20 +98,6 @@ static int sae_alloc(struct sae *s)
     return PROTO_OK;
 }
 
-/* splitmix64: small, seedable, good enough for init and shuffling */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static double rng_uniform(uint64_t *s) { return ((rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-static double rng_normal(uint64_t *s)
-{
-    double u = rng_uniform(s), v = rng_uniform(s);
-    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
 
 /* Fresh SAE: W_dec rows random directions of norm dec_norm, W_enc = W_decᵀ, b_enc = 0,
  * b_dec = the mean of the training activations. */
@@ -122,7 +108,7 @@ static void sae_init_fresh(struct sae *s, const float *x, size_t n_tok, double d
     for (int j = 0; j < m; j++) {
         float *w = s->W_dec + (size_t)j * d;   // (d_in)
         double nn = 0;
-        for (int i = 0; i < d; i++) { w[i] = (float)rng_normal(&r); nn += (double)w[i] * w[i]; }
+        for (int i = 0; i < d; i++) { w[i] = (float)proto_rng_normal(&r); nn += (double)w[i] * w[i]; }
         double sc = dec_norm / sqrt(nn > 0 ? nn : 1);
         for (int i = 0; i < d; i++) w[i] = (float)(w[i] * sc);
     }
@@ -721,7 +707,7 @@ static int count_dead(const struct trainer *t, uint64_t window)
 static void shuffle(uint32_t *perm, size_t n, uint64_t *r)
 {
     for (size_t i = 0; i < n; i++) perm[i] = (uint32_t)i;
-    for (size_t i = n; i > 1; i--) { size_t j = rng_next(r) % i; uint32_t x = perm[i - 1]; perm[i - 1] = perm[j]; perm[j] = x; }
+    for (size_t i = n; i > 1; i--) { size_t j = proto_rng_next(r) % i; uint32_t x = perm[i - 1]; perm[i - 1] = perm[j]; perm[j] = x; }
 }
 
 /* After training: one pass over the buffer with the final weights: density (log10 + 1e-10),
