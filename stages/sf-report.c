@@ -1,0 +1,953 @@
+/* sf-report - the report a researcher looks at: sf-reduce JSON in, one self-contained HTML out.
+ *
+ * Reads one or more sf-reduce JSON documents (../shared/SPEC.md §4; one study each, shown side by
+ * side) and writes one HTML file: a summary table and a verdict per study at the top, then the
+ * plots of ../shared/STUDY.md ("Plots the report must show") as inline SVG (no network, no
+ * JavaScript), then a provenance footer. Blocks missing from a document are skipped with a note.
+ * With --png DIR every plot is also written as DIR/<plot id>.png (rsvg-convert).
+ * Plot ids and the verdict thresholds are listed in usage().
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <spawn.h>
+#include <time.h>
+#include <cjson/cJSON.h>
+#include "proto.h"
+#include "cli.h"
+
+extern char **environ;
+
+/* ======================== constants ======================== */
+/* Verdict thresholds (documented in usage()). */
+#define V_CE_RATIO_OK    1.5    /* finetune ce_delta <= 1.5 x base ce_delta */
+#define V_ACTSIM_OK      0.9    /* regular-feature activation similarity mean >= 0.9 */
+#define V_PEARSON_OK     0.8    /* density Pearson r >= 0.8 */
+#define V_CE_RATIO_BAD   3.0    /* breaks: ce_delta ratio > 3 */
+#define V_ACTSIM_BAD     0.5    /* breaks: activation similarity < 0.5 */
+#define V_R2_BAD         0.0    /* breaks: finetune r2_pooled < 0 */
+#define MAX_STUDIES      16
+#define SCATTER_POINTS   4000   /* above this many features the scatter is drawn as a 2-D histogram */
+#define SCATTER_BINS     88     /* cells per axis of that histogram, over log density [-10.5, 0.5] */
+#define PAR_LINES        1500   /* above this many features parallel coordinates are binned */
+#define PAR_BIN          0.25   /* bin width (log10 density) of the binned parallel coordinates */
+#define VAL_BINS         40     /* bins of histograms computed here from "values" arrays */
+#define PW 460                  /* plot width, height (px) and margins */
+#define PH 300
+#define ML 62
+#define MR 16
+#define MT 30
+#define MB 46
+
+/* ======================== options ======================== */
+struct opts { struct proto_cli cli; const char *png_dir, *title; const char *in[MAX_STUDIES]; int n_in; };
+
+/* ======================== string buffer ======================== */
+struct sb { char *p; size_t n, cap; };
+
+static void sb_printf(struct sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sb *s, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(s->p ? s->p + s->n : NULL, s->p ? s->cap - s->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return;
+        if (s->p && s->n + (size_t)k < s->cap) { s->n += (size_t)k; return; }
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        while (cap < s->n + (size_t)k + 1) cap *= 2;
+        char *q = realloc(s->p, cap);
+        if (!q) { fprintf(stderr, "%s: error: memory: out of memory\n", g_prog); exit(PROTO_EXIT_FAIL); }
+        s->p = q; s->cap = cap;
+    }
+}
+
+/* Appends text with & < > " escaped. */
+static void sb_esc(struct sb *s, const char *t)
+{
+    for (; t && *t; t++) {
+        switch (*t) {
+        case '&': sb_printf(s, "&amp;"); break;
+        case '<': sb_printf(s, "&lt;"); break;
+        case '>': sb_printf(s, "&gt;"); break;
+        case '"': sb_printf(s, "&quot;"); break;
+        default: sb_printf(s, "%c", *t);
+        }
+    }
+}
+
+/* ======================== JSON access ======================== */
+static const cJSON *jget(const cJSON *o, const char *k) { return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
+static double jnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = jget(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = jget(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+/* Numbers of an array (null -> NaN). Returns the count, *out malloc'd (NULL when not an array). */
+static size_t jarr(const cJSON *a, double **out)
+{
+    *out = NULL;
+    if (!cJSON_IsArray(a)) return 0;
+    size_t n = (size_t)cJSON_GetArraySize(a), i = 0;
+    double *v = malloc((n ? n : 1) * sizeof *v);   /* (n) */
+    if (!v) return 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) v[i++] = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+    *out = v;
+    return n;
+}
+
+/* Reads and parses a whole file. On bad JSON sets *line (1-based) and returns NULL. */
+static cJSON *load_json(const char *path, int *line, int *err)
+{
+    FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    *line = 0; *err = 0;
+    if (!fp) { *err = errno; return NULL; }
+    struct sb s = {0};
+    char buf[65536];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, fp)) > 0) sb_printf(&s, "%.*s", (int)k, buf);
+    int rerr = ferror(fp) ? errno : 0;
+    if (fp != stdin) fclose(fp);
+    if (rerr) { free(s.p); *err = rerr; return NULL; }
+    if (!s.p) sb_printf(&s, "%s", "");
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithOpts(s.p, &end, true);
+    if (!doc) {
+        const char *e = end ? end : cJSON_GetErrorPtr();
+        *line = 1;
+        for (const char *c = s.p; e && c < e && *c; c++) if (*c == '\n') (*line)++;
+    } else if (!cJSON_IsObject(doc)) { cJSON_Delete(doc); doc = NULL; *line = 1; }
+    free(s.p);
+    return doc;
+}
+
+/* ======================== number formatting ======================== */
+/* Every value of the tables is printed by one of these (the tests rely on it):
+ * fmt_f "%.4f", fmt_i "%.0f", fmt_pct "%.2f%%"; a missing value is an em dash. */
+static const char *fmt_f(char *b, double v) { if (isnan(v)) return "&#8212;"; snprintf(b, 48, "%.4f", v); return b; }
+static const char *fmt_i(char *b, double v) { if (isnan(v)) return "&#8212;"; snprintf(b, 48, "%.0f", v); return b; }
+static const char *fmt_pct(char *b, double v) { if (isnan(v)) return "&#8212;"; snprintf(b, 48, "%.2f%%", 100 * v); return b; }
+
+/* ======================== plots ======================== */
+struct plot { struct sb *s; double x0, x1, y0, y1; };
+
+static double px(const struct plot *p, double x) { return ML + (x - p->x0) / (p->x1 - p->x0) * (PW - ML - MR); }
+static double py(const struct plot *p, double y) { return PH - MB - (y - p->y0) / (p->y1 - p->y0) * (PH - MT - MB); }
+
+/* A "nice" tick step for a range. */
+static double nice_step(double range)
+{
+    double raw = range / 5, m = pow(10, floor(log10(raw))), f = raw / m;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * m;
+}
+
+static void fmt_tick(char *b, double v, bool logax)
+{
+    if (logax) { snprintf(b, 32, "1e%g", v); return; }
+    if (fabs(v) < 1e-12) v = 0;
+    if (fabs(v) >= 1e5 || (fabs(v) < 1e-3 && v != 0)) snprintf(b, 32, "%.0e", v);
+    else snprintf(b, 32, "%g", v);
+}
+
+/* Opens an <svg id=ID> with background, title, axes with ticks and labels. Axis ranges are in
+ * the plotted units; xlog/ylog only change tick labels (values are already log10). */
+static void plot_begin(struct plot *p, struct sb *s, const char *id, const char *title, const char *xl,
+                       const char *yl, double x0, double x1, bool xlog, double y0, double y1, bool ylog)
+{
+    if (!(x1 > x0)) { x0 -= 0.5; x1 = x0 + 1; }
+    if (!(y1 > y0)) { y1 = y0 + 1; }
+    p->s = s; p->x0 = x0; p->x1 = x1; p->y0 = y0; p->y1 = y1;
+    sb_printf(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"%s\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+              "font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\n", id, PW, PH, PW, PH);
+    sb_printf(s, "<title>"); sb_esc(s, title); sb_printf(s, "</title>\n");
+    sb_printf(s, "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", PW, PH);
+    sb_printf(s, "<text x=\"%d\" y=\"18\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">", PW / 2);
+    sb_esc(s, title); sb_printf(s, "</text>\n");
+    sb_printf(s, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#f7f7f7\" stroke=\"#333\"/>\n",
+              ML, MT, PW - ML - MR, PH - MT - MB);
+    char b[32];
+    double st = xlog ? fmax(1, round(nice_step(x1 - x0))) : nice_step(x1 - x0);
+    for (double t = ceil(x0 / st - 1e-9) * st; t <= x1 + 1e-9 * st; t += st) {
+        double x = px(p, t);
+        fmt_tick(b, t, xlog);
+        sb_printf(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>"
+                  "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, PH - MB, x, PH - MB + 4, x, PH - MB + 16, b);
+    }
+    st = ylog ? fmax(1, round(nice_step(y1 - y0))) : nice_step(y1 - y0);
+    for (double t = ceil(y0 / st - 1e-9) * st; t <= y1 + 1e-9 * st; t += st) {
+        double y = py(p, t);
+        fmt_tick(b, t, ylog);
+        sb_printf(s, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>"
+                  "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ML - 4, y, ML, y, ML - 6, y + 4, b);
+    }
+    sb_printf(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", (ML + PW - MR) / 2, PH - 10);
+    sb_esc(s, xl); sb_printf(s, "</text>\n");
+    sb_printf(s, "<text transform=\"translate(14,%d) rotate(-90)\" text-anchor=\"middle\">", (MT + PH - MB) / 2);
+    sb_esc(s, yl); sb_printf(s, "</text>\n");
+}
+
+/* A note in the top right corner of the plot area (line k = 0, 1, ...). */
+static void plot_note(struct plot *p, int k, const char *color, const char *text)
+{
+    sb_printf(p->s, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"%s\">", PW - MR - 6, MT + 16 + 14 * k, color);
+    sb_esc(p->s, text); sb_printf(p->s, "</text>\n");
+}
+
+static void plot_end(struct plot *p) { sb_printf(p->s, "</svg>\n"); }
+
+/* Bars: bin k spans [e[k], e[k+1]) in plot units, height c[k]. */
+static void bars(struct plot *p, const double *e, const double *c, size_t n, const char *fill)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (!(c[k] > 0) || !isfinite(e[k]) || !isfinite(e[k + 1])) continue;
+        double xa = px(p, e[k]), xb = px(p, e[k + 1]), y = py(p, fmin(c[k], p->y1));
+        sb_printf(p->s, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>\n",
+                  xa, y, fmax(xb - xa, 0.6), PH - MB - y, fill);
+    }
+}
+
+/* ======================== report state ======================== */
+struct study {
+    const char *path;
+    cJSON *doc;
+    const cJSON *blk[2];      /* base, finetune (or "model" in blk[0], blk[1] NULL) */
+    const char *names[2];    /* "base"/"finetune" or "model" */
+    int n_models;
+};
+
+struct report {
+    struct sb html;
+    const char *png_dir;
+    int png_count;
+    int err;                 /* first PNG failure (errno-ish), reported by main */
+    char err_where[4200];
+};
+
+/* Writes the plot (svg text s[from..]) as PNG_DIR/ID.png via rsvg-convert. */
+static void emit_png(struct report *r, const char *id, const char *svg, size_t len)
+{
+    if (!r->png_dir || r->err) return;
+    char svgp[4096], pngp[4096];
+    snprintf(svgp, sizeof svgp, "%s/%s.svg", r->png_dir, id);
+    snprintf(pngp, sizeof pngp, "%s/%s.png", r->png_dir, id);
+    FILE *fp = fopen(svgp, "wb");
+    if (!fp || fwrite(svg, 1, len, fp) != len) {
+        r->err = errno ? errno : EIO; snprintf(r->err_where, sizeof r->err_where, "%s", svgp);
+        if (fp) fclose(fp);
+        return;
+    }
+    fclose(fp);
+    char *argv[] = {"rsvg-convert", "-b", "white", "-o", pngp, svgp, NULL};
+    pid_t pid;
+    int st = 0;
+    if (posix_spawnp(&pid, "rsvg-convert", NULL, NULL, argv, environ) != 0 || waitpid(pid, &st, 0) < 0 ||
+        !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        r->err = ENOENT; snprintf(r->err_where, sizeof r->err_where, "rsvg-convert %s (is librsvg2-bin installed?)", svgp);
+    } else r->png_count++;
+    remove(svgp);
+}
+
+/* Starts a figure: returns the html offset where the svg starts. */
+static size_t fig_begin(struct report *r) { sb_printf(&r->html, "<figure>"); return r->html.n; }
+static void fig_end(struct report *r, const char *id, size_t at, const char *caption)
+{
+    emit_png(r, id, r->html.p + at, r->html.n - at);
+    sb_printf(&r->html, "<figcaption>");
+    sb_esc(&r->html, caption);
+    sb_printf(&r->html, "</figcaption></figure>\n");
+}
+
+static void note(struct report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct report *r, const char *fmt, ...)
+{
+    char b[1024];
+    va_list ap;
+    va_start(ap, fmt); vsnprintf(b, sizeof b, fmt, ap); va_end(ap);
+    sb_printf(&r->html, "<p class=\"note\">");
+    sb_esc(&r->html, b);
+    sb_printf(&r->html, "</p>\n");
+}
+
+/* ---- histogram plots ---- */
+/* Plots HIST {edges, counts}. logx: x axis is log10 of the edges (a first edge of 0 is drawn one
+ * bin-width left of the second edge). Returns false (and writes nothing) when malformed. */
+static bool hist_plot(struct report *r, const char *id, const cJSON *h, const char *title, const char *xl,
+                      bool logx, double vline, const char *vlabel, const char *extra)
+{
+    double *e = NULL, *c = NULL;
+    size_t ne = jarr(jget(h, "edges"), &e), nc = jarr(jget(h, "counts"), &c);
+    bool ok = nc > 0 && ne == nc + 1;
+    if (ok && logx) {
+        for (size_t k = 0; k < ne; k++) e[k] = e[k] > 0 ? log10(e[k]) : NAN;
+        if (isnan(e[0]) && ne > 2 && isfinite(e[1]) && isfinite(e[2])) e[0] = e[1] - (e[2] - e[1]);
+        if (isfinite(vline)) vline = vline > 0 ? log10(vline) : NAN;
+    }
+    if (!ok) { free(e); free(c); return false; }
+    double ymax = 0, tot = 0, x0 = INFINITY, x1 = -INFINITY;
+    for (size_t k = 0; k < nc; k++) { if (c[k] > ymax) ymax = c[k]; if (c[k] > 0) tot += c[k]; }
+    for (size_t k = 0; k < ne; k++) if (isfinite(e[k])) { x0 = fmin(x0, e[k]); x1 = fmax(x1, e[k]); }
+    if (isfinite(vline)) { x0 = fmin(x0, vline); x1 = fmax(x1, vline); }
+    size_t at = fig_begin(r);
+    struct plot p;
+    plot_begin(&p, &r->html, id, title, xl, "count", x0, x1, logx, 0, ymax * 1.08 + (ymax == 0), false);
+    bars(&p, e, c, nc, "#4c78a8");
+    char b[160];
+    int k = 0;
+    if (isfinite(vline)) {
+        double x = px(&p, vline);
+        sb_printf(&r->html, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#d62728\" stroke-width=\"2\" stroke-dasharray=\"6,3\"/>\n",
+                  x, MT, x, PH - MB);
+        plot_note(&p, k++, "#d62728", vlabel);
+    }
+    if (extra) plot_note(&p, k++, "#000", extra);
+    snprintf(b, sizeof b, "total %.0f", tot);
+    plot_note(&p, k++, "#555", b);
+    double below = jnum(h, "below"), above = jnum(h, "above"), nn = jnum(h, "nan");
+    if (below > 0 || above > 0 || nn > 0) {
+        snprintf(b, sizeof b, "outside range: %.0f below, %.0f above, %.0f NaN", fmax(below, 0), fmax(above, 0), fmax(nn, 0));
+        plot_note(&p, k++, "#555", b);
+    }
+    plot_end(&p);
+    fig_end(r, id, at, title);
+    free(e); free(c);
+    return true;
+}
+
+/* Histogram of a "values" array computed here (VAL_BINS bins over [lo, hi]; NaN/null skipped). */
+static bool values_plot(struct report *r, const char *id, const cJSON *arr, double lo, double hi, const char *title,
+                        const char *xl, const char *extra)
+{
+    double *v;
+    size_t n = jarr(arr, &v), m = 0;
+    if (!v) return false;
+    double mn = INFINITY, mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) if (isfinite(v[i])) { mn = fmin(mn, v[i]); mx = fmax(mx, v[i]); m++; }
+    if (isnan(lo)) lo = m ? mn : 0;
+    if (isnan(hi)) hi = m ? mx : 1;
+    if (!(hi > lo)) hi = lo + 1;
+    double e[VAL_BINS + 1], c[VAL_BINS] = {0};
+    for (int k = 0; k <= VAL_BINS; k++) e[k] = lo + (hi - lo) * k / VAL_BINS;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(v[i])) continue;
+        int k = (int)floor((v[i] - lo) / (hi - lo) * VAL_BINS);
+        c[k < 0 ? 0 : k >= VAL_BINS ? VAL_BINS - 1 : k] += 1;
+    }
+    double ymax = 0;
+    for (int k = 0; k < VAL_BINS; k++) ymax = fmax(ymax, c[k]);
+    size_t at = fig_begin(r);
+    struct plot p;
+    plot_begin(&p, &r->html, id, title, xl, "features", lo, hi, false, 0, ymax * 1.08 + (ymax == 0), false);
+    bars(&p, e, c, VAL_BINS, "#54a24b");
+    char b[96];
+    int k = 0;
+    if (extra) plot_note(&p, k++, "#000", extra);
+    snprintf(b, sizeof b, "%zu features (%zu NaN/undefined)", m, n - m);
+    plot_note(&p, k++, "#555", b);
+    plot_end(&p);
+    fig_end(r, id, at, title);
+    free(v);
+    return true;
+}
+
+/* Mean of the array by index (positions or rows). */
+static bool line_plot(struct report *r, const char *id, const cJSON *arr, const char *title, const char *xl, const char *yl)
+{
+    double *v;
+    size_t n = jarr(arr, &v);
+    if (!v || n == 0) { free(v); return false; }
+    double mn = INFINITY, mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) if (isfinite(v[i])) { mn = fmin(mn, v[i]); mx = fmax(mx, v[i]); }
+    if (!isfinite(mn)) { mn = 0; mx = 1; }
+    double pad = (mx - mn) * 0.05 + 1e-9;
+    size_t at = fig_begin(r);
+    struct plot p;
+    plot_begin(&p, &r->html, id, title, xl, yl, 0, (double)(n > 1 ? n - 1 : 1), false, mn - pad, mx + pad, false);
+    sb_printf(&r->html, "<polyline fill=\"none\" stroke=\"#4c78a8\" stroke-width=\"1.5\" points=\"");
+    /* at most ~2 points per pixel column: stride through long arrays */
+    size_t stride = n > 2 * PW ? n / (2 * PW) : 1;
+    for (size_t i = 0; i < n; i += stride)
+        if (isfinite(v[i])) sb_printf(&r->html, "%.1f,%.1f ", px(&p, (double)i), py(&p, v[i]));
+    sb_printf(&r->html, "\"/>\n");
+    plot_end(&p);
+    fig_end(r, id, at, title);
+    free(v);
+    return true;
+}
+
+/* ---- density scatter and parallel coordinates ---- */
+static bool density_scatter(struct report *r, const char *id, const double *lb, const double *lf, size_t n, double r_json)
+{
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(lb[i]) || !isfinite(lf[i])) continue;
+        sx += lb[i]; sy += lf[i]; sxx += lb[i] * lb[i]; syy += lf[i] * lf[i]; sxy += lb[i] * lf[i]; m++;
+    }
+    if (m < 2) return false;
+    double vx = sxx - sx * sx / m, vy = syy - sy * sy / m, cxy = sxy - sx * sy / m;
+    double slope = vx > 0 ? cxy / vx : NAN, icpt = (sy - slope * sx) / m;
+    double rr = vx > 0 && vy > 0 ? cxy / sqrt(vx * vy) : NAN;
+    if (isfinite(r_json)) rr = r_json;
+    size_t at = fig_begin(r);
+    struct plot p;
+    plot_begin(&p, &r->html, id, "Feature log10 density: base vs finetune", "base log10 density",
+               "finetune log10 density", -10.5, 0.5, false, -10.5, 0.5, false);
+    struct sb *s = &r->html;
+    if (n <= SCATTER_POINTS) {
+        for (size_t i = 0; i < n; i++)
+            if (isfinite(lb[i]) && isfinite(lf[i]))
+                sb_printf(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"#4c78a8\" fill-opacity=\"0.45\"/>\n", px(&p, lb[i]), py(&p, lf[i]));
+    } else {
+        static unsigned grid[SCATTER_BINS][SCATTER_BINS];   /* [x bin][y bin] counts */
+        memset(grid, 0, sizeof grid);
+        const double w = 11.0 / SCATTER_BINS;
+        unsigned gmax = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!isfinite(lb[i]) || !isfinite(lf[i])) continue;
+            int a = (int)floor((lb[i] + 10.5) / w), b = (int)floor((lf[i] + 10.5) / w);
+            a = a < 0 ? 0 : a >= SCATTER_BINS ? SCATTER_BINS - 1 : a;
+            b = b < 0 ? 0 : b >= SCATTER_BINS ? SCATTER_BINS - 1 : b;
+            if (++grid[a][b] > gmax) gmax = grid[a][b];
+        }
+        for (int a = 0; a < SCATTER_BINS; a++)
+            for (int b = 0; b < SCATTER_BINS; b++) {
+                if (!grid[a][b]) continue;
+                double o = 0.15 + 0.85 * log1p(grid[a][b]) / log1p(gmax);
+                double x = px(&p, -10.5 + a * w), y = py(&p, -10.5 + (b + 1) * w);
+                sb_printf(s, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.2f\" fill=\"#4c78a8\" fill-opacity=\"%.2f\"/>\n",
+                          x, y, px(&p, w) - px(&p, 0), py(&p, 0) - py(&p, w), o);
+            }
+    }
+    sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" stroke-dasharray=\"3,3\"/>\n",
+              px(&p, -10.5), py(&p, -10.5), px(&p, 0.5), py(&p, 0.5));
+    if (isfinite(slope)) {
+        double ya = slope * -10.5 + icpt, yb = slope * 0.5 + icpt;
+        sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-width=\"2\"/>\n",
+                  px(&p, -10.5), py(&p, ya), px(&p, 0.5), py(&p, yb));
+    }
+    char b[128];
+    snprintf(b, sizeof b, "r = %.4f   fit: y = %.3f x %+.3f", rr, slope, icpt);
+    sb_printf(s, "<text x=\"%d\" y=\"%d\" fill=\"#d62728\">", ML + 8, MT + 16); sb_esc(s, b); sb_printf(s, "</text>\n");
+    snprintf(b, sizeof b, "%.0f features%s", m, n > SCATTER_POINTS ? " (2-D histogram, shade = log count)" : "");
+    sb_printf(s, "<text x=\"%d\" y=\"%d\" fill=\"#555\">", ML + 8, MT + 30); sb_esc(s, b); sb_printf(s, "</text>\n");
+    plot_end(&p);
+    fig_end(r, id, at, "Density scatter with least-squares regression line (red) and y = x (dashed)");
+    return true;
+}
+
+static const char *dens_color(double lb)
+{
+    return lb <= -8 ? "#d62728" : lb >= -5 && lb <= -1 ? "#4c78a8" : "#999999";
+}
+
+static bool density_parallel(struct report *r, const char *id, const double *lb, const double *lf, size_t n)
+{
+    size_t at = fig_begin(r);
+    struct plot p;
+    plot_begin(&p, &r->html, id, "Parallel coordinates of feature log10 densities", "model",
+               "log10 density", 0, 1, false, -10.5, 0.5, false);
+    struct sb *s = &r->html;
+    double xa = px(&p, 0.08), xb = px(&p, 0.92);
+    if (n <= PAR_LINES) {
+        for (size_t i = 0; i < n; i++)
+            if (isfinite(lb[i]) && isfinite(lf[i]))
+                sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-opacity=\"0.3\"/>\n",
+                          xa, py(&p, lb[i]), xb, py(&p, lf[i]), dens_color(lb[i]));
+    } else {
+        enum { NB = 44 };   /* 11 / PAR_BIN bins over [-10.5, 0.5] */
+        static unsigned cnt[NB][NB];
+        memset(cnt, 0, sizeof cnt);
+        unsigned cmax = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!isfinite(lb[i]) || !isfinite(lf[i])) continue;
+            int a = (int)floor((lb[i] + 10.5) / PAR_BIN), b = (int)floor((lf[i] + 10.5) / PAR_BIN);
+            a = a < 0 ? 0 : a >= NB ? NB - 1 : a;
+            b = b < 0 ? 0 : b >= NB ? NB - 1 : b;
+            if (++cnt[a][b] > cmax) cmax = cnt[a][b];
+        }
+        for (int a = 0; a < NB; a++)
+            for (int b = 0; b < NB; b++) {
+                if (!cnt[a][b]) continue;
+                double ya = -10.5 + (a + 0.5) * PAR_BIN, yb = -10.5 + (b + 0.5) * PAR_BIN, t = log1p(cnt[a][b]) / log1p(cmax);
+                sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-opacity=\"%.2f\" stroke-width=\"%.1f\"/>\n",
+                          xa, py(&p, ya), xb, py(&p, yb), dens_color(ya), 0.1 + 0.8 * t, 0.5 + 3 * t);
+            }
+    }
+    sb_printf(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#000\" stroke-width=\"2\"/>"
+              "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#000\" stroke-width=\"2\"/>\n",
+              xa, MT, xa, PH - MB, xb, MT, xb, PH - MB);
+    sb_printf(s, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-weight=\"bold\">base</text>"
+              "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-weight=\"bold\">finetune</text>\n",
+              xa, PH - MB + 30, xb, PH - MB + 30);
+    plot_note(&p, 0, "#d62728", "red: dead in base (<= -8)");
+    plot_note(&p, 1, "#4c78a8", "blue: regular in base [-5, -1]");
+    if (n > PAR_LINES) plot_note(&p, 2, "#555", "binned 0.25 x 0.25; width/opacity = log count");
+    plot_end(&p);
+    fig_end(r, id, at, "Where each feature's base density lands in the finetune");
+    return true;
+}
+
+/* ======================== verdict ======================== */
+/* Writes the verdict text of a study into b; returns a css class. */
+static const char *verdict(const struct study *st, char *b, size_t bn)
+{
+    const cJSON *base = st->n_models == 2 ? st->blk[0] : NULL, *ft = st->n_models == 2 ? st->blk[1] : NULL;
+    const cJSON *tr = jget(st->doc, "transfer");
+    if (!base || !ft) { snprintf(b, bn, "no verdict: a single-model study (no base/finetune pair)"); return "na"; }
+    double db = jnum(base, "ce_delta"), df = jnum(ft, "ce_delta");
+    double ratio = db > 0 ? df / db : NAN;
+    double as = jnum(jget(tr, "activation_similarity"), "mean"), pr = jnum(tr, "density_pearson"), r2 = jnum(ft, "r2_pooled");
+    char why[256] = "";
+    size_t w = 0;
+    if (isfinite(ratio)) w += (size_t)snprintf(why + w, sizeof why - w, "CE delta ratio %.2f", ratio);
+    if (isfinite(as)) w += (size_t)snprintf(why + w, sizeof why - w, "%sactivation similarity %.3f", w ? ", " : "", as);
+    if (isfinite(pr)) w += (size_t)snprintf(why + w, sizeof why - w, "%sdensity r %.3f", w ? ", " : "", pr);
+    if (isfinite(r2)) w += (size_t)snprintf(why + w, sizeof why - w, "%sfinetune R² %.3f", w ? ", " : "", r2);
+    if ((isfinite(ratio) && ratio > V_CE_RATIO_BAD) || (isfinite(as) && as < V_ACTSIM_BAD) || (isfinite(r2) && r2 < V_R2_BAD)) {
+        snprintf(b, bn, "SAE does not transfer (%s)", why); return "bad";
+    }
+    if (!isfinite(ratio) || !isfinite(as) || !isfinite(pr)) {
+        snprintf(b, bn, "undetermined: missing %s%s%s (%s)", !isfinite(ratio) ? "CE delta " : "",
+                 !isfinite(as) ? "activation similarity " : "", !isfinite(pr) ? "density r" : "", why);
+        return "na";
+    }
+    if (ratio <= V_CE_RATIO_OK && as >= V_ACTSIM_OK && pr >= V_PEARSON_OK) { snprintf(b, bn, "SAE transfers (%s)", why); return "ok"; }
+    snprintf(b, bn, "SAE transfers partly (%s)", why);
+    return "mid";
+}
+
+/* ======================== summary table ======================== */
+enum fmt { F_F, F_I, F_PCT };
+struct row { const char *label, *key, *sub; enum fmt f; };
+static const struct row MODEL_ROWS[] = {
+    {"L0 (active features / token)", "l0", NULL, F_F}, {"L1", "l1", NULL, F_F},
+    {"CE clean (nats)", "ce_clean", NULL, F_F}, {"CE spliced (nats)", "ce_spliced", NULL, F_F},
+    {"CE ablated (nats)", "ce_ablated", NULL, F_F}, {"CE delta (nats)", "ce_delta", NULL, F_F},
+    {"CE recovered", "ce_recovered", NULL, F_F}, {"KL spliced (nats)", "kl_spliced", NULL, F_F},
+    {"KL ablated (nats)", "kl_ablated", NULL, F_F}, {"R² pooled", "r2_pooled", NULL, F_F},
+    {"explained variance", "explained_variance", NULL, F_F}, {"MSE", "mse", NULL, F_F},
+    {"cos(x, x̂)", "cos_recon", NULL, F_F}, {"‖x̂‖/‖x‖", "l2_ratio", NULL, F_F},
+    {"dead features (%)", "dead_fraction", NULL, F_PCT}, {"dead features", "dead_count", NULL, F_I},
+    {"outliers", "outliers", NULL, F_I}, {"outlier fraction (%)", "outlier_fraction", NULL, F_PCT},
+};
+static const struct row STUDY_ROWS[] = {
+    {"similarity: global mean cos", "similarity", "cos_mean", F_F},
+    {"similarity: global mean L2", "similarity", "l2_mean", F_F},
+    {"density Pearson r", "transfer", "density_pearson", F_F},
+    {"exclusively dead in base", "transfer", "dead_only_base", F_I},
+    {"exclusively dead in finetune", "transfer", "dead_only_finetune", F_I},
+    {"activation error, dead in base (mean)", "activation_error_dead_base", "mean", F_F},
+    {"max finetune activation, dead in base", "activation_error_dead_base", "max_finetune_act", F_F},
+    {"activation error, dead in finetune (mean)", "activation_error_dead_finetune", "mean", F_F},
+    {"regular features", "transfer", "regular_count", F_I},
+    {"activation similarity (mean)", "activation_similarity", "mean", F_F},
+    {"activation similarity > 0.8 (%)", "activation_similarity", "frac_above_0.8", F_PCT},
+    {"logit similarity (mean)", "logit_similarity", "mean", F_F},
+    {"unembedding Frobenius ratio", "transfer", "unembed_frobenius_ratio", F_F},
+    {"unembedding Frobenius error", "transfer", "unembed_frobenius_error", F_F},
+};
+
+static const char *fmt_val(char *b, double v, enum fmt f) { return f == F_I ? fmt_i(b, v) : f == F_PCT ? fmt_pct(b, v) : fmt_f(b, v); }
+
+static double study_val(const struct study *st, const struct row *rw)
+{
+    const cJSON *o = jget(st->doc, rw->key);
+    if (!o) o = jget(jget(st->doc, "transfer"), rw->key);
+    return jnum(o, rw->sub);
+}
+
+static void summary(struct report *r, struct study *st, int ns)
+{
+    struct sb *s = &r->html;
+    char b[64];
+    sb_printf(s, "<h2>Summary</h2>\n<table id=\"summary\">\n<tr><th>metric</th>");
+    for (int i = 0; i < ns; i++)
+        for (int m = 0; m < st[i].n_models; m++) {
+            sb_printf(s, "<th>study %d: %s<br/><small>", i + 1, st[i].names[m]);
+            sb_esc(s, st[i].path); sb_printf(s, "</small></th>");
+        }
+    sb_printf(s, "</tr>\n");
+    for (size_t k = 0; k < sizeof MODEL_ROWS / sizeof *MODEL_ROWS; k++) {
+        sb_printf(s, "<tr><td>%s</td>", MODEL_ROWS[k].label);
+        for (int i = 0; i < ns; i++)
+            for (int m = 0; m < st[i].n_models; m++)
+                sb_printf(s, "<td>%s</td>", fmt_val(b, jnum(st[i].blk[m], MODEL_ROWS[k].key), MODEL_ROWS[k].f));
+        sb_printf(s, "</tr>\n");
+    }
+    for (size_t k = 0; k < sizeof STUDY_ROWS / sizeof *STUDY_ROWS; k++) {
+        sb_printf(s, "<tr class=\"study\"><td>%s</td>", STUDY_ROWS[k].label);
+        for (int i = 0; i < ns; i++)
+            sb_printf(s, "<td colspan=\"%d\">%s</td>", st[i].n_models, fmt_val(b, study_val(&st[i], &STUDY_ROWS[k]), STUDY_ROWS[k].f));
+        sb_printf(s, "</tr>\n");
+    }
+    sb_printf(s, "</table>\n<h2>Verdict</h2>\n<ul class=\"verdicts\">\n");
+    for (int i = 0; i < ns; i++) {
+        char v[512];
+        const char *cls = verdict(&st[i], v, sizeof v);
+        sb_printf(s, "<li class=\"%s\" id=\"verdict-%d\">study %d (", cls, i + 1, i + 1);
+        sb_esc(s, st[i].path); sb_printf(s, "): <b>"); sb_esc(s, v); sb_printf(s, "</b></li>\n");
+    }
+    sb_printf(s, "</ul>\n<p class=\"thresholds\">Thresholds: <i>transfers</i> when finetune CE delta &#8804; %.1f&#215; base CE delta, "
+              "regular-feature activation similarity mean &#8805; %.1f and density Pearson r &#8805; %.1f; <i>does not transfer</i> "
+              "when CE delta ratio &gt; %.0f, activation similarity &lt; %.1f or finetune R&#178; pooled &lt; %.0f; otherwise "
+              "<i>transfers partly</i>; <i>undetermined</i> when a figure is missing.</p>\n",
+              V_CE_RATIO_OK, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD);
+}
+
+/* True when a HIST has geometric (LOGZ) edges spanning > 2 decades: drawn on a log x axis. */
+static bool log_edges(const cJSON *h)
+{
+    double *e;
+    size_t ne = jarr(jget(h, "edges"), &e);
+    bool lg = ne > 3 && e[1] > 0 && e[ne - 1] / e[1] > 100 &&
+              fabs((e[ne - 1] - e[ne - 2]) - (e[2] - e[1])) > 1e-6 * e[ne - 1];
+    free(e);
+    return lg;
+}
+
+/* ======================== sections ======================== */
+static void similarity_section(struct report *r, const struct study *st, int si)
+{
+    const cJSON *sim = jget(st->doc, "similarity");
+    char id[96];
+    sb_printf(&r->html, "<h3>Activation similarity (base vs finetune, same tokens)</h3>\n");
+    if (!sim) { note(r, "No \"similarity\" block in %s: similarity plots skipped.", st->path); return; }
+    sb_printf(&r->html, "<div class=\"grid\">\n");
+    char ex[96];
+    snprintf(ex, sizeof ex, "global mean %.4f", jnum(sim, "cos_mean"));
+    snprintf(id, sizeof id, "plot-%d-sim-cos-hist", si);
+    if (!hist_plot(r, id, jget(sim, "cos_hist"), "Cosine similarity histogram (tokens)", "cosine similarity", false, NAN, NULL, ex))
+        note(r, "cos_hist missing in %s.", st->path);
+    snprintf(ex, sizeof ex, "global mean %.4f", jnum(sim, "l2_mean"));
+    snprintf(id, sizeof id, "plot-%d-sim-l2-hist", si);
+    const cJSON *h = jget(sim, "l2_hist");
+    bool lg = log_edges(h);
+    if (!hist_plot(r, id, h, "Euclidean distance histogram (tokens)", lg ? "L2 distance (log scale)" : "L2 distance", lg, NAN, NULL, ex))
+        note(r, "l2_hist missing in %s.", st->path);
+    snprintf(id, sizeof id, "plot-%d-sim-cos-pos", si);
+    if (!line_plot(r, id, jget(sim, "cos_by_position"), "Cosine similarity by context position", "position in context", "mean cosine similarity"))
+        note(r, "cos_by_position missing in %s.", st->path);
+    snprintf(id, sizeof id, "plot-%d-sim-l2-pos", si);
+    if (!line_plot(r, id, jget(sim, "l2_by_position"), "Euclidean distance by context position", "position in context", "mean L2 distance"))
+        note(r, "l2_by_position missing in %s.", st->path);
+    snprintf(id, sizeof id, "plot-%d-sim-cos-row", si);
+    if (!values_plot(r, id, jget(sim, "cos_by_row"), NAN, NAN, "Per-row mean cosine similarity", "row mean cosine similarity", NULL))
+        note(r, "cos_by_row missing in %s.", st->path);
+    snprintf(id, sizeof id, "plot-%d-sim-l2-row", si);
+    if (!values_plot(r, id, jget(sim, "l2_by_row"), NAN, NAN, "Per-row mean Euclidean distance", "row mean L2 distance", NULL))
+        note(r, "l2_by_row missing in %s.", st->path);
+    sb_printf(&r->html, "</div>\n");
+}
+
+static void model_section(struct report *r, const struct study *st, int si, int m)
+{
+    const cJSON *b = st->blk[m];
+    const char *nm = st->names[m];
+    char id[96], t[160], ex[96];
+    sb_printf(&r->html, "<h3>Model: %s</h3>\n<div class=\"grid\">\n", nm);
+    snprintf(id, sizeof id, "plot-%d-%s-act-hist", si, nm);
+    snprintf(t, sizeof t, "%s: log10 feature activation histogram", nm);
+    double z = jnum(jget(b, "act_log10_hist"), "zeros");
+    if (isfinite(z)) snprintf(ex, sizeof ex, "zero activations: %.0f (not drawn)", z);
+    else snprintf(ex, sizeof ex, "zero activations: not reported");
+    if (!hist_plot(r, id, jget(b, "act_log10_hist"), t, "log10 feature activation (non-zero)", false, NAN, NULL, ex))
+        note(r, "%s: no act_log10_hist in %s (needs feats).", nm, st->path);
+    snprintf(id, sizeof id, "plot-%d-%s-density-hist", si, nm);
+    snprintf(t, sizeof t, "%s: log10 feature density histogram", nm);
+    snprintf(ex, sizeof ex, "dead features (log10 density <= -9): %.0f (%.2f%%)", jnum(b, "dead_count"), 100 * jnum(b, "dead_fraction"));
+    if (!hist_plot(r, id, jget(b, "density_hist"), t, "log10 feature density", false, NAN, NULL, ex))
+        note(r, "%s: no density_hist in %s (needs feats).", nm, st->path);
+    snprintf(id, sizeof id, "plot-%d-%s-norm-hist", si, nm);
+    snprintf(t, sizeof t, "%s: activation norm histogram", nm);
+    double th = jnum(b, "outlier_threshold");
+    char vl[96];
+    snprintf(vl, sizeof vl, "outlier threshold %.1f", th);
+    snprintf(ex, sizeof ex, "outliers: %.0f (%.3f%%)", jnum(b, "outliers"), 100 * jnum(b, "outlier_fraction"));
+    const cJSON *h = jget(b, "norm_hist");
+    bool lg = log_edges(h);
+    if (!hist_plot(r, id, h, t, lg ? "activation norm ||x|| (log scale)" : "activation norm ||x||", lg, th,
+                   isfinite(th) ? vl : NULL, ex))
+        note(r, "%s: no norm_hist in %s (needs acts).", nm, st->path);
+    if (!isfinite(th) && h) note(r, "%s: no outlier_threshold in %s: no threshold line.", nm, st->path);
+    sb_printf(&r->html, "</div>\n");
+}
+
+static void transfer_section(struct report *r, const struct study *st, int si)
+{
+    const cJSON *tr = jget(st->doc, "transfer");
+    char id[96], ex[128];
+    sb_printf(&r->html, "<h3>Feature transfer</h3>\n");
+    if (st->n_models == 2) {
+        double *lb, *lf;
+        size_t nb = jarr(jget(st->blk[0], "log_density"), &lb), nf = jarr(jget(st->blk[1], "log_density"), &lf);
+        sb_printf(&r->html, "<div class=\"grid\">\n");
+        snprintf(id, sizeof id, "plot-%d-transfer-density-scatter", si);
+        if (lb && lf && nb == nf && nb > 1) {
+            density_scatter(r, id, lb, lf, nb, jnum(tr, "density_pearson"));
+            snprintf(id, sizeof id, "plot-%d-transfer-density-parallel", si);
+            density_parallel(r, id, lb, lf, nb);
+        } else note(r, "log_density missing (or of different lengths) in %s: density scatter and parallel coordinates skipped.", st->path);
+        sb_printf(&r->html, "</div>\n");
+        free(lb); free(lf);
+    }
+    if (!tr) { note(r, "No \"transfer\" block in %s: transfer histograms skipped.", st->path); return; }
+    sb_printf(&r->html, "<div class=\"grid\">\n");
+    const cJSON *o = jget(tr, "activation_error_dead_base");
+    snprintf(id, sizeof id, "plot-%d-transfer-err-dead-base", si);
+    snprintf(ex, sizeof ex, "mean %.4f, max finetune activation %.4g", jnum(o, "mean"), jnum(o, "max_finetune_act"));
+    if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in base", "mean |log10 a_base - log10 a_finetune|", ex))
+        note(r, "activation_error_dead_base values missing in %s.", st->path);
+    o = jget(tr, "activation_error_dead_finetune");
+    snprintf(id, sizeof id, "plot-%d-transfer-err-dead-finetune", si);
+    snprintf(ex, sizeof ex, "mean %.4f", jnum(o, "mean"));
+    if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in finetune", "mean |log10 a_base - log10 a_finetune|", ex))
+        note(r, "activation_error_dead_finetune values missing in %s.", st->path);
+    o = jget(tr, "activation_similarity");
+    snprintf(id, sizeof id, "plot-%d-transfer-act-sim", si);
+    snprintf(ex, sizeof ex, "mean %.4f, %.1f%% above 0.8", jnum(o, "mean"), 100 * jnum(o, "frac_above_0.8"));
+    if (!values_plot(r, id, jget(o, "values"), -1, 1, "Activation similarity: regular features", "Pearson r of activations (base vs finetune)", ex))
+        note(r, "activation_similarity values missing in %s.", st->path);
+    o = jget(tr, "logit_similarity");
+    snprintf(id, sizeof id, "plot-%d-transfer-logit-sim", si);
+    snprintf(ex, sizeof ex, "mean %.4f", jnum(o, "mean"));
+    if (!values_plot(r, id, jget(o, "values"), NAN, 1, "Logit weight similarity: regular features", "Pearson r of logit weights (base vs finetune)", ex))
+        note(r, "logit_similarity values missing in %s (needs --base-model/--finetune-model/--sae in sf-reduce).", st->path);
+    sb_printf(&r->html, "</div>\n");
+}
+
+/* Per-model metrics side by side (one study). */
+static void metrics_table(struct report *r, const struct study *st, int si)
+{
+    struct sb *s = &r->html;
+    char b[64];
+    sb_printf(s, "<h3>Per-model metrics</h3>\n<table id=\"metrics-%d\"><tr><th>metric</th>", si);
+    for (int m = 0; m < st->n_models; m++) sb_printf(s, "<th>%s</th>", st->names[m]);
+    sb_printf(s, "</tr>\n");
+    for (size_t k = 0; k < sizeof MODEL_ROWS / sizeof *MODEL_ROWS; k++) {
+        sb_printf(s, "<tr><td>%s</td>", MODEL_ROWS[k].label);
+        for (int m = 0; m < st->n_models; m++) sb_printf(s, "<td>%s</td>", fmt_val(b, jnum(st->blk[m], MODEL_ROWS[k].key), MODEL_ROWS[k].f));
+        sb_printf(s, "</tr>\n");
+    }
+    sb_printf(s, "</table>\n");
+}
+
+/* ---- provenance ---- */
+static void prov_meta(struct sb *s, const cJSON *meta)
+{
+    static const char *keys[] = {"model", "finetune_model", "hook", "sae", "d_model", "d_sae", "ctx", "bos", "tokenizer", "total_rows", "outlier_threshold"};
+    sb_printf(s, "<ul>");
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const cJSON *v = jget(meta, keys[k]);
+        if (!v) continue;
+        char *t = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v);
+        sb_printf(s, "<li>%s: ", keys[k]); sb_esc(s, t ? t : v->valuestring); sb_printf(s, "</li>");
+        free(t);
+    }
+    const cJSON *stg;
+    cJSON_ArrayForEach(stg, jget(meta, "stages")) {
+        sb_printf(s, "<li>stage ");
+        sb_esc(s, jstr(stg, "name")); sb_printf(s, " "); sb_esc(s, jstr(stg, "version")); sb_printf(s, ": <code>");
+        const cJSON *a;
+        cJSON_ArrayForEach(a, jget(stg, "args")) { if (cJSON_IsString(a)) { sb_esc(s, a->valuestring); sb_printf(s, " "); } }
+        sb_printf(s, "</code></li>");
+    }
+    sb_printf(s, "</ul>\n");
+}
+
+static void provenance(struct report *r, const struct study *st, int ns)
+{
+    struct sb *s = &r->html;
+    char b[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    sb_printf(s, "<footer id=\"provenance\"><h2>Provenance</h2>\n<p>Report written by sf-report %s on %s.</p>\n", SAEFLOW_VERSION, b);
+    for (int i = 0; i < ns; i++) {
+        const cJSON *d = st[i].doc, *p = jget(d, "provenance");
+        sb_printf(s, "<h4>study %d: ", i + 1); sb_esc(s, st[i].path); sb_printf(s, "</h4>\n<ul>");
+        sb_printf(s, "<li>saeflow "); sb_esc(s, jstr(d, "saeflow")); sb_printf(s, "</li>");
+        sb_printf(s, "<li>tokens %s, rows %s, ctx %s</li>", fmt_i(b, jnum(d, "tokens")), fmt_i(b + 16, jnum(d, "rows")), fmt_i(b + 32, jnum(d, "ctx")));
+        sb_printf(s, "<li>hook "); sb_esc(s, jstr(d, "hook")); sb_printf(s, ", SAE "); sb_esc(s, jstr(d, "sae")); sb_printf(s, "</li></ul>\n");
+        if (!p) { note(r, "No provenance in %s.", st[i].path); continue; }
+        const cJSON *in;
+        cJSON_ArrayForEach(in, jget(p, "inputs")) {
+            sb_printf(s, "<p>input "); sb_esc(s, jstr(in, "role")); sb_printf(s, " ("); sb_esc(s, jstr(in, "endpoint")); sb_printf(s, ")</p>");
+            prov_meta(s, jget(in, "header"));
+        }
+        const cJSON *rd = jget(p, "reduce");
+        if (rd) {
+            sb_printf(s, "<p>sf-reduce "); sb_esc(s, jstr(rd, "version")); sb_printf(s, ": <code>");
+            const cJSON *a;
+            cJSON_ArrayForEach(a, jget(rd, "args")) if (cJSON_IsString(a)) { sb_esc(s, a->valuestring); sb_printf(s, " "); }
+            sb_printf(s, "</code></p>\n");
+        }
+        const cJSON *ck = jget(p, "checkpoints"), *c;
+        if (ck) { sb_printf(s, "<ul>"); cJSON_ArrayForEach(c, ck) if (cJSON_IsString(c)) { sb_printf(s, "<li>"); sb_esc(s, c->string); sb_printf(s, ": "); sb_esc(s, c->valuestring); sb_printf(s, "</li>"); } sb_printf(s, "</ul>\n"); }
+    }
+    sb_printf(s, "</footer>\n");
+}
+
+static const char *CSS =
+    "body{font-family:DejaVu Sans,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+    "td:first-child,th:first-child{text-align:left}tr.study td{background:#f3f6fa}"
+    ".grid{display:flex;flex-wrap:wrap;gap:8px}figure{margin:4px}figcaption{font-size:11px;color:#555;max-width:460px}"
+    ".note{color:#8a5a00;background:#fff6e0;padding:4px 8px}li.ok b{color:#1a7f37}li.bad b{color:#c62828}"
+    "li.mid b{color:#b26a00}li.na b{color:#555}.thresholds{font-size:12px;color:#444}footer{font-size:12px;color:#444}";
+
+/* ======================== usage ======================== */
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+"usage: sf-report [options] [REDUCE.json ...]\n"
+"\n"
+"Writes one self-contained HTML report (inline SVG, no network, no JavaScript) from one or more\n"
+"sf-reduce JSON documents (default: stdin; -i FILE adds one). Each document is one study; several\n"
+"are shown side by side (e.g. two finetunes of one base). Blocks missing from a document (no loss,\n"
+"no transfer, ...) are skipped with a note; the rest is rendered.\n"
+"\n"
+"Options:\n"
+"  --png DIR        also write every plot as DIR/<plot id>.png (rsvg-convert, librsvg2-bin)\n"
+"  --title TEXT     report title (default \"saeflow report\")\n"
+"\n"
+"Layout: summary table (per-model metrics side by side; the similarity and transfer figures of each\n"
+"study) and one verdict line per study, then per study: similarity plots, per-model plots, transfer\n"
+"plots, the per-model metrics table; a provenance footer (inputs' header metas, stage versions and\n"
+"args, sf-reduce args, date). Table numbers: \"%%.4f\", counts \"%%.0f\", fractions as \"%%.2f%%%%\".\n"
+"\n"
+"Verdict thresholds: \"SAE transfers\" when finetune ce_delta <= %.1f x base ce_delta, regular-feature\n"
+"activation similarity mean >= %.1f and density Pearson r >= %.1f; \"does not transfer\" when the\n"
+"ce_delta ratio > %.0f, activation similarity < %.1f or finetune r2_pooled < %.0f; else \"transfers\n"
+"partly\"; \"undetermined\" when one of the three figures is missing.\n"
+"\n"
+"Plot ids (<svg id=...>, S = study number 1, 2, ...; MODEL = base, finetune or model):\n"
+"  plot-S-sim-cos-hist, plot-S-sim-l2-hist        token histograms of cos and L2 (sf-reduce bins)\n"
+"  plot-S-sim-cos-pos, plot-S-sim-l2-pos          mean by context position\n"
+"  plot-S-sim-cos-row, plot-S-sim-l2-row          histograms of the per-row means\n"
+"  plot-S-MODEL-act-hist                          log10 non-zero feature activations (zero count noted)\n"
+"  plot-S-MODEL-density-hist                      log10 feature density (dead count noted)\n"
+"  plot-S-MODEL-norm-hist                         activation norms, outlier threshold as a red line\n"
+"  plot-S-transfer-density-scatter                log density base vs finetune, regression line, r\n"
+"  plot-S-transfer-density-parallel               parallel coordinates of log densities\n"
+"  plot-S-transfer-err-dead-base, plot-S-transfer-err-dead-finetune   activation error histograms\n"
+"  plot-S-transfer-act-sim, plot-S-transfer-logit-sim                 regular-feature similarities\n"
+"  tables: summary, metrics-S; verdict lines: verdict-S; footer: provenance\n"
+"\n"
+"Large SAEs: above %d features the density scatter is a %dx%d 2-D histogram over log density\n"
+"[-10.5, 0.5] (cell shade = log count; the regression line and r use every feature); above %d\n"
+"features the parallel coordinates draw one line per (base bin, finetune bin) pair of width %.2f,\n"
+"width and opacity by log count. So d_sae 65536 gives a report of a few hundred kB.\n"
+"\n"
+"Examples:\n"
+"  sf-reduce --base b.sf --finetune f.sf > study.json && sf-report study.json -o report.html\n"
+"  sf-report gemma-python.json gemma-chat.json -o both.html --png plots/\n"
+"\n", V_CE_RATIO_OK, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD,
+            SCATTER_POINTS, SCATTER_BINS, SCATTER_BINS, PAR_LINES, PAR_BIN);
+    proto_cli_help_common(fp);
+}
+
+enum { OPT_PNG = PROTO_OPT_FIRST_FREE, OPT_TITLE };
+
+static void parse(struct opts *o, int argc, char **argv)
+{
+    static const struct option lo[] = {PROTO_CLI_LONGOPTS, {"png", required_argument, 0, OPT_PNG},
+                                       {"title", required_argument, 0, OPT_TITLE}, {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    proto_cli_init(&o->cli, argv[0]);
+    o->title = "saeflow report";
+    int c;
+    while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS, lo, NULL)) != -1) {
+        switch (c) {
+        case OPT_PNG: o->png_dir = optarg; break;
+        case OPT_TITLE: o->title = optarg; break;
+        case 'i':
+            if (o->n_in >= MAX_STUDIES) proto_usage_error("at most %d inputs", MAX_STUDIES);
+            o->in[o->n_in++] = optarg; break;
+        default: if (!proto_cli_common(&o->cli, c, optarg, usage)) proto_usage_error("unknown option"); break;
+        }
+    }
+    for (; optind < argc; optind++) {
+        if (o->n_in >= MAX_STUDIES) proto_usage_error("at most %d inputs", MAX_STUDIES);
+        o->in[o->n_in++] = argv[optind];
+    }
+    if (o->n_in == 0) o->in[o->n_in++] = "-";
+    proto_cli_finish(&o->cli, false);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    parse(&o, argc, argv);
+    static struct study st[MAX_STUDIES];
+    int ns = o.n_in, rc = PROTO_EXIT_OK;
+    for (int i = 0; i < ns; i++) {
+        int line, err;
+        st[i].path = strcmp(o.in[i], "-") == 0 ? "stdin" : o.in[i];
+        st[i].doc = load_json(o.in[i], &line, &err);
+        if (!st[i].doc) {
+            if (err) fprintf(stderr, "%s: error: %s: %s\n", g_prog, st[i].path, strerror(err));
+            else fprintf(stderr, "%s: error: %s:%d: not a valid JSON object\n", g_prog, st[i].path, line);
+            for (int j = 0; j < i; j++) cJSON_Delete(st[j].doc);
+            return PROTO_EXIT_FAIL;
+        }
+        if (jget(st[i].doc, "base") || jget(st[i].doc, "finetune")) {
+            st[i].blk[0] = jget(st[i].doc, "base"); st[i].blk[1] = jget(st[i].doc, "finetune");
+            st[i].names[0] = "base"; st[i].names[1] = "finetune"; st[i].n_models = 2;
+        } else {
+            st[i].blk[0] = jget(st[i].doc, "model"); st[i].names[0] = "model"; st[i].n_models = 1;
+        }
+    }
+    if (o.png_dir && mkdir(o.png_dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: error: %s: %s\n", g_prog, o.png_dir, strerror(errno));
+        return PROTO_EXIT_FAIL;
+    }
+    struct report r = {.png_dir = o.png_dir};
+    struct sb *s = &r.html;
+    sb_printf(s, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>");
+    sb_esc(s, o.title);
+    sb_printf(s, "</title>\n<style>%s</style></head>\n<body>\n<h1>", CSS);
+    sb_esc(s, o.title);
+    sb_printf(s, "</h1>\n");
+    summary(&r, st, ns);
+    for (int i = 0; i < ns; i++) {
+        sb_printf(s, "<section id=\"study-%d\"><h2>Study %d: ", i + 1, i + 1);
+        sb_esc(s, st[i].path);
+        sb_printf(s, "</h2>\n");
+        if (st[i].n_models == 2) similarity_section(&r, &st[i], i + 1);
+        else if (jget(st[i].doc, "similarity")) similarity_section(&r, &st[i], i + 1);
+        for (int m = 0; m < st[i].n_models; m++) {
+            if (st[i].blk[m]) model_section(&r, &st[i], i + 1, m);
+            else note(&r, "No \"%s\" block in %s: its plots are skipped.", st[i].names[m], st[i].path);
+        }
+        if (st[i].n_models == 2) transfer_section(&r, &st[i], i + 1);
+        else if (!st[i].blk[0]) note(&r, "No per-model block (\"base\"/\"finetune\"/\"model\") in %s.", st[i].path);
+        metrics_table(&r, &st[i], i + 1);
+        sb_printf(s, "</section>\n");
+    }
+    provenance(&r, st, ns);
+    sb_printf(s, "</body></html>\n");
+    if (r.err) { fprintf(stderr, "%s: error: %s: %s\n", g_prog, r.err_where, strerror(r.err)); rc = PROTO_EXIT_FAIL; }
+    if (rc == PROTO_EXIT_OK) {
+        FILE *fp = strcmp(o.cli.out, "-") == 0 ? stdout : fopen(o.cli.out, "wb");
+        if (!fp || fwrite(s->p, 1, s->n, fp) != s->n || (fp != stdout ? fclose(fp) : fflush(fp)) != 0) {
+            fprintf(stderr, "%s: error: %s: %s\n", g_prog, strcmp(o.cli.out, "-") == 0 ? "stdout" : o.cli.out, strerror(errno));
+            rc = PROTO_EXIT_FAIL;
+        }
+        proto_info("%zu bytes of HTML, %d PNG", s->n, r.png_count);
+    }
+    free(s->p);
+    for (int i = 0; i < ns; i++) cJSON_Delete(st[i].doc);
+    return rc;
+}
