@@ -1,0 +1,1 @@
+sf-report --bogus x.json

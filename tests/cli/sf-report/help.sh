@@ -1,0 +1,1 @@
+sf-report --help | grep -c 'plot-S-transfer-density-scatter\|Examples:\|Exit codes\|exit codes'

@@ -1,0 +1,1 @@
+sf-report nowhere.json -o out.html

@@ -1,0 +1,2 @@
+echo '[1, 2]' > arr.json
+sf-report arr.json -o out.html
