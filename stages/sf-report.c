@@ -179,7 +179,7 @@ static void plot_begin(struct plot *p, struct sb *s, const char *id, const char 
               ML, MT, PW - ML - MR, PH - MT - MB);
     char b[32];
     double st = xlog ? fmax(1, round(nice_step(x1 - x0))) : nice_step(x1 - x0);
-    for (double t = ceil(x0 / st - 1e-9) * st; t <= x1 + 1e-9 * st; t += st) {
+    for (double t = ceil(x0 / st - 1e-9) * st; xl[0] && t <= x1 + 1e-9 * st; t += st) {   /* "" label: no x ticks */
         double x = px(p, t);
         fmt_tick(b, t, xlog);
         sb_printf(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>"
@@ -455,7 +455,7 @@ static bool density_parallel(struct report *r, const char *id, const double *lb,
 {
     size_t at = fig_begin(r);
     struct plot p;
-    plot_begin(&p, &r->html, id, "Parallel coordinates of feature log10 densities", "model",
+    plot_begin(&p, &r->html, id, "Parallel coordinates of feature log10 densities", "",
                "log10 density", 0, 1, false, -10.5, 0.5, false);
     struct sb *s = &r->html;
     double xa = px(&p, 0.08), xb = px(&p, 0.92);
