@@ -383,6 +383,7 @@ static int writer_cb(void *data, const char *buf, size_t len)
 {
     struct proto_writer *w = data;
     if (w->err) return -1;
+    if (len == 0) return 0;   /* empty bins come with a NULL pointer */
     switch (w->type) {
     case EP_ZMQ: return msgpack_sbuffer_write(&w->sbuf, buf, len);
     case EP_ZSTD: w->err = zstd_feed(w, buf, len, ZSTD_e_continue); break;

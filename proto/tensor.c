@@ -83,7 +83,7 @@ void proto_convert_to_f32(float *dst, const void *src, enum proto_dtype dt, size
 {
     const unsigned char *s = src;
     switch (dt) {
-    case PROTO_F32: memcpy(dst, src, n * 4); break;
+    case PROTO_F32: if (n) memcpy(dst, src, n * 4); break;
     case PROTO_BF16: for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, s + 2 * i, 2); dst[i] = proto_bf16_to_f32(h); } break;
     case PROTO_F16:  for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, s + 2 * i, 2); dst[i] = proto_f16_to_f32(h); } break;
     case PROTO_I32:  for (size_t i = 0; i < n; i++) { int32_t v; memcpy(&v, s + 4 * i, 4); dst[i] = (float)v; } break;
@@ -96,7 +96,7 @@ void proto_convert_from_f32(void *dst, enum proto_dtype dt, const float *src, si
 {
     unsigned char *d = dst;
     switch (dt) {
-    case PROTO_F32: memcpy(dst, src, n * 4); break;
+    case PROTO_F32: if (n) memcpy(dst, src, n * 4); break;
     case PROTO_BF16: for (size_t i = 0; i < n; i++) { uint16_t h = proto_f32_to_bf16(src[i]); memcpy(d + 2 * i, &h, 2); } break;
     case PROTO_F16:  for (size_t i = 0; i < n; i++) { uint16_t h = proto_f32_to_f16(src[i]); memcpy(d + 2 * i, &h, 2); } break;
     case PROTO_I32:  for (size_t i = 0; i < n; i++) { int32_t v = (int32_t)src[i]; memcpy(d + 4 * i, &v, 4); } break;
