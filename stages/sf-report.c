@@ -201,7 +201,8 @@ static void plot_begin(struct plot *p, struct sb *s, const char *id, const char 
 /* A note in the top right corner of the plot area (line k = 0, 1, ...). */
 static void plot_note(struct plot *p, int k, const char *color, const char *text)
 {
-    sb_printf(p->s, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"%s\">", PW - MR - 6, MT + 16 + 14 * k, color);
+    sb_printf(p->s, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"%s\" stroke=\"#f7f7f7\" stroke-width=\"4\" "
+              "paint-order=\"stroke\">", PW - MR - 6, MT + 16 + 14 * k, color);   /* halo: readable over bars and lines */
     sb_esc(p->s, text); sb_printf(p->s, "</text>\n");
 }
 
@@ -301,7 +302,7 @@ static bool hist_plot(struct report *r, const char *id, const cJSON *h, const ch
     if (isfinite(vline)) { x0 = fmin(x0, vline); x1 = fmax(x1, vline); }
     size_t at = fig_begin(r);
     struct plot p;
-    plot_begin(&p, &r->html, id, title, xl, "count", x0, x1, logx, 0, ymax * 1.08 + (ymax == 0), false);
+    plot_begin(&p, &r->html, id, title, xl, "count", x0, x1, logx, 0, ymax * 1.3 + (ymax == 0), false);
     bars(&p, e, c, nc, "#4c78a8");
     char b[160];
     int k = 0;
@@ -348,7 +349,7 @@ static bool values_plot(struct report *r, const char *id, const cJSON *arr, doub
     for (int k = 0; k < VAL_BINS; k++) ymax = fmax(ymax, c[k]);
     size_t at = fig_begin(r);
     struct plot p;
-    plot_begin(&p, &r->html, id, title, xl, "features", lo, hi, false, 0, ymax * 1.08 + (ymax == 0), false);
+    plot_begin(&p, &r->html, id, title, xl, "features", lo, hi, false, 0, ymax * 1.3 + (ymax == 0), false);
     bars(&p, e, c, VAL_BINS, "#54a24b");
     char b[96];
     int k = 0;
@@ -423,7 +424,7 @@ static bool density_scatter(struct report *r, const char *id, const double *lb, 
         for (int a = 0; a < SCATTER_BINS; a++)
             for (int b = 0; b < SCATTER_BINS; b++) {
                 if (!grid[a][b]) continue;
-                double o = 0.15 + 0.85 * log1p(grid[a][b]) / log1p(gmax);
+                double o = 0.3 + 0.7 * log1p(grid[a][b]) / log1p(gmax);
                 double x = px(&p, -10.5 + a * w), y = py(&p, -10.5 + (b + 1) * w);
                 sb_printf(s, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.2f\" fill=\"#4c78a8\" fill-opacity=\"%.2f\"/>\n",
                           x, y, px(&p, w) - px(&p, 0), py(&p, 0) - py(&p, w), o);
@@ -518,8 +519,12 @@ static const char *verdict(const struct study *st, char *b, size_t bn)
         snprintf(b, bn, "SAE does not transfer (%s)", why); return "bad";
     }
     if (!isfinite(ratio) || !isfinite(as) || !isfinite(pr)) {
-        snprintf(b, bn, "undetermined: missing %s%s%s (%s)", !isfinite(ratio) ? "CE delta " : "",
-                 !isfinite(as) ? "activation similarity " : "", !isfinite(pr) ? "density r" : "", why);
+        char miss[96] = "";
+        size_t k = 0;
+        if (!isfinite(ratio)) k += (size_t)snprintf(miss + k, sizeof miss - k, "CE delta");
+        if (!isfinite(as)) k += (size_t)snprintf(miss + k, sizeof miss - k, "%sactivation similarity", k ? ", " : "");
+        if (!isfinite(pr)) k += (size_t)snprintf(miss + k, sizeof miss - k, "%sdensity r", k ? ", " : "");
+        snprintf(b, bn, "undetermined: missing %s (%s)", miss, w ? why : "nothing else known");
         return "na";
     }
     if (ratio <= V_CE_RATIO_OK && as >= V_ACTSIM_OK && pr >= V_PEARSON_OK) { snprintf(b, bn, "SAE transfers (%s)", why); return "ok"; }
