@@ -135,10 +135,11 @@ static cJSON *load_json(const char *path, int *line, int *err)
 
 /* ======================== number formatting ======================== */
 /* Every value of the tables is printed by one of these (the tests rely on it):
- * fmt_f "%.4f", fmt_i "%.0f", fmt_pct "%.2f%%"; a missing value is an em dash. */
-static const char *fmt_f(char *b, double v) { if (isnan(v)) return "&#8212;"; snprintf(b, 48, "%.4f", v); return b; }
-static const char *fmt_i(char *b, double v) { if (isnan(v)) return "&#8212;"; snprintf(b, 48, "%.0f", v); return b; }
-static const char *fmt_pct(char *b, double v) { if (isnan(v)) return "&#8212;"; snprintf(b, 48, "%.2f%%", 100 * v); return b; }
+ * fmt_f "%.4f", fmt_i "%.0f", fmt_pct "%.2f%%"; a missing value is an em dash (UTF-8). */
+static const char *fmt_f(char *b, double v) { if (isnan(v)) return "\xe2\x80\x94"; snprintf(b, 48, "%.4f", v); return b; }
+static const char *fmt_i(char *b, double v) { if (isnan(v)) return "\xe2\x80\x94"; snprintf(b, 48, "%.0f", v); return b; }
+static const char *fmt_g(char *b, double v) { if (isnan(v)) return "n/a"; snprintf(b, 48, "%.4g", v); return b; }
+static const char *fmt_pct(char *b, double v) { if (isnan(v)) return "\xe2\x80\x94"; snprintf(b, 48, "%.2f%%", 100 * v); return b; }
 
 /* ======================== plots ======================== */
 struct plot { struct sb *s; double x0, x1, y0, y1; };
@@ -186,6 +187,7 @@ static void plot_begin(struct plot *p, struct sb *s, const char *id, const char 
                   "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, PH - MB, x, PH - MB + 4, x, PH - MB + 16, b);
     }
     st = ylog ? fmax(1, round(nice_step(y1 - y0))) : nice_step(y1 - y0);
+    if (strcmp(yl, "count") == 0 || strcmp(yl, "features") == 0) st = fmax(st, 1);   /* whole counts */
     for (double t = ceil(y0 / st - 1e-9) * st; t <= y1 + 1e-9 * st; t += st) {
         double y = py(p, t);
         fmt_tick(b, t, ylog);
@@ -212,7 +214,7 @@ static void plot_end(struct plot *p) { sb_printf(p->s, "</svg>\n"); }
 static void bars(struct plot *p, const double *e, const double *c, size_t n, const char *fill)
 {
     for (size_t k = 0; k < n; k++) {
-        if (!(c[k] > 0) || !isfinite(e[k]) || !isfinite(e[k + 1])) continue;
+        if (!(c[k] > 0) || !isfinite(e[k]) || !isfinite(e[k + 1]) || e[k + 1] <= p->x0 || e[k] >= p->x1) continue;
         double xa = px(p, e[k]), xb = px(p, e[k + 1]), y = py(p, fmin(c[k], p->y1));
         sb_printf(p->s, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>\n",
                   xa, y, fmax(xb - xa, 0.6), PH - MB - y, fill);
@@ -282,10 +284,11 @@ static void note(struct report *r, const char *fmt, ...)
 }
 
 /* ---- histogram plots ---- */
-/* Plots HIST {edges, counts}. logx: x axis is log10 of the edges (a first edge of 0 is drawn one
+/* Plots HIST {edges, counts}. trim: the x range is that of the non-empty bins (plus one bin each
+ * side) rather than all edges. logx: x axis is log10 of the edges (a first edge of 0 is drawn one
  * bin-width left of the second edge). Returns false (and writes nothing) when malformed. */
 static bool hist_plot(struct report *r, const char *id, const cJSON *h, const char *title, const char *xl,
-                      bool logx, double vline, const char *vlabel, const char *extra)
+                      bool logx, bool trim, double vline, const char *vlabel, const char *extra)
 {
     double *e = NULL, *c = NULL;
     size_t ne = jarr(jget(h, "edges"), &e), nc = jarr(jget(h, "counts"), &c);
@@ -298,7 +301,13 @@ static bool hist_plot(struct report *r, const char *id, const cJSON *h, const ch
     if (!ok) { free(e); free(c); return false; }
     double ymax = 0, tot = 0, x0 = INFINITY, x1 = -INFINITY;
     for (size_t k = 0; k < nc; k++) { if (c[k] > ymax) ymax = c[k]; if (c[k] > 0) tot += c[k]; }
-    for (size_t k = 0; k < ne; k++) if (isfinite(e[k])) { x0 = fmin(x0, e[k]); x1 = fmax(x1, e[k]); }
+    for (size_t k = 0; k < nc; k++) {
+        if (trim && !(c[k] > 0)) continue;
+        size_t a = trim && k > 0 ? k - 1 : k, b = trim && k + 2 < ne ? k + 2 : k + 1;
+        if (isfinite(e[a])) x0 = fmin(x0, e[a]);
+        if (isfinite(e[b])) x1 = fmax(x1, e[b]);
+    }
+    if (!isfinite(x0) || !isfinite(x1)) { x0 = isfinite(e[0]) ? e[0] : 0; x1 = isfinite(e[ne - 1]) ? e[ne - 1] : x0 + 1; }
     if (isfinite(vline)) { x0 = fmin(x0, vline); x1 = fmax(x1, vline); }
     size_t at = fig_begin(r);
     struct plot p;
@@ -354,7 +363,8 @@ static bool values_plot(struct report *r, const char *id, const cJSON *arr, doub
     char b[96];
     int k = 0;
     if (extra) plot_note(&p, k++, "#000", extra);
-    snprintf(b, sizeof b, "%zu features (%zu NaN/undefined)", m, n - m);
+    if (m == 0) snprintf(b, sizeof b, "empty set: no features");
+    else snprintf(b, sizeof b, "%zu features (%zu NaN/undefined)", m, n - m);
     plot_note(&p, k++, "#555", b);
     plot_end(&p);
     fig_end(r, id, at, title);
@@ -632,13 +642,13 @@ static void similarity_section(struct report *r, const struct study *st, int si)
     char ex[96];
     snprintf(ex, sizeof ex, "global mean %.4f", jnum(sim, "cos_mean"));
     snprintf(id, sizeof id, "plot-%d-sim-cos-hist", si);
-    if (!hist_plot(r, id, jget(sim, "cos_hist"), "Cosine similarity histogram (tokens)", "cosine similarity", false, NAN, NULL, ex))
+    if (!hist_plot(r, id, jget(sim, "cos_hist"), "Cosine similarity histogram (tokens)", "cosine similarity", false, false, NAN, NULL, ex))
         note(r, "cos_hist missing in %s.", st->path);
     snprintf(ex, sizeof ex, "global mean %.4f", jnum(sim, "l2_mean"));
     snprintf(id, sizeof id, "plot-%d-sim-l2-hist", si);
     const cJSON *h = jget(sim, "l2_hist");
     bool lg = log_edges(h);
-    if (!hist_plot(r, id, h, "Euclidean distance histogram (tokens)", lg ? "L2 distance (log scale)" : "L2 distance", lg, NAN, NULL, ex))
+    if (!hist_plot(r, id, h, "Euclidean distance histogram (tokens)", lg ? "L2 distance (log scale)" : "L2 distance", lg, true, NAN, NULL, ex))
         note(r, "l2_hist missing in %s.", st->path);
     snprintf(id, sizeof id, "plot-%d-sim-cos-pos", si);
     if (!line_plot(r, id, jget(sim, "cos_by_position"), "Cosine similarity by context position", "position in context", "mean cosine similarity"))
@@ -666,12 +676,12 @@ static void model_section(struct report *r, const struct study *st, int si, int 
     double z = jnum(jget(b, "act_log10_hist"), "zeros");
     if (isfinite(z)) snprintf(ex, sizeof ex, "zero activations: %.0f (not drawn)", z);
     else snprintf(ex, sizeof ex, "zero activations: not reported");
-    if (!hist_plot(r, id, jget(b, "act_log10_hist"), t, "log10 feature activation (non-zero)", false, NAN, NULL, ex))
+    if (!hist_plot(r, id, jget(b, "act_log10_hist"), t, "log10 feature activation (non-zero)", false, true, NAN, NULL, ex))
         note(r, "%s: no act_log10_hist in %s (needs feats).", nm, st->path);
     snprintf(id, sizeof id, "plot-%d-%s-density-hist", si, nm);
     snprintf(t, sizeof t, "%s: log10 feature density histogram", nm);
     snprintf(ex, sizeof ex, "dead features (log10 density <= -9): %.0f (%.2f%%)", jnum(b, "dead_count"), 100 * jnum(b, "dead_fraction"));
-    if (!hist_plot(r, id, jget(b, "density_hist"), t, "log10 feature density", false, NAN, NULL, ex))
+    if (!hist_plot(r, id, jget(b, "density_hist"), t, "log10 feature density", false, false, NAN, NULL, ex))
         note(r, "%s: no density_hist in %s (needs feats).", nm, st->path);
     snprintf(id, sizeof id, "plot-%d-%s-norm-hist", si, nm);
     snprintf(t, sizeof t, "%s: activation norm histogram", nm);
@@ -681,7 +691,7 @@ static void model_section(struct report *r, const struct study *st, int si, int 
     snprintf(ex, sizeof ex, "outliers: %.0f (%.3f%%)", jnum(b, "outliers"), 100 * jnum(b, "outlier_fraction"));
     const cJSON *h = jget(b, "norm_hist");
     bool lg = log_edges(h);
-    if (!hist_plot(r, id, h, t, lg ? "activation norm ||x|| (log scale)" : "activation norm ||x||", lg, th,
+    if (!hist_plot(r, id, h, t, lg ? "activation norm ||x|| (log scale)" : "activation norm ||x||", lg, true, th,
                    isfinite(th) ? vl : NULL, ex))
         note(r, "%s: no norm_hist in %s (needs acts).", nm, st->path);
     if (!isfinite(th) && h) note(r, "%s: no outlier_threshold in %s: no threshold line.", nm, st->path);
@@ -691,7 +701,7 @@ static void model_section(struct report *r, const struct study *st, int si, int 
 static void transfer_section(struct report *r, const struct study *st, int si)
 {
     const cJSON *tr = jget(st->doc, "transfer");
-    char id[96], ex[128];
+    char id[96], ex[128], n1[48], n2[48];
     sb_printf(&r->html, "<h3>Feature transfer</h3>\n");
     if (st->n_models == 2) {
         double *lb, *lf;
@@ -710,22 +720,22 @@ static void transfer_section(struct report *r, const struct study *st, int si)
     sb_printf(&r->html, "<div class=\"grid\">\n");
     const cJSON *o = jget(tr, "activation_error_dead_base");
     snprintf(id, sizeof id, "plot-%d-transfer-err-dead-base", si);
-    snprintf(ex, sizeof ex, "mean %.4f, max finetune activation %.4g", jnum(o, "mean"), jnum(o, "max_finetune_act"));
+    snprintf(ex, sizeof ex, "mean %s, max finetune activation %s", fmt_f(n1, jnum(o, "mean")), fmt_g(n2, jnum(o, "max_finetune_act")));
     if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in base", "mean |log10 a_base - log10 a_finetune|", ex))
         note(r, "activation_error_dead_base values missing in %s.", st->path);
     o = jget(tr, "activation_error_dead_finetune");
     snprintf(id, sizeof id, "plot-%d-transfer-err-dead-finetune", si);
-    snprintf(ex, sizeof ex, "mean %.4f", jnum(o, "mean"));
+    snprintf(ex, sizeof ex, "mean %s", fmt_f(n1, jnum(o, "mean")));
     if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in finetune", "mean |log10 a_base - log10 a_finetune|", ex))
         note(r, "activation_error_dead_finetune values missing in %s.", st->path);
     o = jget(tr, "activation_similarity");
     snprintf(id, sizeof id, "plot-%d-transfer-act-sim", si);
-    snprintf(ex, sizeof ex, "mean %.4f, %.1f%% above 0.8", jnum(o, "mean"), 100 * jnum(o, "frac_above_0.8"));
+    snprintf(ex, sizeof ex, "mean %s, %s above 0.8", fmt_f(n1, jnum(o, "mean")), fmt_pct(n2, jnum(o, "frac_above_0.8")));
     if (!values_plot(r, id, jget(o, "values"), -1, 1, "Activation similarity: regular features", "Pearson r of activations (base vs finetune)", ex))
         note(r, "activation_similarity values missing in %s.", st->path);
     o = jget(tr, "logit_similarity");
     snprintf(id, sizeof id, "plot-%d-transfer-logit-sim", si);
-    snprintf(ex, sizeof ex, "mean %.4f", jnum(o, "mean"));
+    snprintf(ex, sizeof ex, "mean %s", fmt_f(n1, jnum(o, "mean")));
     if (!values_plot(r, id, jget(o, "values"), NAN, 1, "Logit weight similarity: regular features", "Pearson r of logit weights (base vs finetune)", ex))
         note(r, "logit_similarity values missing in %s (needs --base-model/--finetune-model/--sae in sf-reduce).", st->path);
     sb_printf(&r->html, "</div>\n");

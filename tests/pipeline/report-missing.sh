@@ -16,7 +16,7 @@ for id in plot-1-sim-cos-hist plot-1-transfer-act-sim; do
   grep -q "id=\"$id\"" rep.html && die "$id drawn without its block"
 done
 # the CE rows are em dashes (missing), L0 is printed
-grep -q '<tr><td>CE clean (nats)</td><td>&#8212;</td><td>&#8212;</td></tr>' rep.html || die "missing CE not shown as a dash"
+grep -q '<tr><td>CE clean (nats)</td><td>—</td><td>—</td></tr>' rep.html || die "missing CE not shown as a dash"
 "$PY" -c "
 import json,sys; d=json.load(open('$D/missing.json')); print('<td>%.4f</td>' % d['base']['l0'])" > l0.txt
 grep -qF "$(cat l0.txt)" rep.html || die "L0 $(cat l0.txt) missing"
