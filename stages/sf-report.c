@@ -571,6 +571,8 @@ static const struct row STUDY_ROWS[] = {
     {"logit similarity (mean)", "logit_similarity", "mean", F_F},
     {"unembedding Frobenius ratio", "transfer", "unembed_frobenius_ratio", F_F},
     {"unembedding Frobenius error", "transfer", "unembed_frobenius_error", F_F},
+    {"weight deviation, mean over tensors", "weight_deviation", "mean", F_F},
+    {"weight deviation, max over tensors", "weight_deviation", "max", F_F},
 };
 
 static const char *fmt_val(char *b, double v, enum fmt f) { return f == F_I ? fmt_i(b, v) : f == F_PCT ? fmt_pct(b, v) : fmt_f(b, v); }
@@ -758,24 +760,32 @@ static void metrics_table(struct report *r, const struct study *st, int si)
 }
 
 /* ---- provenance ---- */
+/* Appends ARGS, a string or an array of strings, as code. */
+static void prov_args(struct sb *s, const cJSON *args)
+{
+    const cJSON *a;
+    sb_printf(s, "<code>");
+    if (cJSON_IsString(args)) sb_esc(s, args->valuestring);
+    else cJSON_ArrayForEach(a, args) if (cJSON_IsString(a)) { sb_esc(s, a->valuestring); sb_printf(s, " "); }
+    sb_printf(s, "</code>");
+}
+
+/* A header meta: every scalar key (model, hook, sae, ctx, bos, tokenizer, ...), then the stages. */
 static void prov_meta(struct sb *s, const cJSON *meta)
 {
-    static const char *keys[] = {"model", "finetune_model", "hook", "sae", "d_model", "d_sae", "ctx", "bos", "tokenizer", "total_rows", "outlier_threshold"};
+    const cJSON *v, *stg;
     sb_printf(s, "<ul>");
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
-        const cJSON *v = jget(meta, keys[k]);
-        if (!v) continue;
+    cJSON_ArrayForEach(v, meta) {
+        if (cJSON_IsArray(v) || cJSON_IsObject(v)) continue;
         char *t = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v);
-        sb_printf(s, "<li>%s: ", keys[k]); sb_esc(s, t ? t : v->valuestring); sb_printf(s, "</li>");
+        sb_printf(s, "<li class=\"kv\">"); sb_esc(s, v->string); sb_printf(s, ": "); sb_esc(s, t ? t : v->valuestring); sb_printf(s, "</li>");
         free(t);
     }
-    const cJSON *stg;
     cJSON_ArrayForEach(stg, jget(meta, "stages")) {
         sb_printf(s, "<li>stage ");
-        sb_esc(s, jstr(stg, "name")); sb_printf(s, " "); sb_esc(s, jstr(stg, "version")); sb_printf(s, ": <code>");
-        const cJSON *a;
-        cJSON_ArrayForEach(a, jget(stg, "args")) { if (cJSON_IsString(a)) { sb_esc(s, a->valuestring); sb_printf(s, " "); } }
-        sb_printf(s, "</code></li>");
+        sb_esc(s, jstr(stg, "name")); sb_printf(s, " "); sb_esc(s, jstr(stg, "version")); sb_printf(s, ": ");
+        prov_args(s, jget(stg, "args"));
+        sb_printf(s, "</li>");
     }
     sb_printf(s, "</ul>\n");
 }
@@ -783,7 +793,7 @@ static void prov_meta(struct sb *s, const cJSON *meta)
 static void provenance(struct report *r, const struct study *st, int ns)
 {
     struct sb *s = &r->html;
-    char b[64];
+    char b[64], b2[48], b3[48];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -793,8 +803,22 @@ static void provenance(struct report *r, const struct study *st, int ns)
         const cJSON *d = st[i].doc, *p = jget(d, "provenance");
         sb_printf(s, "<h4>study %d: ", i + 1); sb_esc(s, st[i].path); sb_printf(s, "</h4>\n<ul>");
         sb_printf(s, "<li>saeflow "); sb_esc(s, jstr(d, "saeflow")); sb_printf(s, "</li>");
-        sb_printf(s, "<li>tokens %s, rows %s, ctx %s</li>", fmt_i(b, jnum(d, "tokens")), fmt_i(b + 16, jnum(d, "rows")), fmt_i(b + 32, jnum(d, "ctx")));
+        sb_printf(s, "<li>tokens %s, rows %s, ctx %s</li>", fmt_i(b, jnum(d, "tokens")), fmt_i(b2, jnum(d, "rows")), fmt_i(b3, jnum(d, "ctx")));
         sb_printf(s, "<li>hook "); sb_esc(s, jstr(d, "hook")); sb_printf(s, ", SAE "); sb_esc(s, jstr(d, "sae")); sb_printf(s, "</li></ul>\n");
+        const cJSON *th = jget(d, "throughput"), *t;
+        if (cJSON_GetArraySize(th) > 0) {
+            sb_printf(s, "<table class=\"throughput\"><tr><th>stage</th><th>rows</th><th>seconds</th><th>tokens/s</th></tr>\n");
+            cJSON_ArrayForEach(t, th) {
+                sb_printf(s, "<tr><td>"); sb_esc(s, t->string);
+                sb_printf(s, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", fmt_i(b, jnum(t, "rows")),
+                          fmt_f(b2, jnum(t, "seconds")), fmt_i(b3, jnum(t, "tokens_per_s")));
+            }
+            sb_printf(s, "</table>\n");
+        }
+        cJSON_ArrayForEach(t, jget(d, "nan_counts")) {
+            sb_printf(s, "<p class=\"note\">excluded as non-finite: ");
+            sb_esc(s, t->string); sb_printf(s, ": %s (", fmt_i(b, jnum(t, "count"))); sb_esc(s, jstr(t, "reason")); sb_printf(s, ")</p>\n");
+        }
         if (!p) { note(r, "No provenance in %s.", st[i].path); continue; }
         const cJSON *in;
         cJSON_ArrayForEach(in, jget(p, "inputs")) {
@@ -803,10 +827,9 @@ static void provenance(struct report *r, const struct study *st, int ns)
         }
         const cJSON *rd = jget(p, "reduce");
         if (rd) {
-            sb_printf(s, "<p>sf-reduce "); sb_esc(s, jstr(rd, "version")); sb_printf(s, ": <code>");
-            const cJSON *a;
-            cJSON_ArrayForEach(a, jget(rd, "args")) if (cJSON_IsString(a)) { sb_esc(s, a->valuestring); sb_printf(s, " "); }
-            sb_printf(s, "</code></p>\n");
+            sb_printf(s, "<p>sf-reduce "); sb_esc(s, jstr(rd, "version")); sb_printf(s, ": ");
+            prov_args(s, jget(rd, "args"));
+            sb_printf(s, "</p>\n");
         }
         const cJSON *ck = jget(p, "checkpoints"), *c;
         if (ck) { sb_printf(s, "<ul>"); cJSON_ArrayForEach(c, ck) if (cJSON_IsString(c)) { sb_printf(s, "<li>"); sb_esc(s, c->string); sb_printf(s, ": "); sb_esc(s, c->valuestring); sb_printf(s, "</li>"); } sb_printf(s, "</ul>\n"); }
@@ -820,7 +843,8 @@ static const char *CSS =
     "td:first-child,th:first-child{text-align:left}tr.study td{background:#f3f6fa}"
     ".grid{display:flex;flex-wrap:wrap;gap:8px}figure{margin:4px}figcaption{font-size:11px;color:#555;max-width:460px}"
     ".note{color:#8a5a00;background:#fff6e0;padding:4px 8px}li.ok b{color:#1a7f37}li.bad b{color:#c62828}"
-    "li.mid b{color:#b26a00}li.na b{color:#555}.thresholds{font-size:12px;color:#444}footer{font-size:12px;color:#444}";
+    "li.mid b{color:#b26a00}li.na b{color:#555}.thresholds{font-size:12px;color:#444}footer{font-size:12px;color:#444}"
+    "li.kv{display:inline-block;margin-right:16px}code{font-size:11px}";
 
 /* ======================== usage ======================== */
 static void usage(FILE *fp)
