@@ -28,6 +28,7 @@ extern char **environ;
 #define V_CE_RATIO_OK    1.5    /* finetune ce_delta <= 1.5 x base ce_delta */
 #define V_ACTSIM_OK      0.9    /* regular-feature activation similarity mean >= 0.9 */
 #define V_PEARSON_OK     0.8    /* density Pearson r >= 0.8 */
+#define V_CE_FLOOR       0.01   /* the base ce_delta is floored at 0.01 nats in the ratio */
 #define V_CE_RATIO_BAD   3.0    /* breaks: ce_delta ratio > 3 */
 #define V_ACTSIM_BAD     0.5    /* breaks: activation similarity < 0.5 */
 #define V_R2_BAD         0.0    /* breaks: finetune r2_pooled < 0 */
@@ -517,7 +518,7 @@ static const char *verdict(const struct study *st, char *b, size_t bn)
     const cJSON *tr = jget(st->doc, "transfer");
     if (!base || !ft) { snprintf(b, bn, "no verdict: a single-model study (no base/finetune pair)"); return "na"; }
     double db = jnum(base, "ce_delta"), df = jnum(ft, "ce_delta");
-    double ratio = db > 0 ? df / db : NAN;
+    double ratio = df / fmax(db, V_CE_FLOOR);   /* NaN when either is missing */
     double as = jnum(jget(tr, "activation_similarity"), "mean"), pr = jnum(tr, "density_pearson"), r2 = jnum(ft, "r2_pooled");
     char why[256] = "";
     size_t w = 0;
@@ -615,11 +616,11 @@ static void summary(struct report *r, struct study *st, int ns)
         sb_printf(s, "<li class=\"%s\" id=\"verdict-%d\">study %d (", cls, i + 1, i + 1);
         sb_esc(s, st[i].path); sb_printf(s, "): <b>"); sb_esc(s, v); sb_printf(s, "</b></li>\n");
     }
-    sb_printf(s, "</ul>\n<p class=\"thresholds\">Thresholds: <i>transfers</i> when finetune CE delta &#8804; %.1f&#215; base CE delta, "
+    sb_printf(s, "</ul>\n<p class=\"thresholds\">Thresholds: <i>transfers</i> when finetune CE delta &#8804; %.1f&#215; base CE delta (floored at %.2f nats), "
               "regular-feature activation similarity mean &#8805; %.1f and density Pearson r &#8805; %.1f; <i>does not transfer</i> "
               "when CE delta ratio &gt; %.0f, activation similarity &lt; %.1f or finetune R&#178; pooled &lt; %.0f; otherwise "
               "<i>transfers partly</i>; <i>undetermined</i> when a figure is missing.</p>\n",
-              V_CE_RATIO_OK, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD);
+              V_CE_RATIO_OK, V_CE_FLOOR, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD);
 }
 
 /* True when a HIST has geometric (LOGZ) edges spanning > 2 decades: drawn on a log x axis. */
@@ -866,10 +867,10 @@ static void usage(FILE *fp)
 "plots, the per-model metrics table; a provenance footer (inputs' header metas, stage versions and\n"
 "args, sf-reduce args, date). Table numbers: \"%%.4f\", counts \"%%.0f\", fractions as \"%%.2f%%%%\".\n"
 "\n"
-"Verdict thresholds: \"SAE transfers\" when finetune ce_delta <= %.1f x base ce_delta, regular-feature\n"
-"activation similarity mean >= %.1f and density Pearson r >= %.1f; \"does not transfer\" when the\n"
-"ce_delta ratio > %.0f, activation similarity < %.1f or finetune r2_pooled < %.0f; else \"transfers\n"
-"partly\"; \"undetermined\" when one of the three figures is missing.\n"
+"Verdict thresholds: \"SAE transfers\" when finetune ce_delta <= %.1f x base ce_delta (floored at\n"
+"%.2f nats), regular-feature activation similarity mean >= %.1f and density Pearson r >= %.1f;\n"
+"\"does not transfer\" when the ce_delta ratio > %.0f, activation similarity < %.1f or finetune\n"
+"r2_pooled < %.0f; else \"transfers partly\"; \"undetermined\" when one of the three is missing.\n"
 "\n"
 "Plot ids (<svg id=...>, S = study number 1, 2, ...; MODEL = base, finetune or model):\n"
 "  plot-S-sim-cos-hist, plot-S-sim-l2-hist        token histograms of cos and L2 (sf-reduce bins)\n"
@@ -892,7 +893,7 @@ static void usage(FILE *fp)
 "Examples:\n"
 "  sf-reduce --base b.sf --finetune f.sf > study.json && sf-report study.json -o report.html\n"
 "  sf-report gemma-python.json gemma-chat.json -o both.html --png plots/\n"
-"\n", V_CE_RATIO_OK, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD,
+"\n", V_CE_RATIO_OK, V_CE_FLOOR, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD,
             SCATTER_POINTS, SCATTER_BINS, SCATTER_BINS, PAR_LINES, PAR_BIN);
     proto_cli_help_common(fp);
 }
