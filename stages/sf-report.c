@@ -135,9 +135,10 @@ static cJSON *load_json(const char *path, int *line, int *err)
 }
 
 /* ======================== number formatting ======================== */
-/* Every value of the tables is printed by one of these (the tests rely on it):
+/* Every value of the tables is printed by one of these (the tests rely on it; fmt_f uses "%.4g"
+ * from 1e9 on):
  * fmt_f "%.4f", fmt_i "%.0f", fmt_pct "%.2f%%"; a missing value is an em dash (UTF-8). */
-static const char *fmt_f(char *b, double v) { if (isnan(v)) return "\xe2\x80\x94"; snprintf(b, 48, "%.4f", v); return b; }
+static const char *fmt_f(char *b, double v) { if (isnan(v)) return "\xe2\x80\x94"; snprintf(b, 48, fabs(v) < 1e9 ? "%.4f" : "%.4g", v); return b; }
 static const char *fmt_i(char *b, double v) { if (isnan(v)) return "\xe2\x80\x94"; snprintf(b, 48, "%.0f", v); return b; }
 static const char *fmt_g(char *b, double v) { if (isnan(v)) return "n/a"; snprintf(b, 48, "%.4g", v); return b; }
 static const char *fmt_pct(char *b, double v) { if (isnan(v)) return "\xe2\x80\x94"; snprintf(b, 48, "%.2f%%", 100 * v); return b; }
@@ -145,8 +146,10 @@ static const char *fmt_pct(char *b, double v) { if (isnan(v)) return "\xe2\x80\x
 /* ======================== plots ======================== */
 struct plot { struct sb *s; double x0, x1, y0, y1; };
 
-static double px(const struct plot *p, double x) { return ML + (x - p->x0) / (p->x1 - p->x0) * (PW - ML - MR); }
-static double py(const struct plot *p, double y) { return PH - MB - (y - p->y0) / (p->y1 - p->y0) * (PH - MT - MB); }
+/* Plot units -> px, clamped to a band around the picture (wild inputs stay short, valid SVG). */
+static double clampc(double v) { return isnan(v) ? 0 : fmin(fmax(v, -2.0 * PW), 3.0 * PW); }
+static double px(const struct plot *p, double x) { return clampc(ML + (x - p->x0) / (p->x1 - p->x0) * (PW - ML - MR)); }
+static double py(const struct plot *p, double y) { return clampc(PH - MB - (y - p->y0) / (p->y1 - p->y0) * (PH - MT - MB)); }
 
 /* A "nice" tick step for a range. */
 static double nice_step(double range)
@@ -443,13 +446,15 @@ static bool density_scatter(struct report *r, const char *id, const double *lb, 
     }
     sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" stroke-dasharray=\"3,3\"/>\n",
               px(&p, -10.5), py(&p, -10.5), px(&p, 0.5), py(&p, 0.5));
-    if (isfinite(slope)) {
+    if (isfinite(slope) && isfinite(icpt)) {
         double ya = slope * -10.5 + icpt, yb = slope * 0.5 + icpt;
         sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-width=\"2\"/>\n",
                   px(&p, -10.5), py(&p, ya), px(&p, 0.5), py(&p, yb));
     }
     char b[128];
-    snprintf(b, sizeof b, "r = %.4f   fit: y = %.3f x %+.3f", rr, slope, icpt);
+    char rb[48];
+    if (isfinite(slope) && isfinite(icpt)) snprintf(b, sizeof b, "r = %s   fit: y = %.3f x %+.3f", fmt_f(rb, rr), slope, icpt);
+    else snprintf(b, sizeof b, "r = %s   (no regression line: degenerate data)", fmt_f(rb, rr));
     sb_printf(s, "<text x=\"%d\" y=\"%d\" fill=\"#d62728\">", ML + 8, MT + 16); sb_esc(s, b); sb_printf(s, "</text>\n");
     snprintf(b, sizeof b, "%.0f features%s", m, n > SCATTER_POINTS ? " (2-D histogram, shade = log count)" : "");
     sb_printf(s, "<text x=\"%d\" y=\"%d\" fill=\"#555\">", ML + 8, MT + 30); sb_esc(s, b); sb_printf(s, "</text>\n");
@@ -638,16 +643,16 @@ static bool log_edges(const cJSON *h)
 static void similarity_section(struct report *r, const struct study *st, int si)
 {
     const cJSON *sim = jget(st->doc, "similarity");
-    char id[96];
+    char id[96], n1[48];
     sb_printf(&r->html, "<h3>Activation similarity (base vs finetune, same tokens)</h3>\n");
     if (!sim) { note(r, "No \"similarity\" block in %s: similarity plots skipped.", st->path); return; }
     sb_printf(&r->html, "<div class=\"grid\">\n");
     char ex[96];
-    snprintf(ex, sizeof ex, "global mean %.4f", jnum(sim, "cos_mean"));
+    snprintf(ex, sizeof ex, "global mean %s", fmt_f(n1, jnum(sim, "cos_mean")));
     snprintf(id, sizeof id, "plot-%d-sim-cos-hist", si);
     if (!hist_plot(r, id, jget(sim, "cos_hist"), "Cosine similarity histogram (tokens)", "cosine similarity", false, false, NAN, NULL, ex))
         note(r, "cos_hist missing in %s.", st->path);
-    snprintf(ex, sizeof ex, "global mean %.4f", jnum(sim, "l2_mean"));
+    snprintf(ex, sizeof ex, "global mean %s", fmt_f(n1, jnum(sim, "l2_mean")));
     snprintf(id, sizeof id, "plot-%d-sim-l2-hist", si);
     const cJSON *h = jget(sim, "l2_hist");
     bool lg = log_edges(h);
@@ -672,7 +677,7 @@ static void model_section(struct report *r, const struct study *st, int si, int 
 {
     const cJSON *b = st->blk[m];
     const char *nm = st->names[m];
-    char id[96], t[160], ex[96];
+    char id[96], t[160], ex[160], n1[48], n2[48];
     sb_printf(&r->html, "<h3>Model: %s</h3>\n<div class=\"grid\">\n", nm);
     snprintf(id, sizeof id, "plot-%d-%s-act-hist", si, nm);
     snprintf(t, sizeof t, "%s: log10 feature activation histogram", nm);
@@ -683,7 +688,8 @@ static void model_section(struct report *r, const struct study *st, int si, int 
         note(r, "%s: no act_log10_hist in %s (needs feats).", nm, st->path);
     snprintf(id, sizeof id, "plot-%d-%s-density-hist", si, nm);
     snprintf(t, sizeof t, "%s: log10 feature density histogram", nm);
-    snprintf(ex, sizeof ex, "dead features (log10 density <= -9): %.0f (%.2f%%)", jnum(b, "dead_count"), 100 * jnum(b, "dead_fraction"));
+    snprintf(ex, sizeof ex, "dead features (log10 density <= -9): %s (%s)", fmt_i(n1, jnum(b, "dead_count")),
+             fmt_pct(n2, jnum(b, "dead_fraction")));
     if (!hist_plot(r, id, jget(b, "density_hist"), t, "log10 feature density", false, false, NAN, NULL, ex))
         note(r, "%s: no density_hist in %s (needs feats).", nm, st->path);
     snprintf(id, sizeof id, "plot-%d-%s-norm-hist", si, nm);
@@ -691,7 +697,7 @@ static void model_section(struct report *r, const struct study *st, int si, int 
     double th = jnum(b, "outlier_threshold");
     char vl[96];
     snprintf(vl, sizeof vl, "outlier threshold %.1f", th);
-    snprintf(ex, sizeof ex, "outliers: %.0f (%.3f%%)", jnum(b, "outliers"), 100 * jnum(b, "outlier_fraction"));
+    snprintf(ex, sizeof ex, "outliers: %s (%s)", fmt_i(n1, jnum(b, "outliers")), fmt_pct(n2, jnum(b, "outlier_fraction")));
     const cJSON *h = jget(b, "norm_hist");
     bool lg = log_edges(h);
     if (!hist_plot(r, id, h, t, lg ? "activation norm ||x|| (log scale)" : "activation norm ||x||", lg, true, th,
@@ -865,7 +871,8 @@ static void usage(FILE *fp)
 "Layout: summary table (per-model metrics side by side; the similarity and transfer figures of each\n"
 "study) and one verdict line per study, then per study: similarity plots, per-model plots, transfer\n"
 "plots, the per-model metrics table; a provenance footer (inputs' header metas, stage versions and\n"
-"args, sf-reduce args, date). Table numbers: \"%%.4f\", counts \"%%.0f\", fractions as \"%%.2f%%%%\".\n"
+"args, sf-reduce args, date). Table numbers: \"%%.4f\" (\"%%.4g\" from 1e9), counts \"%%.0f\", fractions\n"
+"as percentages \"%%.2f%%%%\"; a missing value is a dash.\n"
 "\n"
 "Verdict thresholds: \"SAE transfers\" when finetune ce_delta <= %.1f x base ce_delta (floored at\n"
 "%.2f nats), regular-feature activation similarity mean >= %.1f and density Pearson r >= %.1f;\n"
