@@ -64,7 +64,7 @@ static void sb_printf(struct sb *s, const char *fmt, ...)
         size_t cap = s->cap ? s->cap * 2 : 4096;
         while (cap < s->n + (size_t)k + 1) cap *= 2;
         char *q = realloc(s->p, cap);
-        if (!q) { fprintf(stderr, "%s: error: memory: out of memory\n", g_prog); exit(PROTO_EXIT_FAIL); }
+        if (!q) proto_die(PROTO_EXIT_FAIL, "memory: out of memory (%zu bytes of HTML)", cap);
         s->p = q; s->cap = cap;
     }
 }
@@ -944,8 +944,8 @@ int main(int argc, char **argv)
         st[i].path = strcmp(o.in[i], "-") == 0 ? "stdin" : o.in[i];
         st[i].doc = load_json(o.in[i], &line, &err);
         if (!st[i].doc) {
-            if (err) fprintf(stderr, "%s: error: %s: %s\n", g_prog, st[i].path, strerror(err));
-            else fprintf(stderr, "%s: error: %s:%d: not a valid JSON object\n", g_prog, st[i].path, line);
+            if (err) proto_error("%s: %s", st[i].path, strerror(err));
+            else proto_error("%s:%d: not a valid JSON object", st[i].path, line);
             for (int j = 0; j < i; j++) cJSON_Delete(st[j].doc);
             return PROTO_EXIT_FAIL;
         }
@@ -957,7 +957,7 @@ int main(int argc, char **argv)
         }
     }
     if (o.png_dir && mkdir(o.png_dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "%s: error: %s: %s\n", g_prog, o.png_dir, strerror(errno));
+        proto_error("%s: %s", o.png_dir, strerror(errno));
         return PROTO_EXIT_FAIL;
     }
     struct report r = {.png_dir = o.png_dir};
@@ -985,11 +985,11 @@ int main(int argc, char **argv)
     }
     provenance(&r, st, ns);
     sb_printf(s, "</body></html>\n");
-    if (r.err) { fprintf(stderr, "%s: error: %s: %s\n", g_prog, r.err_where, strerror(r.err)); rc = PROTO_EXIT_FAIL; }
+    if (r.err) { proto_error("%s: %s", r.err_where, strerror(r.err)); rc = PROTO_EXIT_FAIL; }
     if (rc == PROTO_EXIT_OK) {
         FILE *fp = strcmp(o.cli.out, "-") == 0 ? stdout : fopen(o.cli.out, "wb");
         if (!fp || fwrite(s->p, 1, s->n, fp) != s->n || (fp != stdout ? fclose(fp) : fflush(fp)) != 0) {
-            fprintf(stderr, "%s: error: %s: %s\n", g_prog, strcmp(o.cli.out, "-") == 0 ? "stdout" : o.cli.out, strerror(errno));
+            proto_error("%s: %s", strcmp(o.cli.out, "-") == 0 ? "stdout" : o.cli.out, strerror(errno));
             rc = PROTO_EXIT_FAIL;
         }
         proto_info("%zu bytes of HTML, %d PNG", s->n, r.png_count);
