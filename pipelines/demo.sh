@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pipelines/demo.sh - the embedded demo: no download, a SYNTHETIC model (see sf-mkmodel --help).
 #   1. sf-mkmodel: a base checkpoint over data/demo/stories.jsonl, a mild finetune (layers 1-2
-#      perturbed by 10% relative Frobenius norm) and a strong one (50%)
+#      perturbed by 10% relative Frobenius norm) and a strong one (70%)
 #   2. pipelines/train.sh: the demo SAE (TopK, k 8, 256 features) on base activations at
 #      blocks.2.hook_resid_post, from rows the studies do not use. (A ReLU SAE shows the same
 #      contrast in EV and L0, but on this synthetic stream its many near-threshold features
@@ -36,7 +36,7 @@ say() { awk -v a="$t0" -v b="$EPOCHREALTIME" -v m="$1" 'BEGIN { printf "demo: %-
 
 sf-mkmodel -o "$M/base" --corpus "$DATA" --seed 1
 sf-mkmodel -o "$M/ft-mild" --finetune-of "$M/base" --perturb-layers 1,2 --magnitude 0.1 --seed 11
-sf-mkmodel -o "$M/ft-strong" --finetune-of "$M/base" --perturb-layers 1,2 --magnitude 0.5 --seed 12
+sf-mkmodel -o "$M/ft-strong" --finetune-of "$M/base" --perturb-layers 1,2 --magnitude 0.7 --seed 12
 say "synthetic base + 2 finetunes written"
 
 # the SAE trains on rows the studies do not use (the studies take the first $TOKENS tokens)

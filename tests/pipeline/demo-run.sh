@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pipelines/demo.sh end to end with small budgets: the report is written, and the mild
-# finetune keeps the demo SAE working better than the strong one (higher global cosine, higher
+# finetune keeps the demo SAE working better (sf-report's verdicts: transfers / does not) than the strong one (higher global cosine, higher
 # finetune explained variance, higher regular-feature activation similarity).
 source "$SF_ROOT/tests/lib.sh"
 need_py json
@@ -9,6 +9,8 @@ for s in sf-forward sf-report; do command -v $s >/dev/null || skip "$s is not bu
 cat out.txt
 grep -q "report: demo/report.html" out.txt || die "demo.sh did not say where the report is"
 [ -s demo/report.html ] || die "demo/report.html missing"
+grep -q "SAE transfers (" demo/report.html || die "the report has no 'SAE transfers' verdict (mild)"
+grep -q "SAE does not transfer (" demo/report.html || die "the report has no 'SAE does not transfer' verdict (strong)"
 "$PY" - <<'PY' || die "mild vs strong"
 import json
 m, s = (json.load(open(f'demo/{k}/result.json')) for k in ['mild', 'strong'])
