@@ -38,7 +38,7 @@ extern char **environ;
 #define PAR_LINES        1500   /* above this many features parallel coordinates are binned */
 #define PAR_BIN          0.25   /* bin width (log10 density) of the binned parallel coordinates */
 #define VAL_BINS         40     /* bins of histograms computed here from "values" arrays */
-#define PW 460                  /* plot width, height (px) and margins */
+#define PW 430                  /* plot width, height (px) and margins */
 #define PH 300
 #define ML 62
 #define MR 16
@@ -184,7 +184,18 @@ static void plot_begin(struct plot *p, struct sb *s, const char *id, const char 
               ML, MT, PW - ML - MR, PH - MT - MB);
     char b[32];
     double st = xlog ? fmax(1, round(nice_step(x1 - x0))) : nice_step(x1 - x0);
-    for (double t = ceil(x0 / st - 1e-9) * st; xl[0] && t <= x1 + 1e-9 * st; t += st) {   /* "" label: no x ticks */
+    if (xlog && x1 - x0 < 2 && x0 > -300 && x1 < 300) {   /* under 2 decades: ticks at 1, 2, 5 x 10^k */
+        static const double mant[3] = {1, 2, 5};
+        for (double d = floor(x0); xl[0] && d <= x1; d += 1)
+            for (int k = 0; k < 3; k++) {
+                double t = d + log10(mant[k]), x = px(p, t);
+                if (t < x0 - 1e-9 || t > x1 + 1e-9) continue;
+                snprintf(b, sizeof b, "%g", mant[k] * pow(10, d));
+                sb_printf(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>"
+                          "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, PH - MB, x, PH - MB + 4, x, PH - MB + 16, b);
+            }
+    } else
+    for (double t = ceil(x0 / st - 1e-9) * st, k = 0; xl[0] && t <= x1 + 1e-9 * st && k < 40; t += st, k++) {   /* "" label: no x ticks */
         double x = px(p, t);
         fmt_tick(b, t, xlog);
         sb_printf(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>"
@@ -192,7 +203,7 @@ static void plot_begin(struct plot *p, struct sb *s, const char *id, const char 
     }
     st = ylog ? fmax(1, round(nice_step(y1 - y0))) : nice_step(y1 - y0);
     if (strcmp(yl, "count") == 0 || strcmp(yl, "features") == 0) st = fmax(st, 1);   /* whole counts */
-    for (double t = ceil(y0 / st - 1e-9) * st; t <= y1 + 1e-9 * st; t += st) {
+    for (double t = ceil(y0 / st - 1e-9) * st, k = 0; t <= y1 + 1e-9 * st && k < 40; t += st, k++) {
         double y = py(p, t);
         fmt_tick(b, t, ylog);
         sb_printf(s, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>"
@@ -848,7 +859,7 @@ static const char *CSS =
     "body{font-family:DejaVu Sans,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}"
     "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
     "td:first-child,th:first-child{text-align:left}tr.study td{background:#f3f6fa}"
-    ".grid{display:flex;flex-wrap:wrap;gap:8px}figure{margin:4px}figcaption{font-size:11px;color:#555;max-width:460px}"
+    ".grid{display:flex;flex-wrap:wrap;gap:6px}figure{margin:2px}figcaption{font-size:11px;color:#555;max-width:430px}"
     ".note{color:#8a5a00;background:#fff6e0;padding:4px 8px}li.ok b{color:#1a7f37}li.bad b{color:#c62828}"
     "li.mid b{color:#b26a00}li.na b{color:#555}.thresholds{font-size:12px;color:#444}footer{font-size:12px;color:#444}"
     "li.kv{display:inline-block;margin-right:16px}code{font-size:11px}";
