@@ -24,3 +24,7 @@ echo "| sf-report | d_sae 65536 transfer study, JSON $(du -k "$tmp/big.json" | c
 echo "| sf-report | HTML size at d_sae 65536 | $(awk -v k="$(stat -c %s "$tmp/r.html")" 'BEGIN{printf "%.2f", k/1e6}') | MB | limit 10 MB; scatter 88x88-cell 2-D histogram, parallel coords 44x44 bin pairs |"
 s=$(date +%s.%N); "$B/bin/sf-report" "$tmp/big.json" --png "$tmp/png" -o /dev/null; e=$(date +%s.%N)
 echo "| sf-report | same, with --png ($(ls "$tmp"/png/*.png | wc -l) plots via rsvg-convert) | $(awk -v s="$s" -v e="$e" 'BEGIN{printf "%.2f", e-s}') | s | |"
+if command -v chromium >/dev/null; then   # the browser's side: headless Chromium start + layout + screenshot
+  s=$(date +%s.%N); timeout 120 chromium --headless --no-sandbox --disable-gpu --screenshot="$tmp/s.png" --window-size=1400,4000 "file://$tmp/r.html" >/dev/null 2>&1; e=$(date +%s.%N)
+  echo "| sf-report | headless Chromium screenshot of that HTML (1400x4000) | $(awk -v s="$s" -v e="$e" 'BEGIN{printf "%.2f", e-s}') | s | browser start included |"
+fi
