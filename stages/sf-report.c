@@ -225,6 +225,14 @@ static void plot_note(struct plot *p, int k, const char *color, const char *text
 
 static void plot_end(struct plot *p) { sb_printf(p->s, "</svg>\n"); }
 
+/* Bin index of position t (in bin widths) among n bins, clamped in double before the cast
+ * (a float-to-int conversion out of range is undefined). */
+static int bin_of(double t, int n)
+{
+    t = floor(t);
+    return t < 0 || isnan(t) ? 0 : t >= n ? n - 1 : (int)t;
+}
+
 /* Bars: bin k spans [e[k], e[k+1]) in plot units, height c[k]. */
 static void bars(struct plot *p, const double *e, const double *c, size_t n, const char *fill)
 {
@@ -366,8 +374,7 @@ static bool values_plot(struct report *r, const char *id, const cJSON *arr, doub
     for (int k = 0; k <= VAL_BINS; k++) e[k] = lo + (hi - lo) * k / VAL_BINS;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(v[i])) continue;
-        int k = (int)floor((v[i] - lo) / (hi - lo) * VAL_BINS);
-        c[k < 0 ? 0 : k >= VAL_BINS ? VAL_BINS - 1 : k] += 1;
+        c[bin_of((v[i] - lo) / (hi - lo) * VAL_BINS, VAL_BINS)] += 1;
     }
     double ymax = 0;
     for (int k = 0; k < VAL_BINS; k++) ymax = fmax(ymax, c[k]);
@@ -441,9 +448,7 @@ static bool density_scatter(struct report *r, const char *id, const double *lb, 
         unsigned gmax = 0;
         for (size_t i = 0; i < n; i++) {
             if (!isfinite(lb[i]) || !isfinite(lf[i])) continue;
-            int a = (int)floor((lb[i] + 10.5) / w), b = (int)floor((lf[i] + 10.5) / w);
-            a = a < 0 ? 0 : a >= SCATTER_BINS ? SCATTER_BINS - 1 : a;
-            b = b < 0 ? 0 : b >= SCATTER_BINS ? SCATTER_BINS - 1 : b;
+            int a = bin_of((lb[i] + 10.5) / w, SCATTER_BINS), b = bin_of((lf[i] + 10.5) / w, SCATTER_BINS);
             if (++grid[a][b] > gmax) gmax = grid[a][b];
         }
         for (int a = 0; a < SCATTER_BINS; a++)
@@ -499,9 +504,7 @@ static bool density_parallel(struct report *r, const char *id, const double *lb,
         unsigned cmax = 0;
         for (size_t i = 0; i < n; i++) {
             if (!isfinite(lb[i]) || !isfinite(lf[i])) continue;
-            int a = (int)floor((lb[i] + 10.5) / PAR_BIN), b = (int)floor((lf[i] + 10.5) / PAR_BIN);
-            a = a < 0 ? 0 : a >= NB ? NB - 1 : a;
-            b = b < 0 ? 0 : b >= NB ? NB - 1 : b;
+            int a = bin_of((lb[i] + 10.5) / PAR_BIN, NB), b = bin_of((lf[i] + 10.5) / PAR_BIN, NB);
             if (++cnt[a][b] > cmax) cmax = cnt[a][b];
         }
         for (int a = 0; a < NB; a++)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # sf-report on valid JSON of the wrong shape (keys of the wrong type, edges/counts mismatched,
-# 1e308 values, empty arrays, markup in strings): exit 0, well-formed SVGs with finite
+# 1e308 values also where 5000 features are binned, empty arrays, markup in strings): exit 0, well-formed SVGs with finite
 # coordinates, strings escaped, the odd parts noted instead of drawn.
 source "$SF_ROOT/tests/lib.sh"
 command -v xmllint >/dev/null || skip "xmllint missing (libxml2-utils)"
@@ -14,18 +14,20 @@ docs = {
           "cos_hist": {"edges": [], "counts": []}, "l2_hist": {"edges": [0, 1e-300, 1e300, 1e301], "counts": [1e18, -5, 3]}}},
  "huge": {"base": {"l0": 1e308, "log_density": [-1e300, 1e300]}, "finetune": {"l0": -1e308, "log_density": [1e300, -1e300]},
          "transfer": {"logit_similarity": {"values": [1e308, -1e308, 0]}, "activation_error_dead_base": {"values": [5, 5, 5]}}},
+ "many": {"base": {"log_density": [1e300] * 2500 + [-1e300] * 2500}, "finetune": {"log_density": [-1e300] * 2500 + [1e300] * 2500},
+          "transfer": {"activation_similarity": {"values": [1e308, -1e308] * 5}}},
  "prov": {"model": {"l0": 1}, "provenance": {"inputs": [{"header": {"stages": [{"name": 5, "args": 7}], "x": {"y": 1}}}, 3],
           "reduce": 5, "checkpoints": [1]}, "throughput": {"a": 5, "b": {"rows": "x"}}, "nan_counts": {"z": 3}},
  "esc": {"hook": "<script>&\"", "model": {"l0": 1}, "provenance": {"inputs": [{"role": "<b>", "header": {"model": "a<b>&c"}}]}},
 }
 for k, d in docs.items(): json.dump(d, open(k + ".json", "w"))
 PY
-for f in types hist huge prov esc; do
+for f in types hist huge many prov esc; do
   sf-report $f.json -o $f.html || die "$f.json: exit $?"
 done
 "$PY" - <<'PY' || exit 1
 import re, subprocess, sys
-for f in ("types", "hist", "huge", "prov", "esc"):
+for f in ("types", "hist", "huge", "many", "prov", "esc"):
     h = open(f + ".html").read()
     for s in re.findall(r"<svg\b.*?</svg>", h, re.S):
         p = subprocess.run(["xmllint", "--noout", "-"], input=s.encode(), capture_output=True)
