@@ -281,6 +281,13 @@ uint64_t proto_rng_next(uint64_t *state);
 double proto_rng_uniform(uint64_t *state);   /* (0, 1) */
 double proto_rng_normal(uint64_t *state);    /* N(0, 1), Box-Muller */
 
+/* One tensor to write: f32 values, stored as the dtype given to proto_st_write. */
+struct proto_st_entry { const char *name; const float *data; int ndim; uint64_t shape[PROTO_MAX_DIMS]; };
+/* Writes a safetensors file as the Rust crate does: u64 LE header length, compact JSON header
+ * (__metadata__ first, tensors sorted by name) padded with spaces to a multiple of 8, data in
+ * that order, stored as dt (F32, F16 or BF16, rounded to nearest even). Little-endian hosts. */
+int proto_st_write(const char *path, const struct proto_st_entry *e, int n, enum proto_dtype dt);
+
 /* ---- small file helpers ---- */
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int proto_read_file(const char *path, char **out, size_t *len);

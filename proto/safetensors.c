@@ -2,6 +2,7 @@
  * Layout: u64 LE header length N, N bytes of JSON {name: {dtype, shape, data_offsets:[b,e]},
  * "__metadata__": {...}}, then the data area; offsets are relative to the data area. */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,4 +163,61 @@ void proto_st_close(struct proto_st *st)
     if (st->map) munmap(st->map, st->map_len);
     free(st->t);
     st->map = NULL; st->t = NULL; st->n = 0; st->map_len = 0;
+}
+
+static const struct proto_st_entry *g_sort_base;
+static int cmp_entry_name(const void *a, const void *b)
+{
+    return strcmp(g_sort_base[*(const int *)a].name, g_sort_base[*(const int *)b].name);
+}
+
+int proto_st_write(const char *path, const struct proto_st_entry *e, int n, enum proto_dtype dt)
+{
+    static const char *names[PROTO_DTYPE_COUNT] = {[PROTO_F32] = "F32", [PROTO_F16] = "F16", [PROTO_BF16] = "BF16"};
+    if (dt != PROTO_F32 && dt != PROTO_F16 && dt != PROTO_BF16) return PROTO_E_INVAL;
+    const size_t es = proto_dtype_size(dt);
+    int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    if (!order) return PROTO_E_NOMEM;
+    for (int i = 0; i < n; i++) order[i] = i;
+    g_sort_base = e;
+    qsort(order, (size_t)n, sizeof *order, cmp_entry_name);
+    char *hdr = NULL; size_t hl = 0;
+    FILE *mf = open_memstream(&hdr, &hl);
+    if (!mf) { free(order); return PROTO_E_NOMEM; }
+    fputs("{\"__metadata__\":{\"format\":\"pt\"}", mf);
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const struct proto_st_entry *t = &e[order[i]];
+        uint64_t numel = 1;
+        fprintf(mf, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, names[dt]);
+        for (int k = 0; k < t->ndim; k++) { fprintf(mf, "%s%llu", k ? "," : "", (unsigned long long)t->shape[k]); numel *= t->shape[k]; }
+        fprintf(mf, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + numel * es));
+        off += numel * es;
+    }
+    fputc('}', mf);
+    while (ftell(mf) % 8) fputc(' ', mf);
+    fclose(mf);
+    int err = PROTO_OK;
+    FILE *f = fopen(path, "wb");
+    if (!f) { proto_set_detail("%s: %s", path, strerror(errno)); err = PROTO_E_IO; goto out; }
+    uint8_t len8[8];
+    for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)hl >> (8 * k));
+    fwrite(len8, 1, 8, f);
+    fwrite(hdr, 1, hl, f);
+    struct proto_buf tmp = {0};
+    for (int i = 0; i < n && !err; i++) {
+        const struct proto_st_entry *t = &e[order[i]];
+        size_t numel = 1;
+        for (int k = 0; k < t->ndim; k++) numel *= (size_t)t->shape[k];
+        if (dt == PROTO_F32) { if (numel) fwrite(t->data, 4, numel, f); continue; }
+        if ((err = proto_buf_reserve(&tmp, numel * es + 1))) break;
+        proto_convert_from_f32(tmp.p, dt, t->data, numel);
+        fwrite(tmp.p, es, numel, f);
+    }
+    proto_buf_destroy(&tmp);
+    int bad = ferror(f);
+    if ((fclose(f) != 0 || bad) && !err) { proto_set_detail("%s: write failed: %s", path, strerror(errno)); err = PROTO_E_IO; }
+out:
+    free(hdr); free(order);
+    return err;
 }

@@ -101,50 +101,18 @@ static void model_destroy(struct model *m)
 
 static uint64_t numel(const struct tensor *t) { return t->shape[0] * (t->ndim == 2 ? t->shape[1] : 1); }
 
-static int cmp_tensor(const void *a, const void *b) { return strcmp(((const struct tensor *)a)->name, ((const struct tensor *)b)->name); }
-
-/* model.safetensors as the Rust crate writes it: u64 LE header length, compact JSON header
- * (__metadata__ first, then tensors sorted by name) padded with spaces to a multiple of 8,
- * then the data in that order. */
-static int write_safetensors(const char *path, struct model *m, enum proto_dtype dt)
+/* model.safetensors (tensors sorted by name, as the Rust crate writes them) */
+static int write_safetensors(const char *path, const struct model *m, enum proto_dtype dt)
 {
-    qsort(m->t, (size_t)m->n, sizeof *m->t, cmp_tensor);
-    const size_t es = proto_dtype_size(dt);
-    char *hdr = NULL; size_t hl = 0;
-    FILE *mf = open_memstream(&hdr, &hl);
-    if (!mf) return PROTO_E_NOMEM;
-    fputs("{\"__metadata__\":{\"format\":\"pt\"}", mf);
-    uint64_t off = 0;
+    struct proto_st_entry *e = calloc((size_t)(m->n ? m->n : 1), sizeof *e);
+    if (!e) return PROTO_E_NOMEM;
     for (int i = 0; i < m->n; i++) {
         const struct tensor *t = &m->t[i];
-        fprintf(mf, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[%llu", t->name, dt == PROTO_BF16 ? "BF16" : "F32",
-                (unsigned long long)t->shape[0]);
-        if (t->ndim == 2) fprintf(mf, ",%llu", (unsigned long long)t->shape[1]);
-        fprintf(mf, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + numel(t) * es));
-        off += numel(t) * es;
+        e[i] = (struct proto_st_entry){t->name, t->w, t->ndim, {t->shape[0], t->ndim == 2 ? t->shape[1] : 0}};
     }
-    fputc('}', mf);
-    while (ftell(mf) % 8) fputc(' ', mf);
-    fclose(mf);
-    FILE *f = fopen(path, "wb");
-    if (!f) { free(hdr); proto_set_detail("%s: %s", path, strerror(errno)); return PROTO_E_IO; }
-    uint8_t len8[8];
-    for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)hl >> (8 * k));
-    fwrite(len8, 1, 8, f);
-    fwrite(hdr, 1, hl, f);
-    free(hdr);
-    void *tmp = NULL; size_t tmp_cap = 0;
-    for (int i = 0; i < m->n; i++) {
-        size_t n = numel(&m->t[i]);
-        if (n * es > tmp_cap) { free(tmp); tmp_cap = n * es; tmp = malloc(tmp_cap); }
-        if (!tmp) { fclose(f); return PROTO_E_NOMEM; }
-        proto_convert_from_f32(tmp, dt, m->t[i].w, n);   /* little-endian hosts */
-        fwrite(tmp, es, n, f);
-    }
-    free(tmp);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) { proto_set_detail("%s: write failed: %s", path, strerror(errno)); return PROTO_E_IO; }
-    return PROTO_OK;
+    int err = proto_st_write(path, e, m->n, dt);
+    free(e);
+    return err;
 }
 
 static int write_json(const char *path, const cJSON *j)

@@ -125,48 +125,6 @@ static void sae_init_fresh(struct sae *s, const float *x, size_t n_tok, double d
 /* ---------------------------------------------------------------------------------------- */
 /* safetensors and cfg files */
 
-struct st_entry { const char *name; const float *data; int ndim; uint64_t shape[2]; };
-
-/* Writes f32 tensors as the Rust crate does: u64 LE header length, compact JSON header
- * (__metadata__ first, names sorted) padded with spaces to a multiple of 8, data in the
- * header's order. e must be sorted by name. */
-static int st_write(const char *path, const struct st_entry *e, int n)
-{
-    char *hdr = NULL; size_t hl = 0;
-    FILE *mf = open_memstream(&hdr, &hl);
-    if (!mf) return PROTO_E_NOMEM;
-    fputs("{\"__metadata__\":{\"format\":\"pt\"}", mf);
-    uint64_t off = 0;
-    for (int i = 0; i < n; i++) {
-        uint64_t numel = 1;
-        for (int k = 0; k < e[i].ndim; k++) numel *= e[i].shape[k];
-        fprintf(mf, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", e[i].name);
-        for (int k = 0; k < e[i].ndim; k++) fprintf(mf, "%s%llu", k ? "," : "", (unsigned long long)e[i].shape[k]);
-        fprintf(mf, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + numel * 4));
-        off += numel * 4;
-    }
-    fputc('}', mf);
-    while ((ftell(mf) % 8) != 0) fputc(' ', mf);
-    fclose(mf);
-    int err = PROTO_OK;
-    FILE *f = fopen(path, "wb");
-    if (!f) { free(hdr); proto_set_detail("%s: %s", path, strerror(errno)); return PROTO_E_IO; }
-    uint8_t len8[8];
-    for (int k = 0; k < 8; k++) len8[k] = (uint8_t)((uint64_t)hl >> (8 * k));
-    fwrite(len8, 1, 8, f);
-    fwrite(hdr, 1, hl, f);
-    for (int i = 0; i < n; i++) {
-        uint64_t numel = 1;
-        for (int k = 0; k < e[i].ndim; k++) numel *= e[i].shape[k];
-        fwrite(e[i].data, 4, numel, f);   /* x86/ARM hosts are little-endian */
-    }
-    if (ferror(f)) err = PROTO_E_IO;
-    if (fclose(f) != 0) err = PROTO_E_IO;
-    if (err) proto_set_detail("%s: write failed: %s", path, strerror(errno));
-    free(hdr);
-    return err;
-}
-
 static int write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -232,17 +190,17 @@ static int sae_save(const struct sae *s, const char *dir, const float *log_densi
     int err = write_text(path, text);
     free(text);
     if (err) return err;
-    struct st_entry w[4] = {
+    struct proto_st_entry w[4] = {
         {"W_dec", s->W_dec, 2, {(uint64_t)s->d_sae, (uint64_t)s->d_in}},
         {"W_enc", s->W_enc, 2, {(uint64_t)s->d_in, (uint64_t)s->d_sae}},
         {"b_dec", s->b_dec, 1, {(uint64_t)s->d_in, 0}},
         {"b_enc", s->b_enc, 1, {(uint64_t)s->d_sae, 0}},
     };
     snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
-    if ((err = st_write(path, w, 4))) return err;
-    struct st_entry sp = {"sparsity", log_density, 1, {(uint64_t)s->d_sae, 0}};
+    if ((err = proto_st_write(path, w, 4, PROTO_F32))) return err;
+    struct proto_st_entry sp = {"sparsity", log_density, 1, {(uint64_t)s->d_sae, 0}};
     snprintf(path, sizeof path, "%s/sparsity.safetensors", dir);
-    return st_write(path, &sp, 1);
+    return proto_st_write(path, &sp, 1, PROTO_F32);
 }
 
 /* Reads a tensor of the expected shape as f32 into dst. */
