@@ -4,7 +4,6 @@
 # finetune explained variance, higher regular-feature activation similarity).
 source "$SF_ROOT/tests/lib.sh"
 need_py json
-for s in sf-forward sf-report; do command -v $s >/dev/null || skip "$s is not built"; done
 "$SF_ROOT/pipelines/demo.sh" --out demo --tokens 4096 --train-tokens 16384 > out.txt || die "demo.sh failed"
 cat out.txt
 grep -q "report: demo/report.html" out.txt || die "demo.sh did not say where the report is"

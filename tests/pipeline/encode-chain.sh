@@ -7,7 +7,6 @@
 source "$SF_ROOT/tests/lib.sh"
 need_fixtures
 need_py numpy
-command -v sf-forward > /dev/null || skip "sf-forward not built yet"
 "$PY" - <<'EOF' || exit 1
 import json, os, subprocess, sys
 import numpy as np

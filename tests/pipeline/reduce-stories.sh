@@ -91,6 +91,7 @@ for ft, band in (("stories260k-ft-mild", (0.9, 1.0)), ("stories260k-ft-code", (0
           f"density r {t['density_pearson']:.3f}, frob ratio {t['unembed_frobenius_ratio']:.4f}")
 # the same study through the real pipeline: acts-only streams -> sf-encode --splice -> sf-reduce
 import shutil, subprocess
+c.eq(shutil.which("sf-encode") is not None, True, "sf-encode is built (make builds it)")
 if shutil.which("sf-encode"):
     SAE = f"{FX}/saes/stories260k-L2-relu"
     for m in ("stories260k", "stories260k-ft-code"):

@@ -5,7 +5,6 @@
 # cfg come from the SAE it starts from.
 source "$SF_ROOT/tests/lib.sh"
 need_fixtures; need_py numpy
-command -v sf-forward >/dev/null || skip "sf-forward is not built"
 F=$SF_FIXTURES; SAE=$F/saes/stories260k-L2-relu; FT=$F/models/stories260k-ft-code
 sf-tokenize --tokenizer "$F/models/stories260k" --ctx 128 --rows 32 --max-tokens 40960 -q "$F/data/stories.jsonl" |
   sf-forward --model "$FT" --hook blocks.2.hook_resid_post -o train.sf || die "train acts"

@@ -4,7 +4,6 @@
 # are recomputed in numpy from the written weights; cfg.json has SAELens' key set.
 source "$SF_ROOT/tests/lib.sh"
 need_fixtures; need_py numpy
-command -v sf-forward >/dev/null || skip "sf-forward is not built"
 F=$SF_FIXTURES
 sf-tokenize --tokenizer "$F/models/stories260k" --ctx 128 --rows 32 --max-tokens 65536 -q "$F/data/stories.jsonl" |
   sf-forward --model "$F/models/stories260k" --hook blocks.2.hook_resid_post -o acts.sf || die "tokenize | forward failed"

@@ -5,7 +5,6 @@
 # when sf-encode (finetune) is killed.
 source "$SF_ROOT/tests/lib.sh"
 need_fixtures
-command -v sf-forward >/dev/null || skip "sf-forward is not built"
 command -v setsid >/dev/null || skip "setsid missing"
 F=$SF_FIXTURES; M=$F/models
 mkfifo data.jsonl

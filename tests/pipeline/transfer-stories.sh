@@ -9,16 +9,14 @@
 #     provenance and timings aside)
 source "$SF_ROOT/tests/lib.sh"
 need_fixtures; need_py numpy
-command -v sf-forward >/dev/null || skip "sf-forward is not built"
 F=$SF_FIXTURES; M=$F/models; SAE=$F/saes/stories260k-L2-relu
-REPORT=(--no-report); command -v sf-report >/dev/null && REPORT=()
 for ft in mild code; do
   KEEP=(); [ $ft = mild ] && KEEP=(--keep-streams streams)
   "$SF_ROOT/pipelines/transfer.sh" --base "$M/stories260k" --finetune "$M/stories260k-ft-$ft" --sae "$SAE" \
       --data "$F/data/stories.jsonl" --tokens 8192 --outlier-multiplier 3 --ablate --out "out-$ft" \
-      "${KEEP[@]}" "${REPORT[@]}" || die "transfer.sh base vs ft-$ft failed"
+      "${KEEP[@]}" || die "transfer.sh base vs ft-$ft failed"
   [ -s "out-$ft/result.json" ] || die "out-$ft/result.json missing"
-  [ ${#REPORT[@]} -gt 0 ] || [ -s "out-$ft/report.html" ] || die "out-$ft/report.html missing"
+  [ -s "out-$ft/report.html" ] || die "out-$ft/report.html missing"
 done
 for f in base.zst finetune.zst loss-base.zst loss-finetune.zst; do [ -s "streams/$f" ] || die "streams/$f missing"; done
 "$SF_ROOT/pipelines/similarity.sh" --base "$M/stories260k" --finetune "$M/stories260k-ft-mild" \
