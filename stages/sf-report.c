@@ -202,7 +202,7 @@ static void plot_begin(struct plot *p, struct sb *s, const char *id, const char 
                   "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, PH - MB, x, PH - MB + 4, x, PH - MB + 16, b);
     }
     st = ylog ? fmax(1, round(nice_step(y1 - y0))) : nice_step(y1 - y0);
-    if (strcmp(yl, "count") == 0 || strcmp(yl, "features") == 0) st = fmax(st, 1);   /* whole counts */
+    if (strcmp(yl, "count") == 0 || strcmp(yl, "features") == 0 || strcmp(yl, "rows") == 0) st = fmax(st, 1);   /* whole counts */
     for (double t = ceil(y0 / st - 1e-9) * st, k = 0; t <= y1 + 1e-9 * st && k < 40; t += st, k++) {
         double y = py(p, t);
         fmt_tick(b, t, ylog);
@@ -360,7 +360,7 @@ static bool hist_plot(struct report *r, const char *id, const cJSON *h, const ch
 
 /* Histogram of a "values" array computed here (VAL_BINS bins over [lo, hi]; NaN/null skipped). */
 static bool values_plot(struct report *r, const char *id, const cJSON *arr, double lo, double hi, const char *title,
-                        const char *xl, const char *extra)
+                        const char *xl, const char *extra, const char *what /* "features" or "rows" */)
 {
     double *v;
     size_t n = jarr(arr, &v), m = 0;
@@ -380,13 +380,13 @@ static bool values_plot(struct report *r, const char *id, const cJSON *arr, doub
     for (int k = 0; k < VAL_BINS; k++) ymax = fmax(ymax, c[k]);
     size_t at = fig_begin(r);
     struct plot p;
-    plot_begin(&p, &r->html, id, title, xl, "features", lo, hi, false, 0, ymax * 1.3 + (ymax == 0), false);
+    plot_begin(&p, &r->html, id, title, xl, what, lo, hi, false, 0, ymax * 1.3 + (ymax == 0), false);
     bars(&p, e, c, VAL_BINS, "#54a24b");
     char b[96];
     int k = 0;
     if (extra) plot_note(&p, k++, "#000", extra);
-    if (m == 0) snprintf(b, sizeof b, "empty set: no features");
-    else snprintf(b, sizeof b, "%zu features (%zu NaN/undefined)", m, n - m);
+    if (m == 0) snprintf(b, sizeof b, "empty set: no %s", what);
+    else snprintf(b, sizeof b, "%zu %s (%zu NaN/undefined)", m, what, n - m);
     plot_note(&p, k++, "#555", b);
     plot_end(&p);
     fig_end(r, id, at, title);
@@ -679,10 +679,10 @@ static void similarity_section(struct report *r, const struct study *st, int si)
     if (!line_plot(r, id, jget(sim, "l2_by_position"), "Euclidean distance by context position", "position in context", "mean L2 distance"))
         note(r, "l2_by_position missing in %s.", st->path);
     snprintf(id, sizeof id, "plot-%d-sim-cos-row", si);
-    if (!values_plot(r, id, jget(sim, "cos_by_row"), NAN, NAN, "Per-row mean cosine similarity", "row mean cosine similarity", NULL))
+    if (!values_plot(r, id, jget(sim, "cos_by_row"), NAN, NAN, "Per-row mean cosine similarity", "row mean cosine similarity", NULL, "rows"))
         note(r, "cos_by_row missing in %s.", st->path);
     snprintf(id, sizeof id, "plot-%d-sim-l2-row", si);
-    if (!values_plot(r, id, jget(sim, "l2_by_row"), NAN, NAN, "Per-row mean Euclidean distance", "row mean L2 distance", NULL))
+    if (!values_plot(r, id, jget(sim, "l2_by_row"), NAN, NAN, "Per-row mean Euclidean distance", "row mean L2 distance", NULL, "rows"))
         note(r, "l2_by_row missing in %s.", st->path);
     sb_printf(&r->html, "</div>\n");
 }
@@ -744,22 +744,22 @@ static void transfer_section(struct report *r, const struct study *st, int si)
     const cJSON *o = jget(tr, "activation_error_dead_base");
     snprintf(id, sizeof id, "plot-%d-transfer-err-dead-base", si);
     snprintf(ex, sizeof ex, "mean %s, max finetune activation %s", fmt_f(n1, jnum(o, "mean")), fmt_g(n2, jnum(o, "max_finetune_act")));
-    if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in base", "mean |log10 a_base - log10 a_finetune|", ex))
+    if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in base", "mean |log10 a_base - log10 a_finetune|", ex, "features"))
         note(r, "activation_error_dead_base values missing in %s.", st->path);
     o = jget(tr, "activation_error_dead_finetune");
     snprintf(id, sizeof id, "plot-%d-transfer-err-dead-finetune", si);
     snprintf(ex, sizeof ex, "mean %s", fmt_f(n1, jnum(o, "mean")));
-    if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in finetune", "mean |log10 a_base - log10 a_finetune|", ex))
+    if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in finetune", "mean |log10 a_base - log10 a_finetune|", ex, "features"))
         note(r, "activation_error_dead_finetune values missing in %s.", st->path);
     o = jget(tr, "activation_similarity");
     snprintf(id, sizeof id, "plot-%d-transfer-act-sim", si);
     snprintf(ex, sizeof ex, "mean %s, %s above 0.8", fmt_f(n1, jnum(o, "mean")), fmt_pct(n2, jnum(o, "frac_above_0.8")));
-    if (!values_plot(r, id, jget(o, "values"), -1, 1, "Activation similarity: regular features", "Pearson r of activations (base vs finetune)", ex))
+    if (!values_plot(r, id, jget(o, "values"), -1, 1, "Activation similarity: regular features", "Pearson r of activations (base vs finetune)", ex, "features"))
         note(r, "activation_similarity values missing in %s.", st->path);
     o = jget(tr, "logit_similarity");
     snprintf(id, sizeof id, "plot-%d-transfer-logit-sim", si);
     snprintf(ex, sizeof ex, "mean %s", fmt_f(n1, jnum(o, "mean")));
-    if (!values_plot(r, id, jget(o, "values"), NAN, 1, "Logit weight similarity: regular features", "Pearson r of logit weights (base vs finetune)", ex))
+    if (!values_plot(r, id, jget(o, "values"), NAN, 1, "Logit weight similarity: regular features", "Pearson r of logit weights (base vs finetune)", ex, "features"))
         note(r, "logit_similarity values missing in %s (needs --base-model/--finetune-model/--sae in sf-reduce).", st->path);
     sb_printf(&r->html, "</div>\n");
 }
