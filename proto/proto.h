@@ -110,6 +110,10 @@ void *proto_aligned_alloc(size_t nbytes);                   /* 64-byte aligned, 
  * NULL (PROTO_E_SCHEMA / NOMEM) when the dtype is not a float type. */
 const float *proto_tensor_f32(const struct proto_tensor *t, struct proto_buf *scratch, int *err);
 
+/* Per-token similarity of two activation tensors, STUDY.md's definition (sums in double, norms
+ * floored at 1e-12): a, b: (n_tok, d) -> cos, l2: (n_tok). Used by sf-compare and sf-reduce. */
+void proto_sim_tokens(const float *a, const float *b, uint64_t n_tok, uint64_t d, float *cos, float *l2);
+
 /* ---- sparse features (CSR) ---- */
 struct proto_sparse {
     uint32_t d_sae;

@@ -13,7 +13,6 @@
 #include "cli.h"
 
 /* ======================== constants ======================== */
-#define NORM_FLOOR 1e-12
 
 /* ======================== options ======================== */
 struct opts { struct proto_cli cli; const char *base, *ft; };
@@ -36,30 +35,6 @@ static void state_destroy(struct state *s)
 {
     proto_buf_destroy(&s->xa); proto_buf_destroy(&s->xb);
     proto_buf_destroy(&s->cos); proto_buf_destroy(&s->l2);
-}
-
-/* ======================== kernel ======================== */
-/* a, b: (n_tok, d) -> cos, l2: (n_tok) */
-static void sim_tokens(const float *a, const float *b, uint64_t n_tok, uint64_t d, float *cos, float *l2)
-{
-    for (uint64_t t = 0; t < n_tok; t++) {
-        const float *at = a + t * d, *bt = b + t * d;
-        double aa4[4] = {0}, bb4[4] = {0}, ab4[4] = {0}, dd4[4] = {0};   /* 4 lanes */
-        uint64_t k = 0;
-        for (; k + 4 <= d; k += 4)
-            for (int l = 0; l < 4; l++) {
-                double x = at[k + l], y = bt[k + l], e = x - y;
-                aa4[l] += x * x; bb4[l] += y * y; ab4[l] += x * y; dd4[l] += e * e;
-            }
-        for (; k < d; k++) {
-            double x = at[k], y = bt[k], e = x - y;
-            aa4[0] += x * x; bb4[0] += y * y; ab4[0] += x * y; dd4[0] += e * e;
-        }
-        double aa = (aa4[0] + aa4[1]) + (aa4[2] + aa4[3]), bb = (bb4[0] + bb4[1]) + (bb4[2] + bb4[3]);
-        double ab = (ab4[0] + ab4[1]) + (ab4[2] + ab4[3]), dd = (dd4[0] + dd4[1]) + (dd4[2] + dd4[3]);
-        cos[t] = (float)(ab / (fmax(sqrt(aa), NORM_FLOOR) * fmax(sqrt(bb), NORM_FLOOR)));
-        l2[t] = (float)sqrt(dd);
-    }
 }
 
 /* ======================== frames ======================== */
@@ -102,7 +77,7 @@ static int process_pair(struct state *s, const struct proto_frame *fb, const str
     const float *x = proto_tensor_f32(ab, &s->xa, &err); if (!x) return err;   /* (n_tok, d) */
     const float *y = proto_tensor_f32(af, &s->xb, &err); if (!y) return err;   /* (n_tok, d) */
     if ((err = proto_buf_reserve(&s->cos, n_tok * 4)) || (err = proto_buf_reserve(&s->l2, n_tok * 4))) return err;
-    sim_tokens(x, y, n_tok, d, s->cos.p, s->l2.p);
+    proto_sim_tokens(x, y, n_tok, d, s->cos.p, s->l2.p);
     struct proto_frame out;
     uint64_t shape[2] = {rows, ctx};
     proto_frame_init(&out, PROTO_KIND_SIM);

@@ -413,27 +413,6 @@ static void model_add_loss(struct modelacc *m, int key, const float *v, uint64_t
     m->has_loss = true;
 }
 
-/* Per-token cos and l2 of two activation tensors a, b: (n_tok, d) -> cos, l2: (n_tok). */
-static void sim_tokens(const float *a, const float *b, uint64_t n_tok, uint64_t d, float *cos, float *l2)
-{
-    for (uint64_t t = 0; t < n_tok; t++) {
-        const float *at = a + t * d, *bt = b + t * d;
-        double aa4[4] = {0}, bb4[4] = {0}, ab4[4] = {0}, dd4[4] = {0};   /* 4 lanes */
-        uint64_t k = 0;
-        for (; k + 4 <= d; k += 4)
-            for (int l = 0; l < 4; l++) {
-                double x = at[k + l], y = bt[k + l], e = x - y;
-                aa4[l] += x * x; bb4[l] += y * y; ab4[l] += x * y; dd4[l] += e * e;
-            }
-        for (; k < d; k++) {
-            double x = at[k], y = bt[k], e = x - y;
-            aa4[0] += x * x; bb4[0] += y * y; ab4[0] += x * y; dd4[0] += e * e;
-        }
-        double aa = LANES(aa4), bb = LANES(bb4), ab = LANES(ab4), dd = LANES(dd4);
-        cos[t] = (float)(ab / (fmax(sqrt(aa), NORM_FLOOR) * fmax(sqrt(bb), NORM_FLOOR)));
-        l2[t] = (float)sqrt(dd);
-    }
-}
 
 /* Transfer cross sums of one paired frame: Σ a_b·a_f and Σ |log10(a_b+eps) - log10(a_f+eps)|
  * per feature (tokens where both are zero add 0 to both). vb, vf: (d_sae) zeroed scratch. */
@@ -606,7 +585,7 @@ static int add_pair(struct acc *a, struct scratch *s, const struct proto_frame *
         const float *x = proto_tensor_f32(ab, &s->acts, &err); if (!x) return err;    /* (n_tok, d) */
         const float *y = proto_tensor_f32(af, &s->acts2, &err); if (!y) return err;   /* (n_tok, d) */
         if ((err = proto_buf_reserve(&s->cosb, n_tok * 4)) || (err = proto_buf_reserve(&s->l2b, n_tok * 4))) return err;
-        sim_tokens(x, y, n_tok, ab->shape[2], s->cosb.p, s->l2b.p);
+        proto_sim_tokens(x, y, n_tok, ab->shape[2], s->cosb.p, s->l2b.p);
         a->has_sim = true;
         if ((err = sim_add(&a->sim, rows, ctx, s->cosb.p, s->l2b.p))) return err;
     }
