@@ -12,8 +12,6 @@
 #include "proto.h"
 #include "cli.h"
 
-/* ======================== constants ======================== */
-
 /* ======================== options ======================== */
 struct opts { struct proto_cli cli; const char *base, *ft; };
 
