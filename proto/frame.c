@@ -154,6 +154,44 @@ int proto_frame_validate(const struct proto_frame *f)
     return PROTO_OK;
 }
 
+int proto_frame_same_tokens(const struct proto_frame *b, const struct proto_frame *f)
+{
+    const struct proto_tensor *tb = proto_frame_tensor(b, "tokens"), *tf = proto_frame_tensor(f, "tokens");
+    unsigned long long seq = b->seq;
+    if (!tb || !tf) {
+        if (!tb && !tf) return PROTO_OK;
+        proto_set_detail("seq %llu: only one frame has tokens", seq);
+        return PROTO_E_MISMATCH;
+    }
+    if (tb->shape[0] != tf->shape[0] || tb->shape[1] != tf->shape[1]) {
+        proto_set_detail("seq %llu: tokens shape [%llu, %llu] (base) vs [%llu, %llu] (finetune)", seq,
+                         (unsigned long long)tb->shape[0], (unsigned long long)tb->shape[1],
+                         (unsigned long long)tf->shape[0], (unsigned long long)tf->shape[1]);
+        return PROTO_E_MISMATCH;
+    }
+    const int32_t *vb = tb->data, *vf = tf->data;   /* (rows, ctx) */
+    uint64_t n = tb->shape[0] * tb->shape[1], ctx = tb->shape[1];
+    for (uint64_t i = 0; i < n; i++)
+        if (vb[i] != vf[i]) {
+            proto_set_detail("seq %llu row %llu position %llu: base token %d, finetune token %d", seq,
+                             (unsigned long long)(i / ctx), (unsigned long long)(i % ctx), vb[i], vf[i]);
+            return PROTO_E_MISMATCH;
+        }
+    return PROTO_OK;
+}
+
+const struct proto_tensor *proto_frame_acts(const struct proto_frame *f, int *err)
+{
+    if ((*err = proto_frame_validate(f)) != PROTO_OK) return NULL;
+    const struct proto_tensor *a = proto_frame_tensor(f, "acts");
+    if (!a || a->ndim != 3) {
+        proto_set_detail("frame %llu: acts frame has no acts tensor [rows, ctx, d_model]", (unsigned long long)f->seq);
+        *err = PROTO_E_SCHEMA;
+        return NULL;
+    }
+    return a;
+}
+
 /* ---- packing ---- */
 static void pack_str(msgpack_packer *pk, const char *s)
 {

@@ -168,6 +168,12 @@ int proto_frame_set_str(struct proto_frame *f, const char *key, const char *s);
 int proto_frame_set_uint(struct proto_frame *f, const char *key, uint64_t u);
 int proto_frame_set_obj(struct proto_frame *f, const char *key, const msgpack_object *o);
 void proto_frame_del(struct proto_frame *f, const char *key);
+/* The tokens of a base and a finetune frame are the same (both absent counts as the same):
+ * PROTO_E_MISMATCH naming the first differing seq/row/position otherwise. */
+int proto_frame_same_tokens(const struct proto_frame *base, const struct proto_frame *ft);
+/* The "acts" tensor [rows, ctx, d_model] of a frame (validated first); NULL with *err set and a
+ * detail naming the frame when it is missing. */
+const struct proto_tensor *proto_frame_acts(const struct proto_frame *f, int *err);
 /* Checks a data frame's shapes against its kind (tokens [rows,ctx]; acts [rows,ctx,d];
  * keep [rows,ctx]; recon same as acts; loss [rows,ctx-1]; sim [rows,ctx]; feats n_tok =
  * rows*ctx, indptr monotone, index < d_sae). Sets the detail message. */

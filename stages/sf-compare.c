@@ -36,24 +36,6 @@ static void state_destroy(struct state *s)
 }
 
 /* ======================== frames ======================== */
-static int same_tokens(const struct proto_tensor *tb, const struct proto_tensor *tf, uint64_t seq)
-{
-    if (tb->shape[0] != tf->shape[0] || tb->shape[1] != tf->shape[1]) {
-        proto_set_detail("seq %llu: tokens shape [%llu, %llu] (base) vs [%llu, %llu] (finetune)", (unsigned long long)seq,
-                         (unsigned long long)tb->shape[0], (unsigned long long)tb->shape[1],
-                         (unsigned long long)tf->shape[0], (unsigned long long)tf->shape[1]);
-        return PROTO_E_MISMATCH;
-    }
-    const int32_t *vb = tb->data, *vf = tf->data;   /* (rows, ctx) */
-    uint64_t n = tb->shape[0] * tb->shape[1], ctx = tb->shape[1];
-    for (uint64_t i = 0; i < n; i++)
-        if (vb[i] != vf[i]) {
-            proto_set_detail("seq %llu row %llu position %llu: base token %d, finetune token %d", (unsigned long long)seq,
-                             (unsigned long long)(i / ctx), (unsigned long long)(i % ctx), vb[i], vf[i]);
-            return PROTO_E_MISMATCH;
-        }
-    return PROTO_OK;
-}
 
 static int process_pair(struct state *s, const struct proto_frame *fb, const struct proto_frame *ff, struct proto_writer *w)
 {
@@ -63,10 +45,10 @@ static int process_pair(struct state *s, const struct proto_frame *fb, const str
         proto_set_detail("seq %llu: expected acts frames, got '%s' (base) and '%s' (finetune)", seq, fb->kind_name, ff->kind_name);
         return PROTO_E_SCHEMA;
     }
-    const struct proto_tensor *tb = proto_frame_tensor(fb, "tokens"), *tf = proto_frame_tensor(ff, "tokens");
+    const struct proto_tensor *tb = proto_frame_tensor(fb, "tokens");   /* acts frames always have tokens (validated) */
     const struct proto_tensor *ab = proto_frame_tensor(fb, "acts"), *af = proto_frame_tensor(ff, "acts");
     if (!ab || !af) { proto_set_detail("seq %llu: the %s acts frame has no acts tensor", seq, ab ? "finetune" : "base"); return PROTO_E_SCHEMA; }
-    if ((err = same_tokens(tb, tf, fb->seq))) return err;
+    if ((err = proto_frame_same_tokens(fb, ff))) return err;
     if (ab->shape[2] != af->shape[2]) {
         proto_set_detail("seq %llu: d_model %llu (base) vs %llu (finetune)", seq, (unsigned long long)ab->shape[2], (unsigned long long)af->shape[2]);
         return PROTO_E_MISMATCH;

@@ -116,13 +116,9 @@ static int grow_tok(struct state *st, uint64_t n)
 /* The acts tensor of an acts frame as f32 + its norms in st->norm. */
 static int frame_norms(struct state *st, const struct proto_frame *fr, uint64_t *rows, uint64_t *ctx)
 {
-    int err = proto_frame_validate(fr);
-    if (err) return err;
-    const struct proto_tensor *a = proto_frame_tensor(fr, "acts");
-    if (!a || a->ndim != 3) {
-        proto_set_detail("frame %llu: acts frame has no acts tensor [rows, ctx, d_model]", (unsigned long long)fr->seq);
-        return PROTO_E_SCHEMA;
-    }
+    int err;
+    const struct proto_tensor *a = proto_frame_acts(fr, &err);
+    if (!a) return err;
     if (!st->d_model) st->d_model = a->shape[2];
     if (a->shape[2] != st->d_model) {
         proto_set_detail("frame %llu: acts d_model %llu does not match the stream's d_model %llu",

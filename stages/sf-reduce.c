@@ -544,25 +544,11 @@ static int add_frame(struct acc *a, struct scratch *s, int mi, const struct prot
 /* tokens of two paired frames must be identical */
 static int same_tokens(const struct proto_frame *b, const struct proto_frame *f)
 {
-    const struct proto_tensor *tb = proto_frame_tensor(b, "tokens"), *tf = proto_frame_tensor(f, "tokens");
-    unsigned long long seq = b->seq;
-    if (b->kind != f->kind) { proto_set_detail("seq %llu: base frame is '%s', finetune frame is '%s'", seq, b->kind_name, f->kind_name); return PROTO_E_MISMATCH; }
-    if (!tb || !tf) return (tb || tf) ? (proto_set_detail("seq %llu: only one frame has tokens", seq), PROTO_E_MISMATCH) : PROTO_OK;
-    if (tb->shape[0] != tf->shape[0] || tb->shape[1] != tf->shape[1]) {
-        proto_set_detail("seq %llu: tokens shape [%llu, %llu] (base) vs [%llu, %llu] (finetune)", seq,
-                         (unsigned long long)tb->shape[0], (unsigned long long)tb->shape[1],
-                         (unsigned long long)tf->shape[0], (unsigned long long)tf->shape[1]);
+    if (b->kind != f->kind) {
+        proto_set_detail("seq %llu: base frame is '%s', finetune frame is '%s'", (unsigned long long)b->seq, b->kind_name, f->kind_name);
         return PROTO_E_MISMATCH;
     }
-    const int32_t *vb = tb->data, *vf = tf->data;   /* (rows, ctx) */
-    uint64_t n = tb->shape[0] * tb->shape[1], ctx = tb->shape[1];
-    for (uint64_t i = 0; i < n; i++)
-        if (vb[i] != vf[i]) {
-            proto_set_detail("seq %llu row %llu position %llu: base token %d, finetune token %d", seq,
-                             (unsigned long long)(i / ctx), (unsigned long long)(i % ctx), vb[i], vf[i]);
-            return PROTO_E_MISMATCH;
-        }
-    return PROTO_OK;
+    return proto_frame_same_tokens(b, f);
 }
 
 static int add_pair(struct acc *a, struct scratch *s, const struct proto_frame *fb, const struct proto_frame *ff, bool primary)

@@ -288,13 +288,9 @@ struct buffer {
 
 static int buffer_add_frame(struct buffer *b, const struct proto_frame *fr, const struct opts *o, struct proto_buf *scratch)
 {
-    int err = proto_frame_validate(fr);
-    if (err) return err;
-    const struct proto_tensor *a = proto_frame_tensor(fr, "acts");
-    if (!a || a->ndim != 3) {
-        proto_set_detail("frame %llu: acts frame has no acts tensor [rows, ctx, d_model]", (unsigned long long)fr->seq);
-        return PROTO_E_SCHEMA;
-    }
+    int err;
+    const struct proto_tensor *a = proto_frame_acts(fr, &err);
+    if (!a) return err;
     if (!b->d) { b->d = (int)a->shape[2]; b->limit = (size_t)o->max_tokens; }
     if ((int)a->shape[2] != b->d) {
         proto_set_detail("frame %llu: acts d_model %llu does not match the stream's %d", (unsigned long long)fr->seq,
