@@ -6,7 +6,7 @@
 #   ./run.sh NAME ARGS...    run pipelines/NAME.sh
 set -euo pipefail
 cd "$(dirname "$0")"
-case "${1:-}" in -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 bash scripts/install-deps.sh
 make -s -j"$(nproc)" all >&2
 cmd=${1:-demo}; [ $# -gt 0 ] && shift
