@@ -217,7 +217,10 @@ int proto_meta_pack(const struct proto_meta *m, msgpack_packer *pk);
  * ENDPOINT: "-" stdin/stdout; "tcp://host:port" or "ipc://path" (ZeroMQ PULL/PUSH): a tcp host
  * of "*" binds, any other host connects; for ipc:// the writer binds and the reader connects.
  * "FILE.zst" a zstd-compressed file; anything else a file path.
- * ZeroMQ waits time out after SAEFLOW_ZMQ_TIMEOUT seconds (default 600) -> PROTO_E_TIMEOUT. */
+ * ZeroMQ waits time out after SAEFLOW_ZMQ_TIMEOUT seconds (default 600) -> PROTO_E_TIMEOUT.
+ * Writers block after 4 queued frames; readers queue without bound (SAEFLOW_ZMQ_RCVHWM=N caps
+ * it), because libzmq 4.3.4 loses the tail of a stream whose throttled reader sees the writer
+ * close (see io.c). */
 struct proto_reader;
 struct proto_reader *proto_reader_open(const char *endpoint, int *err);
 struct proto_reader *proto_reader_open_fd(int fd, const char *name, int *err); /* does not close fd */
