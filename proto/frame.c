@@ -302,6 +302,10 @@ static int parse_tensor(const msgpack_object *o, const char *key, struct proto_t
     if (!da || da->type != MSGPACK_OBJECT_BIN) { proto_set_detail("%s: data must be a bin", key); return PROTO_E_SCHEMA; }
     size_t nbytes = (size_t)numel * proto_dtype_size(t->dtype);
     bool zstd = z && z->type == MSGPACK_OBJECT_BOOLEAN && z->via.boolean;
+    if (!zstd && da->via.bin.size == nbytes && ((uintptr_t)da->via.bin.ptr & 63) == 0) {
+        t->data = da->via.bin.ptr;   /* already 64-byte aligned (the reader arranges it for large bins): use in place */
+        return PROTO_OK;
+    }
     if (proto_buf_reserve(slot, nbytes ? nbytes : 1) != PROTO_OK) return PROTO_E_NOMEM;
     if (zstd) {
         size_t r = ZSTD_decompress(slot->p, nbytes, da->via.bin.ptr, da->via.bin.size);

@@ -94,7 +94,7 @@ static void grow_pipe(int fd)
 static int reader_stream_init(struct proto_reader *r)
 {
     r->cap = 2 * READ_CHUNK;
-    if (!(r->buf = malloc(r->cap))) return PROTO_E_NOMEM;
+    if (!(r->buf = proto_aligned_alloc(r->cap))) return PROTO_E_NOMEM;
     grow_pipe(r->fd);
     if (r->type == EP_ZSTD) {
         if (!(r->zd = ZSTD_createDStream()) || !(r->zin = malloc(ZSTD_DStreamInSize()))) return PROTO_E_NOMEM;
@@ -143,8 +143,10 @@ static ssize_t read_some(int fd, void *buf, size_t n)
 /* Size of the msgpack object at p[0..n): > 0 when it is all there, 0 when more bytes are
  * needed, PROTO_E_PARSE for a byte that starts no msgpack object. Only headers are looked at
  * (bins and strings are skipped by length), so rescanning a partial frame is cheap. */
-static long long mp_size(const unsigned char *p, size_t n)
+#define ALIGN_MIN_BIN (1u << 16)   /* bins this large are received 64-byte aligned */
+static long long mp_size(const unsigned char *p, size_t n, size_t *big_body)
 {
+    *big_body = 0;
     size_t pos = 0;
     uint64_t pending = 1;
     while (pending) {
@@ -182,6 +184,7 @@ static long long mp_size(const unsigned char *p, size_t n)
             else if (b == 0xde || b == 0xdf) add = 2 * v;
             else body += v;
         }
+        if (body >= ALIGN_MIN_BIN && pos + hs + body > n && pos + hs <= n && !*big_body) *big_body = pos + hs;
         pos += hs + body;
         pending += add;
         pending--;
@@ -190,17 +193,21 @@ static long long mp_size(const unsigned char *p, size_t n)
     return pos <= n ? (long long)pos : 0;
 }
 
-/* more bytes into r->buf: >0 bytes, 0 EOF, <0 error code */
+/* more bytes into r->buf: >0 bytes, 0 EOF, <0 error code. The buffer is 64-byte aligned and
+ * compaction keeps r->start modulo 64, so a bin body placed on a 64-byte boundary stays there. */
 static long read_more(struct proto_reader *r)
 {
-    if (r->start > 0 && (r->start == r->len || r->cap - r->len < READ_CHUNK)) {
-        memmove(r->buf, r->buf + r->start, r->len - r->start);
-        r->len -= r->start; r->start = 0;
+    if (r->start >= 64 && (r->start == r->len || r->cap - r->len < READ_CHUNK)) {
+        size_t keep = r->start % 64;
+        memmove(r->buf + keep, r->buf + r->start, r->len - r->start);
+        r->len -= r->start - keep; r->start = keep;
     }
     if (r->cap - r->len < READ_CHUNK) {
         size_t cap = r->cap * 2;
-        char *nb = realloc(r->buf, cap);
+        char *nb = proto_aligned_alloc(cap);
         if (!nb) return PROTO_E_NOMEM;
+        memcpy(nb, r->buf, r->len);
+        free(r->buf);
         r->buf = nb; r->cap = cap;
     }
     char *dst = r->buf + r->len;
@@ -253,7 +260,15 @@ static int next_object(struct proto_reader *r, const msgpack_object **obj)
         return PROTO_OK;
     }
     for (;;) {
-        long long size = mp_size((const unsigned char *)r->buf + r->start, r->len - r->start);
+        size_t big = 0;
+        long long size = mp_size((const unsigned char *)r->buf + r->start, r->len - r->start, &big);
+        if (size == 0 && big && (r->start + big) % 64 != 0) {
+            /* a large bin is arriving: move the partial frame so its body lands 64-byte aligned
+             * and the frame parser can use it in place instead of copying it */
+            size_t to = (64 - big % 64) % 64, n = r->len - r->start;
+            if (to + n + READ_CHUNK > r->cap) { /* read_more grows it; align next time round */ }
+            else { memmove(r->buf + to, r->buf + r->start, n); r->start = to; r->len = to + n; }
+        }
         if (size < 0) { proto_set_detail("after %llu data frames: bytes are not msgpack", (unsigned long long)r->frames); return PROTO_E_PARSE; }
         if (size > 0) {
             size_t off = 0;

@@ -36,7 +36,8 @@
  *
  * OWNERSHIP: proto_reader_next fills `out` with views that borrow from the reader; they are
  * valid until the next proto_reader_next or proto_reader_close. Tensor data in a read frame is
- * already copied into 64-byte-aligned storage (and decompressed). proto_writer_put borrows its
+ * 64-byte aligned and decompressed: copied into the reader's storage, or used in place where the
+ * reader received it aligned (it places large bins on 64-byte boundaries). proto_writer_put borrows its
  * frame; the caller keeps ownership. Library functions return error codes and never print.
  */
 #ifndef SAEFLOW_PROTO_H

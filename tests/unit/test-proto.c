@@ -265,6 +265,39 @@ int main(void)
         free(buf);
     }
 
+    /* 3b. large bins (placed 64-byte aligned by the reader and used in place): two frames of a
+     * 256 KiB tensor behind an odd-length string, through a pipe in odd-sized chunks */
+    {
+        static float big[256 * 256];   /* (1, 256, 256) */
+        static int32_t btok[256];
+        for (int i = 0; i < 256 * 256; i++) big[i] = (float)i * 0.5f - 7.f;
+        uint64_t s2[2] = {1, 256}, s3[3] = {1, 256, 256};
+        char bpath[300]; snprintf(bpath, sizeof bpath, "%s/big.bin", dir);
+        int err;
+        struct proto_writer *w = proto_writer_open(bpath, NULL, &err);
+        struct proto_frame f; proto_frame_init(&f, PROTO_KIND_ACTS);
+        proto_frame_set_str(&f, "hook", "blocks.0.hook_resid_pre+odd");
+        proto_frame_set_tensor(&f, "tokens", PROTO_I32, 2, s2, btok);
+        proto_frame_set_tensor(&f, "acts", PROTO_F32, 3, s3, big);
+        err = proto_writer_header(w, NULL);
+        for (int k = 0; k < 2 && !err; k++) err = proto_writer_put(w, &f);
+        CHECK(proto_writer_close(w, err == 0) == 0 && err == 0, "write big frames");
+        size_t bn; char *bb = slurp(bpath, &bn);
+        for (size_t chunk = 997; chunk <= 65537; chunk *= 66) {
+            struct proto_reader *br = pipe_reader(bb, bn, chunk, &pid);
+            struct proto_frame g;
+            CHECK(proto_reader_next(br, &g) == PROTO_OK, "big: header");
+            for (int k = 0; k < 2; k++) {
+                CHECK(proto_reader_next(br, &g) == PROTO_OK, "big: frame %d: %s", k, proto_detail());
+                const struct proto_tensor *t = proto_frame_tensor(&g, "acts");
+                CHECK(t && ((uintptr_t)t->data & 63) == 0 && !memcmp(t->data, big, sizeof big), "big: frame %d data (chunk %zu)", k, chunk);
+            }
+            CHECK(proto_reader_next(br, &g) == PROTO_END, "big: end");
+            close_pipe_reader(br, -1, pid);
+        }
+        free(bb);
+    }
+
     /* 4. bad streams */
     CHECK(first_error(bytes, n - 1) == PROTO_E_TRUNCATED, "truncated last byte");
     CHECK(first_error(bytes, n / 2) == PROTO_E_TRUNCATED, "truncated mid stream");
