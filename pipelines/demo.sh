@@ -11,7 +11,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-[ -d "$ROOT/build/bin" ] && PATH="$ROOT/build/bin:$PATH"
+SF_BIN=${SF_BUILD:-$ROOT/build}/bin; [ -d "$SF_BIN" ] && PATH="$SF_BIN:$PATH"   # SF_BUILD: another build dir
 OUT=demo-out TOKENS=16384 TRAIN_TOKENS=32768
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -601,5 +601,6 @@ int proto_writer_close(struct proto_writer *w, bool complete)
 }
 
 const char *proto_writer_name(const struct proto_writer *w) { return w->name; }
+int proto_writer_error(const struct proto_writer *w) { return w ? w->err : 0; }
 uint64_t proto_writer_frames(const struct proto_writer *w) { return w->frames; }
 uint64_t proto_writer_rows(const struct proto_writer *w) { return w->rows; }

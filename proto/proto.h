@@ -78,6 +78,8 @@ const char *proto_strerror(int err);
 const char *proto_detail(void);
 void proto_set_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void proto_clear_detail(void);
+/* Puts "<prefix>: " before the current detail (e.g. the file a parser was reading). */
+void proto_prefix_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- dtypes and tensors ---- */
 enum proto_dtype { PROTO_F32, PROTO_F16, PROTO_BF16, PROTO_I32, PROTO_U32, PROTO_U8, PROTO_DTYPE_COUNT };
@@ -110,10 +112,6 @@ void *proto_aligned_alloc(size_t nbytes);                   /* 64-byte aligned, 
 /* The tensor as f32: t->data itself when it is f32, else converted into *scratch.
  * NULL (PROTO_E_SCHEMA / NOMEM) when the dtype is not a float type. */
 const float *proto_tensor_f32(const struct proto_tensor *t, struct proto_buf *scratch, int *err);
-
-/* Per-token similarity of two activation tensors, STUDY.md's definition (sums in double, norms
- * floored at 1e-12): a, b: (n_tok, d) -> cos, l2: (n_tok). Used by sf-compare and sf-reduce. */
-void proto_sim_tokens(const float *a, const float *b, uint64_t n_tok, uint64_t d, float *cos, float *l2);
 
 /* ---- sparse features (CSR) ---- */
 struct proto_sparse {
@@ -256,6 +254,11 @@ int proto_writer_end_meta(struct proto_writer *w, const char *key, double value)
  * truncated stream, on purpose). NULL-safe. */
 int proto_writer_close(struct proto_writer *w, bool complete);
 const char *proto_writer_name(const struct proto_writer *w);
+/* The writer's own failure, sticky: the first write/flush/send error it met (every later put
+ * returns it too), 0 while it is healthy or for NULL. A stage's main uses it to say whether a
+ * failure was the output's ("writing output failed") or the input's. A frame refused by
+ * validation is not a writer failure. */
+int proto_writer_error(const struct proto_writer *w);
 uint64_t proto_writer_frames(const struct proto_writer *w);
 uint64_t proto_writer_rows(const struct proto_writer *w);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "proto.h"
+#include "study.h"
 #include "cli.h"
 
 /* ======================== options ======================== */

@@ -18,6 +18,7 @@
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include "proto.h"
+#include "study.h"
 #include "cli.h"
 
 /* ======================== constants ======================== */
