@@ -1,38 +1,16 @@
 /* proto.h - saeflow's shared library: frames, endpoints, tensors, safetensors, CLI helpers.
  *
- * WIRE FORMAT (protocol version 1; see ../shared/SPEC.md §2, this comment is the reference)
- *
- * A stream is a sequence of frames. On a pipe or a file the frames are concatenated top-level
- * msgpack maps (msgpack is self-delimiting, no length prefix); a `*.zst` file is that byte
- * stream inside zstd (the writer flushes a zstd block at every frame boundary); over ZeroMQ
- * (PUSH/PULL) one frame is one message.
- *
- * Every frame is a map with string keys:
- *   "sf"   uint  protocol version, PROTO_VERSION (1); any other value is rejected
- *   "kind" str   "header" | "tokens" | "acts" | "loss" | "sim" | "end" (other kinds are carried)
- *   "seq"  uint  data frames only: 0, 1, 2, ... with no gap
- * A stream is: one "header", data frames, one "end". "end" carries "frames" (uint, the number
- * of data frames) and "rows" (uint, the sum of the first dimension of each data frame's
- * "tokens"), and may carry "meta" (map: counts a stage wants to report, e.g. non-finite
- * values, outliers). A stream that stops before "end" is truncated (exit 3 downstream).
- *
- * A tensor is a map {"dtype": str, "shape": [uint...], "data": bin} with dtype one of
- * f32 f16 bf16 i32 u32 u8, little-endian, row-major, len(data) == prod(shape) * size(dtype),
- * at most PROTO_MAX_DIMS dims. With "zstd": true, data is one zstd frame whose content is
- * exactly those bytes.
- * Sparse feature activations ("feats") are a map {"d_sae": uint, "indptr": u32 tensor [n+1],
- * "index": u32 tensor [nnz], "value": f32 tensor [nnz]} (CSR over the n tokens, row-major).
- * Any other value (string, number, map, array) is carried through untouched.
- *
- * Frame keys by kind:
- *   header  meta: map {stages: [{name, version, args}], model, hook, d_model, ctx, bos,
- *                      tokenizer, sae, d_sae, total_rows, ...}
- *   tokens  tokens i32 [rows, ctx]
- *   acts    tokens, hook (str), acts [rows, ctx, d_model]; later keep u8 [rows, ctx],
- *           feats (sparse), recon [rows, ctx, d_model]
- *   loss    tokens; f32 [rows, ctx-1]: ce_clean, ce_spliced, ce_ablated, kl_spliced, kl_ablated
- *   sim     tokens, cos f32 [rows, ctx], l2 f32 [rows, ctx]
- *   end     frames, rows, (meta)
+ * WIRE FORMAT: proto/PROTOCOL.md is the reference (frames, tensors, sparse feats, header meta,
+ * end meta, sf-cat JSON lines, sf-reduce JSON, exit codes); change it with the code. In short:
+ * a stream is one "header" frame, data frames with "seq" 0, 1, 2, ..., one "end" frame
+ * {frames, rows, meta}; every frame is a msgpack map {"sf": 1, "kind": str, ...}; a tensor is
+ * {"dtype", "shape", "data": bin} (f32 f16 bf16 i32 u32 u8, little-endian, row-major,
+ * len(data) == prod(shape)*size, at most PROTO_MAX_DIMS dims, "zstd": true for a compressed
+ * payload); "feats" is CSR {d_sae, indptr u32 [n+1], index u32 [nnz], value f32 [nnz]}.
+ * Kinds: tokens {tokens i32 [rows, ctx]}; acts {tokens, hook, acts [rows, ctx, d_model], later
+ * keep u8 [rows, ctx], feats, recon}; loss {tokens, ce_* / kl_* f32 [rows, ctx-1]}; sim {tokens,
+ * cos, l2 f32 [rows, ctx]}. Pipe/file: concatenated maps; .zst: the same in zstd, flushed per
+ * frame; ZeroMQ PUSH/PULL: one frame per message.
  *
  * OWNERSHIP: proto_reader_next fills `out` with views that borrow from the reader; they are
  * valid until the next proto_reader_next or proto_reader_close. Tensor data in a read frame is
