@@ -59,21 +59,21 @@ int main(int argc, char **argv)
     struct state st;
     memset(&st, 0, sizeof st);
     st.o = &o;
-    struct sae *s = &st.sae;
+    struct proto_sae *s = &st.sae;
     snprintf(s->name, sizeof s->name, "synthetic");
-    s->d_in = d_in; s->d_sae = d_sae; s->arch = ARCH_STANDARD; s->apply_b_dec = true; s->norm = NORM_NONE;
-    s->act = strcmp(act, "topk") == 0 ? ACT_TOPK : ACT_RELU;
+    s->d_in = d_in; s->d_sae = d_sae; s->arch = PROTO_SAE_ARCH_STANDARD; s->apply_b_dec = true; s->norm = PROTO_SAE_NORM_NONE;
+    s->act = strcmp(act, "topk") == 0 ? PROTO_SAE_ACT_TOPK : PROTO_SAE_ACT_RELU;
     s->k = k;
     s->W_enc = filled((size_t)d_in * d_sae, 1.0f / sqrtf((float)d_in));
     s->W_dec = filled((size_t)d_sae * d_in, 1.0f / sqrtf((float)d_sae));
     s->b_dec = filled((size_t)d_in, 0.0f);
     s->b_enc = filled((size_t)d_sae, 0.0f);
-    for (int j = 0; j < d_sae; j++) s->b_enc[j] = s->act == ACT_TOPK ? 0.0f : -3.1f;
+    for (int j = 0; j < d_sae; j++) s->b_enc[j] = s->act == PROTO_SAE_ACT_TOPK ? 0.0f : -3.1f;
     long nproc = sysconf(_SC_NPROCESSORS_ONLN);
     st.n_threads = nproc > MAX_THREADS ? MAX_THREADS : (int)nproc;
     for (int i = 0; i < st.n_threads; i++) {
         st.part[i].sae = s;
-        if (s->act == ACT_TOPK) {
+        if (s->act == PROTO_SAE_ACT_TOPK) {
             st.part[i].zrow = malloc((size_t)d_sae * sizeof(float));
             st.part[i].heap_idx = malloc((size_t)k * sizeof(int));
             st.part[i].heap_val = malloc((size_t)k * sizeof(float));
@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     double flop = 2.0 * (double)n_tok * d_in * d_sae;
     double l0 = (double)st.nnz_total / (double)n_tok;
     printf("d_in=%d d_sae=%d tokens=%lld act=%s k=%d threads=%d blas_threads=%d\n", d_in, d_sae,
-           (long long)n_tok, ACT_NAME[s->act], s->act == ACT_TOPK ? k : 0, st.n_threads,
+           (long long)n_tok, proto_sae_act_name(s->act), s->act == PROTO_SAE_ACT_TOPK ? k : 0, st.n_threads,
            openblas_get_num_threads());
     printf("sgemm_seconds=%.4f sgemm_gflops=%.2f adjacent_peak_gflops=%.2f\n", best_in_sgemm,
            flop / best_in_sgemm / 1e9, peak_before > peak_after ? peak_before : peak_after);

@@ -4,13 +4,14 @@
  * sparse CSR, entries with f > 0), and with --splice also `recon` f32 [rows, ctx, d_model] (the
  * reconstruction x̂ in the model's units). --drop-acts removes `acts` from the output. Other
  * frame kinds pass through untouched. The SAE is a SAELens directory (cfg.json,
- * sae_weights.safetensors): architectures standard / topk / jumprelu / gated, activation fns
+ * sae_weights.safetensors, read by proto/sae-dir.h): architectures standard / topk / jumprelu / gated, activation fns
  * relu / tanh-relu / topk, apply_b_dec_to_input, normalize_activations none /
  * constant_norm_rescale / expected_average_only_in / layer_norm, finetuning_scaling_factor
  * (exact semantics: ../shared/STUDY.md and SAELens 3.22 `SAE.encode_*` / `decode`).
  * Batched: the encoder is one sgemm per frame (split only when the pre-activations of a frame
  * would pass ENC_MAX_BYTES); the decoder walks the non-zero features (cost ∝ L0·d_in); the
- * activation and decode run on --threads workers over contiguous token ranges.
+ * activation and decode run on --threads workers (proto_parallel_run) over contiguous token
+ * ranges.
  * Choices where SAELens leaves room: jumprelu is relu(z)·[z > threshold] (SAELens 3.22; equal to
  * STUDY's z·[z > θ] for θ >= 0); topk ties go to the lower feature index; gated computes
  * u·(W_enc·exp(r_mag)) as (u·W_enc)·exp(r_mag), sharing the one sgemm; a token whose input is
@@ -18,23 +19,22 @@
  * is counted (end meta nonfinite_tokens) and the first one is named on stderr.
  */
 #include <cblas.h>
-#include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "parallel.h"
 #include "proto.h"
+#include "sae-dir.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* constants */
 
 #define ENC_MAX_BYTES ((size_t)1 << 30)   /* cap on the pre-activation buffer (tokens x d_sae) */
-#define MAX_THREADS 64
+#define MAX_THREADS 64                     /* activation/decode workers at most */
 
 /* ---------------------------------------------------------------------------------------- */
 /* options */
@@ -57,298 +57,11 @@ static struct opts opts_default(const char *argv0)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* the SAE */
-
-enum arch { ARCH_STANDARD, ARCH_JUMPRELU, ARCH_GATED };
-enum act_fn { ACT_RELU, ACT_TANH_RELU, ACT_TOPK };
-enum norm { NORM_NONE, NORM_CONSTANT_RESCALE, NORM_EXPECTED_AVG, NORM_LAYER };
-static const char *const ARCH_NAME[] = {"standard", "jumprelu", "gated"};
-static const char *const ACT_NAME[] = {"relu", "tanh-relu", "topk"};
-static const char *const NORM_NAME[] = {"none", "constant_norm_rescale", "expected_average_only_in", "layer_norm"};
-
-struct sae {
-    char name[256];           /* directory basename */
-    char hook[256];           /* cfg hook_name ("" when absent) */
-    int d_in, d_sae;
-    enum arch arch;
-    enum act_fn act;
-    int k;                    /* topk */
-    bool apply_b_dec;
-    enum norm norm;
-    float norm_scale;         /* expected_average_only_in: x' = s·x, x̂ = x̂'/s */
-    float *W_enc;             /* (d_in, d_sae) */
-    float *b_enc;             /* (d_sae) standard/jumprelu: b_enc; gated: b_gate */
-    float *mag_scale;         /* (d_sae) gated: exp(r_mag), else NULL */
-    float *b_mag;             /* (d_sae) gated, else NULL */
-    float *threshold;         /* (d_sae) jumprelu, else NULL */
-    float *W_dec;             /* (d_sae, d_in) */
-    float *b_dec;             /* (d_in) */
-    float *ft_scale;          /* (d_sae) finetuning_scaling_factor, or NULL */
-};
-
-static void sae_destroy(struct sae *s)
-{
-    free(s->W_enc); free(s->b_enc); free(s->mag_scale); free(s->b_mag);
-    free(s->threshold); free(s->W_dec); free(s->b_dec); free(s->ft_scale);
-    memset(s, 0, sizeof *s);
-}
-
-/* cfg.json helpers: absent or JSON null count as absent. */
-static const cJSON *cfg_get(const cJSON *cfg, const char *key, const char *legacy)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
-    if ((!v || cJSON_IsNull(v)) && legacy) v = cJSON_GetObjectItemCaseSensitive(cfg, legacy);
-    return v && !cJSON_IsNull(v) ? v : NULL;
-}
-
-static int cfg_int(const cJSON *cfg, const char *key, long long *out)
-{
-    const cJSON *v = cfg_get(cfg, key, NULL);
-    if (!v) return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
-        v->valuedouble > 1e12) {
-        proto_set_detail("cfg.json: %s is not a non-negative integer", key);
-        return PROTO_E_FORMAT;
-    }
-    *out = (long long)v->valuedouble;
-    return 1;
-}
-
-static int cfg_str(const cJSON *cfg, const char *key, const char *legacy, const char *dflt,
-                   char *dst, size_t cap)
-{
-    const cJSON *v = cfg_get(cfg, key, legacy);
-    const char *s = dflt;
-    if (v) {
-        if (!cJSON_IsString(v)) { proto_set_detail("cfg.json: %s is not a string", key); return PROTO_E_FORMAT; }
-        s = v->valuestring;
-    }
-    if (strlen(s) >= cap) { proto_set_detail("cfg.json: %s is too long", key); return PROTO_E_FORMAT; }
-    strcpy(dst, s);
-    return PROTO_OK;
-}
-
-static int cfg_bool(const cJSON *cfg, const char *key, bool dflt, bool *out)
-{
-    const cJSON *v = cfg_get(cfg, key, NULL);
-    *out = dflt;
-    if (!v) return PROTO_OK;
-    if (!cJSON_IsBool(v)) { proto_set_detail("cfg.json: %s is not a boolean", key); return PROTO_E_FORMAT; }
-    *out = cJSON_IsTrue(v);
-    return PROTO_OK;
-}
-
-static int name_index(const char *s, const char *const *names, int n)
-{
-    for (int i = 0; i < n; i++) if (strcmp(s, names[i]) == 0) return i;
-    return -1;
-}
-
-/* Reads the architecture fields of cfg.json with SAELens defaults and legacy names. */
-static int sae_parse_cfg(struct sae *s, const cJSON *cfg, long long *d_in, long long *d_sae)
-{
-    char arch[64], act[64], norm[64];
-    int err;
-    if ((err = cfg_str(cfg, "architecture", NULL, "standard", arch, sizeof arch)) != 0) return err;
-    if ((err = cfg_str(cfg, "activation_fn_str", "activation_fn", "relu", act, sizeof act)) != 0) return err;
-    if ((err = cfg_str(cfg, "hook_name", "hook_point", "", s->hook, sizeof s->hook)) != 0) return err;
-    const cJSON *md = cfg_get(cfg, "metadata", NULL);   /* SAELens >= 6 keeps it there */
-    if (!s->hook[0] && md && (err = cfg_str(md, "hook_name", NULL, "", s->hook, sizeof s->hook)) != 0) return err;
-    if ((err = cfg_bool(cfg, "apply_b_dec_to_input", true, &s->apply_b_dec)) != 0) return err;
-
-    /* normalize_activations: a string, or a legacy bool (true = expected_average_only_in) */
-    const cJSON *nv = cfg_get(cfg, "normalize_activations", NULL);
-    if (nv && cJSON_IsBool(nv)) strcpy(norm, cJSON_IsTrue(nv) ? "expected_average_only_in" : "none");
-    else if ((err = cfg_str(cfg, "normalize_activations", NULL, "none", norm, sizeof norm)) != 0) return err;
-
-    /* SAELens >= 4 writes architecture "topk" with k in cfg (or activation_fn_kwargs) */
-    int a = strcmp(arch, "topk") == 0 ? ARCH_STANDARD : name_index(arch, ARCH_NAME, 3);
-    if (a < 0) {
-        proto_set_detail("cfg.json: unknown architecture '%s' (known: standard, topk, jumprelu, gated)", arch);
-        return PROTO_E_FORMAT;
-    }
-    s->arch = (enum arch)a;
-    int f = strcmp(arch, "topk") == 0 ? ACT_TOPK : name_index(act, ACT_NAME, 3);
-    if (f < 0) {
-        proto_set_detail("cfg.json: unknown activation_fn_str '%s' (known: relu, tanh-relu, topk)", act);
-        return PROTO_E_FORMAT;
-    }
-    s->act = (enum act_fn)f;
-    int nm = name_index(norm, NORM_NAME, 4);
-    if (nm < 0) {
-        proto_set_detail("cfg.json: unknown normalize_activations '%s' (known: none, "
-                         "constant_norm_rescale, expected_average_only_in, layer_norm)", norm);
-        return PROTO_E_FORMAT;
-    }
-    s->norm = (enum norm)nm;
-
-    if (s->act == ACT_TOPK) {
-        long long k = -1;
-        const cJSON *kw = cfg_get(cfg, "activation_fn_kwargs", NULL);
-        if (kw && (err = cfg_int(kw, "k", &k)) < 0) return err;
-        if (k < 0 && (err = cfg_int(cfg, "k", &k)) < 0) return err;
-        if (k < 1) { proto_set_detail("cfg.json: topk needs activation_fn_kwargs.k >= 1"); return PROTO_E_FORMAT; }
-        s->k = (int)(k > 1 << 30 ? 1 << 30 : k);
-    }
-    *d_in = *d_sae = -1;
-    if ((err = cfg_int(cfg, "d_in", d_in)) < 0) return err;
-    if ((err = cfg_int(cfg, "d_sae", d_sae)) < 0) return err;
-    return PROTO_OK;
-}
-
-/* Copies a safetensors tensor (unaligned, f32/f16/bf16) into a new aligned f32 buffer after
- * checking its shape. required=false: NULL + PROTO_OK when absent. */
-static int load_tensor(const struct proto_st *st, const char *name, int ndim, uint64_t d0,
-                       uint64_t d1, bool required, float **out)
-{
-    const struct proto_st_tensor *t = proto_st_find(st, name);
-    *out = NULL;
-    if (!t) {
-        if (!required) return PROTO_OK;
-        proto_set_detail("sae_weights.safetensors: tensor %s is missing", name);
-        return PROTO_E_FORMAT;
-    }
-    if (t->dtype != PROTO_F32 && t->dtype != PROTO_F16 && t->dtype != PROTO_BF16) {
-        proto_set_detail("sae_weights.safetensors: %s has dtype %s (f32, f16 or bf16 expected)",
-                         name, proto_dtype_name(t->dtype));
-        return PROTO_E_FORMAT;
-    }
-    bool ok = t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1);
-    if (!ok) {
-        char got[96] = "";
-        for (int i = 0, n = 0; i < t->ndim && n < 80; i++)
-            n += snprintf(got + n, sizeof got - n, i ? " %llu" : "%llu", (unsigned long long)t->shape[i]);
-        if (ndim == 1) proto_set_detail("sae_weights.safetensors: %s has shape [%s], expected [%llu]",
-                                        name, got, (unsigned long long)d0);
-        else proto_set_detail("sae_weights.safetensors: %s has shape [%s], expected [%llu %llu]",
-                              name, got, (unsigned long long)d0, (unsigned long long)d1);
-        return PROTO_E_MISMATCH;
-    }
-    size_t n = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
-    if (!(*out = proto_aligned_alloc(n * sizeof(float) + 64))) return PROTO_E_NOMEM;
-    proto_convert_to_f32(*out, t->data, t->dtype, n);
-    return PROTO_OK;
-}
-
-static bool all_ones(const float *v, int n)
-{
-    for (int i = 0; i < n; i++) if (v[i] != 1.0f) return false;
-    return true;
-}
-
-/* Loads DIR/cfg.json and DIR/sae_weights.safetensors. norm_scale: the --norm-scaling-factor
- * flag or NAN. Sets the detail message on failure. */
-static int sae_load(struct sae *s, const char *dir, double norm_scale)
-{
-    char path[4200];
-    char *text = NULL;
-    size_t len = 0;
-    cJSON *cfg = NULL;
-    struct proto_st st = {0};
-    bool st_open = false, ft_flag = false;
-    long long d_in, d_sae;
-    int err;
-
-    memset(s, 0, sizeof *s);
-    const char *end = dir + strlen(dir);
-    while (end > dir + 1 && end[-1] == '/') end--;
-    const char *base = end;
-    while (base > dir && base[-1] != '/') base--;
-    snprintf(s->name, sizeof s->name, "%.*s", (int)(end - base), base);
-
-    snprintf(path, sizeof path, "%s/cfg.json", dir);
-    if ((err = proto_read_file(path, &text, &len)) != 0) {
-        proto_set_detail("%s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!(cfg = cJSON_Parse(text)) || !cJSON_IsObject(cfg)) {
-        proto_set_detail("%s: not a JSON object", path);
-        err = PROTO_E_FORMAT;
-        goto out;
-    }
-    if ((err = sae_parse_cfg(s, cfg, &d_in, &d_sae)) != 0) goto out;
-    if ((err = cfg_bool(cfg, "finetuning_scaling_factor", false, &ft_flag)) != 0) goto out;
-    const cJSON *nsf = cfg_get(cfg, "norm_scaling_factor", NULL);
-    if (isnan(norm_scale) && nsf && cJSON_IsNumber(nsf)) norm_scale = nsf->valuedouble;
-
-    snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
-    if ((err = proto_st_open(&st, path)) != 0) {
-        if (!proto_detail()[0]) proto_set_detail("%s: %s", path, strerror(errno));
-        goto out;
-    }
-    st_open = true;
-
-    /* d_in/d_sae: cfg.json when present (and then the tensors must agree), else W_enc */
-    const struct proto_st_tensor *we = proto_st_find(&st, "W_enc");
-    if (!we) { proto_set_detail("sae_weights.safetensors: tensor W_enc is missing"); err = PROTO_E_FORMAT; goto out; }
-    if (we->ndim != 2) { proto_set_detail("sae_weights.safetensors: W_enc is not 2-D"); err = PROTO_E_MISMATCH; goto out; }
-    if (d_in < 0) d_in = (long long)we->shape[0];
-    if (d_sae < 0) d_sae = (long long)we->shape[1];
-    if (d_in < 1 || d_sae < 1 || d_in > INT32_MAX / 2 || d_sae > INT32_MAX / 2) {
-        proto_set_detail("cfg.json: d_in %lld / d_sae %lld out of range", d_in, d_sae);
-        err = PROTO_E_FORMAT;
-        goto out;
-    }
-    s->d_in = (int)d_in;
-    s->d_sae = (int)d_sae;
-    if (s->act == ACT_TOPK && s->k > s->d_sae) s->k = s->d_sae;
-
-    if ((err = load_tensor(&st, "W_enc", 2, d_in, d_sae, true, &s->W_enc)) != 0) goto out;
-    if ((err = load_tensor(&st, "W_dec", 2, d_sae, d_in, true, &s->W_dec)) != 0) goto out;
-    if ((err = load_tensor(&st, "b_dec", 1, d_in, 0, true, &s->b_dec)) != 0) goto out;
-    if (s->arch == ARCH_GATED) {
-        if ((err = load_tensor(&st, "b_gate", 1, d_sae, 0, true, &s->b_enc)) != 0) goto out;
-        if ((err = load_tensor(&st, "r_mag", 1, d_sae, 0, true, &s->mag_scale)) != 0) goto out;
-        if ((err = load_tensor(&st, "b_mag", 1, d_sae, 0, true, &s->b_mag)) != 0) goto out;
-        for (int j = 0; j < s->d_sae; j++) s->mag_scale[j] = expf(s->mag_scale[j]);
-    } else {
-        if ((err = load_tensor(&st, "b_enc", 1, d_sae, 0, true, &s->b_enc)) != 0) goto out;
-    }
-    if (s->arch == ARCH_JUMPRELU &&
-        (err = load_tensor(&st, "threshold", 1, d_sae, 0, true, &s->threshold)) != 0) goto out;
-
-    /* finetuning scaling factor (SAELens read_sae_from_disk): a "scaling_factor" tensor of all
-     * ones is ignored; any other needs cfg finetuning_scaling_factor true. */
-    const char *sf_name = proto_st_find(&st, "finetuning_scaling_factor") ? "finetuning_scaling_factor" : "scaling_factor";
-    if ((err = load_tensor(&st, sf_name, 1, d_sae, 0, false, &s->ft_scale)) != 0) goto out;
-    if (s->ft_scale && all_ones(s->ft_scale, s->d_sae)) { free(s->ft_scale); s->ft_scale = NULL; }
-    else if (s->ft_scale && !ft_flag) {
-        proto_set_detail("sae_weights.safetensors: %s is present but cfg.json finetuning_scaling_factor is false", sf_name);
-        err = PROTO_E_FORMAT;
-        goto out;
-    } else if (!s->ft_scale && ft_flag) {
-        proto_set_detail("cfg.json: finetuning_scaling_factor is true but sae_weights.safetensors has no scaling_factor tensor");
-        err = PROTO_E_FORMAT;
-        goto out;
-    }
-
-    s->norm_scale = 1.0f;
-    if (s->norm == NORM_EXPECTED_AVG) {
-        if (!isnan(norm_scale) && !(norm_scale > 0 && isfinite(norm_scale))) {
-            proto_set_detail("norm scaling factor %g is not a positive number", norm_scale);
-            err = PROTO_E_FORMAT;
-            goto out;
-        }
-        if (isnan(norm_scale))   /* SAELens load_from_pretrained: runs unscaled */
-            proto_warn("%s: normalize_activations is expected_average_only_in but no scaling factor "
-                       "is known (cfg norm_scaling_factor or --norm-scaling-factor): using 1", dir);
-        else s->norm_scale = (float)norm_scale;
-    }
-    err = PROTO_OK;
-out:
-    if (st_open) proto_st_close(&st);
-    cJSON_Delete(cfg);
-    free(text);
-    if (err) sae_destroy(s);
-    return err;
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* stage state */
 
 /* One worker's share of a chunk of tokens: its features (CSR pieces) and scratch. */
 struct part {
-    struct sae *sae;
+    const struct proto_sae *sae;   /* the stage's SAE, shared read-only */
     const float *pre;         /* (n_chunk, d_sae) u·W_enc of the chunk */
     const float *scale;       /* (n_tok) per-token c (rescale), or LN std */
     const float *shift;       /* (n_tok) LN mean */
@@ -365,7 +78,7 @@ struct part {
 
 struct state {
     struct opts *o;
-    struct sae sae;
+    struct proto_sae sae;
     int n_threads;
     struct part part[MAX_THREADS];
     struct proto_buf xs;      /* acts converted to f32 when not f32 */
@@ -377,7 +90,6 @@ struct state {
     uint64_t n_tokens, n_nonfinite, nnz_total, nnz_all;
     double t_prep, t_sgemm, t_post;   /* seconds spent per phase (-v, bench) */
     bool warned_nonfinite;
-    bool write_failed;        /* the last error came from the writer (name the output) */
     uint64_t total_rows;      /* header meta total_rows (progress ETA), 0 = unknown */
 };
 
@@ -390,7 +102,7 @@ static void state_destroy(struct state *st)
     proto_buf_destroy(&st->xs);
     free(st->u); free(st->pre); free(st->scale); free(st->shift); free(st->bad); free(st->cnt);
     free(st->indptr); free(st->recon); free(st->index); free(st->value);
-    sae_destroy(&st->sae);
+    proto_sae_destroy(&st->sae);
 }
 
 /* Grows *p (aligned, contents lost) to hold n elements of size sz. */
@@ -423,15 +135,18 @@ static int state_init(struct state *st, struct opts *o)
 {
     memset(st, 0, sizeof *st);
     st->o = o;
-    int err = sae_load(&st->sae, o->sae_dir, o->norm_scale);
+    int err = proto_sae_load(o->sae_dir, o->norm_scale, &st->sae);
     if (err) return err;
+    if (st->sae.norm == PROTO_SAE_NORM_EXPECTED_AVG && !st->sae.norm_scale_known)   /* SAELens runs unscaled */
+        proto_warn("%s: normalize_activations is expected_average_only_in but no scaling factor "
+                   "is known (cfg norm_scaling_factor or --norm-scaling-factor): using 1", o->sae_dir);
     long nproc = sysconf(_SC_NPROCESSORS_ONLN);
     st->n_threads = o->cli.threads > 0 ? o->cli.threads : (int)(nproc > 0 ? nproc : 1);
     if (st->n_threads > MAX_THREADS) st->n_threads = MAX_THREADS;
     for (int i = 0; i < st->n_threads; i++) {
         struct part *p = &st->part[i];
         p->sae = &st->sae;
-        if (st->sae.act == ACT_TOPK) {
+        if (st->sae.act == PROTO_SAE_ACT_TOPK) {
             p->zrow = malloc((size_t)st->sae.d_sae * sizeof *p->zrow);
             p->heap_idx = malloc((size_t)st->sae.k * sizeof *p->heap_idx);
             p->heap_val = malloc((size_t)st->sae.k * sizeof *p->heap_val);
@@ -446,7 +161,7 @@ static int state_init(struct state *st, struct opts *o)
 
 /* Encoder input of token t: u = x' − b_dec·apply, x' = norm_in(x). Records the token's
  * normalisation (scale, shift) for decode and flags non-finite tokens (bad = 1, u = 0). */
-static void prepare_token(const struct sae *s, const float *x, float *u, float *scale,
+static void prepare_token(const struct proto_sae *s, const float *x, float *u, float *scale,
                           float *shift, uint8_t *bad)
 {
     const int d = s->d_in;   // x, u: (d_in)
@@ -455,13 +170,13 @@ static void prepare_token(const struct sae *s, const float *x, float *u, float *
     float c = 1.0f, mu = 0.0f;
     bool ok = isfinite(sum) && isfinite(sq);
     switch (s->norm) {
-    case NORM_NONE: break;
-    case NORM_EXPECTED_AVG: c = s->norm_scale; break;
-    case NORM_CONSTANT_RESCALE:   /* c = sqrt(d_in)/‖x‖; ‖x‖ = 0 gives inf: the token is bad */
+    case PROTO_SAE_NORM_NONE: break;
+    case PROTO_SAE_NORM_EXPECTED_AVG: c = s->norm_scale; break;
+    case PROTO_SAE_NORM_CONSTANT_RESCALE:   /* c = sqrt(d_in)/‖x‖; ‖x‖ = 0 gives inf: the token is bad */
         c = (float)(sqrt((double)d) / sqrt(sq));
         ok = ok && isfinite(c);
         break;
-    case NORM_LAYER: {            /* (x − μ)/(σ + 1e-5), σ the unbiased std (torch.std) */
+    case PROTO_SAE_NORM_LAYER: {            /* (x − μ)/(σ + 1e-5), σ the unbiased std (torch.std) */
         double m = sum / d, v = 0;
         for (int i = 0; i < d; i++) v += ((double)x[i] - m) * ((double)x[i] - m);
         mu = (float)m;
@@ -473,22 +188,22 @@ static void prepare_token(const struct sae *s, const float *x, float *u, float *
     if (!ok) { memset(u, 0, (size_t)d * sizeof *u); return; }
     const float *b = s->apply_b_dec ? s->b_dec : NULL;
     for (int i = 0; i < d; i++) {
-        float xi = s->norm == NORM_LAYER ? (x[i] - mu) / (c + 1e-5f) : x[i] * c;
+        float xi = s->norm == PROTO_SAE_NORM_LAYER ? (x[i] - mu) / (c + 1e-5f) : x[i] * c;
         u[i] = b ? xi - b[i] : xi;
     }
 }
 
 /* Pre-activation z_j of the (magnitude) path from p = u·W_enc. */
-static inline float z_of(const struct sae *s, const float *p, int j)
+static inline float z_of(const struct proto_sae *s, const float *p, int j)
 {
-    return s->arch == ARCH_GATED ? p[j] * s->mag_scale[j] + s->b_mag[j] : p[j] + s->b_enc[j];
+    return s->arch == PROTO_SAE_ARCH_GATED ? p[j] * s->mag_scale[j] + s->b_mag[j] : p[j] + s->b_enc[j];
 }
 
 /* The architecture's mask on an activation: jumprelu z > θ; gated: gate pre-act > 0. */
-static inline bool mask_of(const struct sae *s, const float *p, int j, float z)
+static inline bool mask_of(const struct proto_sae *s, const float *p, int j, float z)
 {
-    if (s->arch == ARCH_JUMPRELU) return z > s->threshold[j];
-    if (s->arch == ARCH_GATED) return p[j] + s->b_enc[j] > 0;
+    if (s->arch == PROTO_SAE_ARCH_JUMPRELU) return z > s->threshold[j];
+    if (s->arch == PROTO_SAE_ARCH_GATED) return p[j] + s->b_enc[j] > 0;
     return true;
 }
 
@@ -544,18 +259,18 @@ static inline int emit(struct part *p, uint32_t j, float f)
 /* Activations of one token into the part's CSR: f_j = act(z)_j·mask_j, kept when f_j > 0. */
 static int encode_token(struct part *p, const float *pre_t, uint32_t *cnt)
 {
-    const struct sae *s = p->sae;
+    const struct proto_sae *s = p->sae;
     size_t nnz0 = p->nnz;
-    if (s->act == ACT_TOPK) {
+    if (s->act == PROTO_SAE_ACT_TOPK) {
         float *z = p->zrow;   // (d_sae)
-        if (s->arch == ARCH_GATED) for (int j = 0; j < s->d_sae; j++) z[j] = pre_t[j] * s->mag_scale[j] + s->b_mag[j];
+        if (s->arch == PROTO_SAE_ARCH_GATED) for (int j = 0; j < s->d_sae; j++) z[j] = pre_t[j] * s->mag_scale[j] + s->b_mag[j];
         else for (int j = 0; j < s->d_sae; j++) z[j] = pre_t[j] + s->b_enc[j];
         topk_select(z, s->d_sae, s->k, p->heap_idx, p->heap_val);
         for (int q = 0; q < s->k; q++) {
             int j = p->heap_idx[q];
             if (z[j] > 0 && mask_of(s, pre_t, j, z[j]) && emit(p, (uint32_t)j, z[j])) return PROTO_E_NOMEM;
         }
-    } else if (s->arch == ARCH_STANDARD && s->act == ACT_RELU) {   /* the common case, tight */
+    } else if (s->arch == PROTO_SAE_ARCH_STANDARD && s->act == PROTO_SAE_ACT_RELU) {   /* the common case, tight */
         const float *b = s->b_enc;   // (d_sae)
         int j0 = 0;
         for (; j0 + 16 <= s->d_sae; j0 += 16) {   /* most blocks have no active feature */
@@ -578,7 +293,7 @@ static int encode_token(struct part *p, const float *pre_t, uint32_t *cnt)
         for (int j = 0; j < s->d_sae; j++) {
             float z = z_of(s, pre_t, j);
             if (!(z > 0) || !mask_of(s, pre_t, j, z)) continue;
-            float f = s->act == ACT_TANH_RELU ? tanhf(z) : z;
+            float f = s->act == PROTO_SAE_ACT_TANH_RELU ? tanhf(z) : z;
             if (f > 0 && emit(p, (uint32_t)j, f)) return PROTO_E_NOMEM;
         }
     }
@@ -603,7 +318,7 @@ static inline void axpy(int n, float a, const float *restrict x, float *restrict
 }
 
 /* x̂ = norm_out(Σ_j f_j·ft_j·W_dec[j] + b_dec) over the token's non-zero features only. */
-static void decode_token(const struct sae *s, const uint32_t *idx, const float *val, uint32_t n,
+static void decode_token(const struct proto_sae *s, const uint32_t *idx, const float *val, uint32_t n,
                          float scale, float shift, float *r)
 {
     const int d = s->d_in;   // r: (d_in)
@@ -613,35 +328,35 @@ static void decode_token(const struct sae *s, const uint32_t *idx, const float *
         float a = s->ft_scale ? val[q] * s->ft_scale[idx[q]] : val[q];
         axpy(d, a, w, r);
     }
-    if (s->norm == NORM_CONSTANT_RESCALE || s->norm == NORM_EXPECTED_AVG)
+    if (s->norm == PROTO_SAE_NORM_CONSTANT_RESCALE || s->norm == PROTO_SAE_NORM_EXPECTED_AVG)
         for (int i = 0; i < d; i++) r[i] /= scale;
-    else if (s->norm == NORM_LAYER)
+    else if (s->norm == PROTO_SAE_NORM_LAYER)
         for (int i = 0; i < d; i++) r[i] = r[i] * scale + shift;
 }
 
-/* Worker: encode (and decode) the tokens [t0, t1) of a chunk. */
-static void *part_run(void *arg)
+/* Worker ith of proto_parallel_run over st->part: encode (and decode) the tokens [t0, t1) of a
+ * chunk. */
+static void part_run(void *arg, int ith, int nth)
 {
-    struct part *p = arg;
-    const struct sae *s = p->sae;
+    struct part *p = (struct part *)arg + ith;
+    const struct proto_sae *s = p->sae;
     p->nnz = 0;
     p->err = PROTO_OK;
     for (int64_t t = p->t0; t < p->t1; t++) {
         size_t nnz0 = p->nnz;
         if (p->bad[t]) p->cnt[t] = 0;
         else if ((p->err = encode_token(p, p->pre + (size_t)(t - p->chunk0) * s->d_sae, &p->cnt[t])) != 0)
-            return NULL;
+            return;
         if (!p->recon) continue;
         float *r = p->recon + (size_t)t * s->d_in;   // (d_in)
         if (p->bad[t]) for (int i = 0; i < s->d_in; i++) r[i] = NAN;
         else decode_token(s, p->index + nnz0, p->value + nnz0, p->cnt[t], p->scale[t], p->shift[t], r);
     }
-    return NULL;
 }
 
 /* pre(n, d_sae) = u(n, d_in) · W_enc(d_in, d_sae): RowMajor, NoTrans both, lda = d_in,
  * ldb = ldc = d_sae. */
-static void matmul_enc(const struct sae *s, const float *u, int64_t n, float *pre)
+static void matmul_enc(const struct proto_sae *s, const float *u, int64_t n, float *pre)
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, s->d_sae, s->d_in, 1.0f,
                 u, s->d_in, s->W_enc, s->d_sae, 0.0f, pre, s->d_sae);
@@ -651,7 +366,7 @@ static void matmul_enc(const struct sae *s, const float *u, int64_t n, float *pr
  * recon != NULL, recon (n_tok, d_in). */
 static int encode_tokens(struct state *st, const float *x, int64_t n_tok, float *recon)
 {
-    struct sae *s = &st->sae;
+    const struct proto_sae *s = &st->sae;
     const size_t d_in = (size_t)s->d_in, d_sae = (size_t)s->d_sae;
     int64_t chunk = (int64_t)(ENC_MAX_BYTES / (d_sae * sizeof(float)));
     if (chunk > n_tok) chunk = n_tok;
@@ -682,19 +397,15 @@ static int encode_tokens(struct state *st, const float *x, int64_t n_tok, float 
 
         /* threads over contiguous token ranges; their CSR pieces concatenate in order */
         int np = st->n_threads < n ? st->n_threads : (int)n;
-        pthread_t tid[MAX_THREADS];
         for (int i = 0; i < np; i++) {
             struct part *p = &st->part[i];
+            size_t lo, hi;
+            proto_par_range((size_t)n, i, np, &lo, &hi);
             p->pre = st->pre; p->scale = st->scale; p->shift = st->shift; p->bad = st->bad;
             p->cnt = st->cnt; p->recon = recon; p->chunk0 = c0;
-            p->t0 = c0 + n * i / np; p->t1 = c0 + n * (i + 1) / np;
+            p->t0 = c0 + (int64_t)lo; p->t1 = c0 + (int64_t)hi;
         }
-        int started = 1;
-        for (int i = 1; i < np; i++, started++)
-            if (pthread_create(&tid[i], NULL, part_run, &st->part[i]) != 0) break;
-        for (int i = started; i < np; i++) part_run(&st->part[i]);   /* could not start: run here */
-        part_run(&st->part[0]);
-        for (int i = 1; i < started; i++) pthread_join(tid[i], NULL);
+        proto_parallel_run(np, part_run, st->part);
 
         for (int i = 0; i < np; i++) {
             struct part *p = &st->part[i];
@@ -733,17 +444,10 @@ static int check_hook(const struct state *st, const char *hook, const char *wher
     return PROTO_E_MISMATCH;
 }
 
-static int put(struct state *st, struct proto_writer *w, const struct proto_frame *fr)
-{
-    int err = proto_writer_put(w, fr);
-    st->write_failed = err != 0;
-    return err;
-}
-
 static int process_frame(struct state *st, struct proto_frame *fr, struct proto_writer *w)
 {
-    if (fr->kind != PROTO_KIND_ACTS) return put(st, w, fr);
-    const struct sae *s = &st->sae;
+    if (fr->kind != PROTO_KIND_ACTS) return proto_writer_put(w, fr);
+    const struct proto_sae *s = &st->sae;
     char where[64], hook[256] = "";
     snprintf(where, sizeof where, "frame %llu: ", (unsigned long long)fr->seq);
     int err = proto_frame_validate(fr);
@@ -792,7 +496,7 @@ static int process_frame(struct state *st, struct proto_frame *fr, struct proto_
     if ((err = proto_frame_set_sparse(fr, "feats", &sp)) != 0) return err;
     if (recon && (err = proto_frame_set_tensor(fr, "recon", PROTO_F32, 3, a->shape, recon)) != 0) return err;
     if (st->o->drop_acts) proto_frame_del(fr, "acts");
-    return put(st, w, fr);
+    return proto_writer_put(w, fr);
 }
 
 
@@ -800,7 +504,7 @@ static int process_frame(struct state *st, struct proto_frame *fr, struct proto_
 static int write_header(struct state *st, const struct proto_frame *hdr, struct proto_writer *w,
                         int argc, char **argv)
 {
-    const struct sae *s = &st->sae;
+    const struct proto_sae *s = &st->sae;
     const struct proto_value *mv = proto_frame_get((struct proto_frame *)hdr, "meta");
     const msgpack_object *meta = mv && mv->type == PROTO_V_OBJ ? &mv->obj : NULL;
     char hook[256];
@@ -819,9 +523,9 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
     if (!(err = proto_meta_set_str(&m, "sae", s->name)) &&
         !(err = proto_meta_set_str(&m, "sae_path", st->o->sae_dir)) &&
         !(err = proto_meta_set_uint(&m, "d_sae", (uint64_t)s->d_sae)) &&
-        !(err = proto_meta_set_str(&m, "sae_architecture", ARCH_NAME[s->arch])) &&
-        !(err = proto_meta_set_str(&m, "sae_activation", ACT_NAME[s->act])))
-        st->write_failed = (err = proto_writer_header(w, &m)) != 0;
+        !(err = proto_meta_set_str(&m, "sae_architecture", proto_sae_arch_name(s->arch))) &&
+        !(err = proto_meta_set_str(&m, "sae_activation", proto_sae_act_name(s->act))))
+        err = proto_writer_header(w, &m);
     proto_meta_destroy(&m);
     return err;
 }
@@ -906,13 +610,13 @@ int main(int argc, char **argv)
     int rc = PROTO_EXIT_OK, err;
     if ((err = state_init(&st, &o)) != 0) { rc = proto_fail(err, o.sae_dir); goto out; }
     proto_info("%s: %s/%s d_in %d d_sae %d k %d, apply_b_dec %d, norm %s, threads %d", st.sae.name,
-               ARCH_NAME[st.sae.arch], ACT_NAME[st.sae.act], st.sae.d_in, st.sae.d_sae, st.sae.k,
-               st.sae.apply_b_dec, NORM_NAME[st.sae.norm], st.n_threads);
+               proto_sae_arch_name(st.sae.arch), proto_sae_act_name(st.sae.act), st.sae.d_in, st.sae.d_sae, st.sae.k,
+               st.sae.apply_b_dec, proto_sae_norm_name(st.sae.norm), st.n_threads);
     if (!(in = proto_reader_open(o.cli.in, &err))) { rc = proto_fail(err, o.cli.in); goto out; }
     if (!(out = proto_writer_open(o.cli.out, &wo, &err))) { rc = proto_fail(err, o.cli.out); goto out; }
     if ((err = proto_reader_next(in, &fr)) != PROTO_OK) { rc = proto_fail(err == PROTO_END ? PROTO_E_SEQ : err, o.cli.in); goto out; }
     if ((err = write_header(&st, &fr, out, argc, argv)) != 0) {
-        rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in);
+        rc = proto_fail(err, proto_writer_error(out) ? o.cli.out : o.cli.in);
         goto out;
     }
     proto_progress_init(&prog, proto_cli_progress_on(&o.cli), "encode", st.total_rows);
@@ -920,7 +624,7 @@ int main(int argc, char **argv)
         if ((err = process_frame(&st, &fr, out)) != 0) break;
         proto_progress_update(&prog, proto_writer_rows(out), st.n_tokens);
     }
-    if (err != PROTO_END) { rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in); goto out; }
+    if (err != PROTO_END) { rc = proto_fail(err, proto_writer_error(out) ? o.cli.out : o.cli.in); goto out; }
     proto_progress_done(&prog, proto_writer_rows(out), st.n_tokens);
     proto_info("%llu tokens, mean L0 %.2f; seconds: prepare %.3f, encoder sgemm %.3f (%.1f GFLOP/s), activation + "
                "decode %.3f", (unsigned long long)st.n_tokens,

@@ -30,25 +30,21 @@
  * vocabulary are never stored; KL(clean || patched) is accumulated in the same pass.
  */
 #include <cblas.h>
-#include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "hf-model.h"
+#include "parallel.h"
 #include "proto.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* constants */
 
-#define MAX_LAYERS 4096
-#define MAX_SHARDS 256
-#define MAX_THREADS 64
+#define MAX_THREADS 64                          /* element-wise kernels: at most this many threads */
 #define PAR_MIN_WORK 65536                      /* values per thread of an element-wise kernel */
 #define MLP_BLOCK_BYTES ((size_t)128 << 20)     /* gate + up buffers of one MLP token block */
 #define LOGIT_CHUNK_BYTES ((size_t)128 << 20)   /* logits of one vocabulary chunk, all tokens */
@@ -86,7 +82,7 @@ static bool hook_parse(const char *s, struct hook *h)
     const char *p = s + 7;
     if (*p < '0' || *p > '9') return false;
     long l = 0;
-    while (*p >= '0' && *p <= '9') { l = l * 10 + (*p++ - '0'); if (l > MAX_LAYERS) return false; }
+    while (*p >= '0' && *p <= '9') { l = l * 10 + (*p++ - '0'); if (l > PROTO_HF_MAX_LAYERS) return false; }
     if (strcmp(p, ".hook_resid_pre") == 0) h->post = false;
     else if (strcmp(p, ".hook_resid_post") == 0) h->post = true;
     else return false;
@@ -95,138 +91,7 @@ static bool hook_parse(const char *s, struct hook *h)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* the model: config.json */
-
-enum arch { ARCH_LLAMA, ARCH_MISTRAL, ARCH_GEMMA };
-static const char *const ARCH_NAME[] = {"LlamaForCausalLM", "MistralForCausalLM", "GemmaForCausalLM"};
-enum act { ACT_SILU, ACT_GELU_TANH };
-
-struct config {
-    enum arch arch;
-    int d_model, n_layers, n_heads, n_kv_heads, head_dim, d_ff, vocab;
-    float eps;
-    double theta;
-    int window;               /* sliding window W (query i sees keys i-W < j <= i); 0 = none */
-    bool tied;                /* logits use the embedding */
-    enum act act;
-};
-
-/* A config number: 1 and *out when present, 0 when absent or null, <0 when not a number. */
-static int cfg_num(const cJSON *cfg, const char *key, double *out)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v)) { proto_set_detail("%s is not a number", key); return PROTO_E_FORMAT; }
-    *out = v->valuedouble;
-    return 1;
-}
-
-static int cfg_int(const cJSON *cfg, const char *key, bool required, int dflt, int *out)
-{
-    double d;
-    int r = cfg_num(cfg, key, &d);
-    if (r < 0) return r;
-    if (r == 0) {
-        if (required) { proto_set_detail("%s is missing", key); return PROTO_E_FORMAT; }
-        *out = dflt;
-        return PROTO_OK;
-    }
-    if (d != floor(d) || d < 1 || d > 1e9) {
-        proto_set_detail("%s = %g is not a positive integer", key, d);
-        return PROTO_E_FORMAT;
-    }
-    *out = (int)d;
-    return PROTO_OK;
-}
-
-static const char *cfg_str(const cJSON *cfg, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int config_parse(struct config *c, const cJSON *cfg)
-{
-    int err;
-    memset(c, 0, sizeof *c);
-    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(cfg, "architectures");
-    const cJSON *a0 = cJSON_IsArray(archs) ? cJSON_GetArrayItem(archs, 0) : NULL;
-    if (!cJSON_IsString(a0)) { proto_set_detail("no \"architectures\" list"); return PROTO_E_FORMAT; }
-    int ai = -1;
-    for (int i = 0; i < 3; i++) if (strcmp(a0->valuestring, ARCH_NAME[i]) == 0) ai = i;
-    if (ai < 0) {
-        proto_set_detail("unknown architecture '%.100s' (known: LlamaForCausalLM, "
-                         "MistralForCausalLM, GemmaForCausalLM)", a0->valuestring);
-        return PROTO_E_FORMAT;
-    }
-    c->arch = (enum arch)ai;
-    if ((err = cfg_int(cfg, "hidden_size", true, 0, &c->d_model)) ||
-        (err = cfg_int(cfg, "num_hidden_layers", true, 0, &c->n_layers)) ||
-        (err = cfg_int(cfg, "num_attention_heads", true, 0, &c->n_heads)) ||
-        (err = cfg_int(cfg, "num_key_value_heads", false, c->n_heads, &c->n_kv_heads)) ||
-        (err = cfg_int(cfg, "intermediate_size", true, 0, &c->d_ff)) ||
-        (err = cfg_int(cfg, "vocab_size", true, 0, &c->vocab)))
-        return err;
-    if (c->n_layers > MAX_LAYERS) { proto_set_detail("%d layers (max %d)", c->n_layers, MAX_LAYERS); return PROTO_E_FORMAT; }
-    int hd_default = c->d_model / c->n_heads;
-    if (c->arch != ARCH_GEMMA && c->d_model % c->n_heads) {
-        proto_set_detail("hidden_size %d is not a multiple of num_attention_heads %d", c->d_model, c->n_heads);
-        return PROTO_E_FORMAT;
-    }
-    if ((err = cfg_int(cfg, "head_dim", false, hd_default, &c->head_dim))) return err;
-    if (c->head_dim % 2 || c->head_dim < 2) { proto_set_detail("head_dim %d is not even", c->head_dim); return PROTO_E_FORMAT; }
-    if (c->d_model > 1 << 20 || c->d_ff > 1 << 22 || (long long)c->n_heads * c->head_dim > 1 << 20 ||
-        c->vocab > 1 << 30) {   /* keeps every product of two dims far from overflow */
-        proto_set_detail("implausible dimensions (hidden_size %d, intermediate_size %d, %d heads x %d, vocab_size %d)",
-                         c->d_model, c->d_ff, c->n_heads, c->head_dim, c->vocab);
-        return PROTO_E_FORMAT;
-    }
-    if (c->n_heads % c->n_kv_heads) {
-        proto_set_detail("num_attention_heads %d is not a multiple of num_key_value_heads %d", c->n_heads, c->n_kv_heads);
-        return PROTO_E_FORMAT;
-    }
-    double d;
-    int r;
-    if ((r = cfg_num(cfg, "rms_norm_eps", &d)) < 0) return r;
-    c->eps = r ? (float)d : 1e-6f;
-    if ((r = cfg_num(cfg, "rope_theta", &d)) < 0) return r;
-    c->theta = r ? d : 10000.0;
-    if (!(c->theta > 0)) { proto_set_detail("rope_theta %g is not positive", c->theta); return PROTO_E_FORMAT; }
-    if (c->arch == ARCH_MISTRAL) {
-        if ((r = cfg_num(cfg, "sliding_window", &d)) < 0) return r;
-        if (r && (d != floor(d) || d < 1)) { proto_set_detail("sliding_window %g is not a positive integer", d); return PROTO_E_FORMAT; }
-        c->window = r ? (d > 1e9 ? 1000000000 : (int)d) : 0;
-    }
-    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(cfg, "tie_word_embeddings");
-    c->tied = tie ? cJSON_IsTrue(tie) : c->arch == ARCH_GEMMA;   /* HF defaults: Gemma true, else false */
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(cfg, "rope_scaling");
-    if (rs && !cJSON_IsNull(rs)) {
-        const char *t = cJSON_IsObject(rs) ? cfg_str(rs, "rope_type") : NULL;
-        if (!t && cJSON_IsObject(rs)) t = cfg_str(rs, "type");
-        proto_set_detail("rope_scaling '%s' is not supported", t ? t : "?");
-        return PROTO_E_FORMAT;
-    }
-    static const char *const bias_keys[] = {"attention_bias", "mlp_bias"};
-    for (int i = 0; i < 2; i++)
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, bias_keys[i]))) {
-            proto_set_detail("%s true is not supported", bias_keys[i]);
-            return PROTO_E_FORMAT;
-        }
-    if (c->arch == ARCH_GEMMA) {
-        c->act = ACT_GELU_TANH;   /* HF Gemma v1 uses gelu_pytorch_tanh whatever hidden_act says */
-    } else {
-        const char *act = cfg_str(cfg, "hidden_act");
-        if (act && strcmp(act, "silu") != 0) {
-            proto_set_detail("hidden_act '%.60s' is not supported (silu)", act);
-            return PROTO_E_FORMAT;
-        }
-        c->act = ACT_SILU;
-    }
-    return PROTO_OK;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* the model: weights */
+/* the model: weights (config.json, shards and tensor lookup are proto/hf-model.h's) */
 
 /* One weight tensor: a view into a mapping, plus an f32 copy when it is cached. */
 struct wt {
@@ -252,6 +117,25 @@ static const float *wt_rows(const struct wt *w, size_t r0, size_t nr, size_t col
     return scratch;
 }
 
+/* The tensor `name`, f32/f16/bf16 of shape [d0] (d1 == 0) or [d0 d1]; it must exist. */
+static int wt_get(struct proto_hf_model *hf, const char *name, uint64_t d0, uint64_t d1, struct wt *w)
+{
+    memset(w, 0, sizeof *w);
+    int err = proto_hf_tensor(hf, name, d0, d1, true, &w->t);
+    if (!err) w->n = (size_t)d0 * (d1 ? (size_t)d1 : 1);
+    return err;
+}
+
+/* An f32 copy of the first n elements (aligned, +1 for the Gemma norm when plus1). */
+static int wt_cache(struct wt *w, size_t n, bool plus1)
+{
+    if (w->f32) return PROTO_OK;
+    if (!(w->f32 = proto_aligned_alloc(n * sizeof(float) + 64))) return PROTO_E_NOMEM;
+    proto_convert_to_f32(w->f32, w->t->data, w->t->dtype, n);
+    if (plus1) for (size_t i = 0; i < n; i++) w->f32[i] += 1.0f;
+    return PROTO_OK;
+}
+
 struct layer {
     struct wt ln_in, ln_post;          /* (d_model) */
     struct wt q, k, v;                 /* (n_heads*head_dim, d), (n_kv*head_dim, d) x2 */
@@ -260,23 +144,22 @@ struct layer {
     struct wt down;                    /* (d, d_ff) */
 };
 #define LAYER_N_WT 9
+/* HF names of a layer's tensors after "model.layers.L.", in layer_wt order. */
+static const char *const LAYER_WT_NAME[LAYER_N_WT] = {
+    "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj.weight",
+    "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+    "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
+};
 static struct wt *layer_wt(struct layer *l, int i)
 {
     struct wt *w[LAYER_N_WT] = {&l->ln_in, &l->ln_post, &l->q, &l->k, &l->v, &l->o, &l->gate, &l->up, &l->down};
     return w[i];
 }
 
-struct shard { char name[256]; struct proto_st st; };
-
 struct model {
-    struct config c;
-    char dir[2048];
-    char name[256];                    /* directory basename */
+    struct proto_hf_model *hf;         /* the checkpoint: dir, name, shards */
+    struct proto_hf_config c;          /* its config.json */
     int vocab;                         /* vocab_size, or --vocab-limit */
-    cJSON *weight_map;                 /* sharded: model.safetensors.index.json weight_map */
-    cJSON *index;
-    struct shard *shards;              /* (MAX_SHARDS) */
-    int n_shards;
     int lo, hi;                        /* layers [lo, hi) are loaded */
     struct layer *layers;              /* (n_layers), only [lo, hi) filled */
     struct wt embed;                   /* (vocab_size, d) */
@@ -295,85 +178,45 @@ static void model_destroy(struct model *m)
     free(m->embed.f32);
     if (m->head.f32 != m->embed.f32) free(m->head.f32);
     free(m->norm.f32);
-    if (m->shards)
-        for (int i = 0; i < m->n_shards; i++) proto_st_close(&m->shards[i].st);
-    free(m->shards);
-    cJSON_Delete(m->index);
+    proto_hf_close(m->hf);
     memset(m, 0, sizeof *m);
 }
 
-/* Opens (once) the shard file `name` of the model directory. */
-static int shard_get(struct model *m, const char *name, struct shard **out)
+/* The tensors of blocks [m->lo, m->hi), with f32 copies of their norms (Gemma: 1 + w). */
+static int layers_load(struct model *m)
 {
-    for (int i = 0; i < m->n_shards; i++)
-        if (strcmp(m->shards[i].name, name) == 0) { *out = &m->shards[i]; return PROTO_OK; }
-    if (m->n_shards == MAX_SHARDS) { proto_set_detail("more than %d shards", MAX_SHARDS); return PROTO_E_FORMAT; }
-    if (strlen(name) >= sizeof m->shards[0].name || strchr(name, '/')) {
-        proto_set_detail("%s/model.safetensors.index.json: bad shard file name '%.80s'", m->dir, name);
-        return PROTO_E_FORMAT;
-    }
-    struct shard *s = &m->shards[m->n_shards];
-    char path[2400];
-    snprintf(path, sizeof path, "%s/%s", m->dir, name);
-    int err = proto_st_open(&s->st, path);   /* the detail names the file */
-    if (err) return err;
-    snprintf(s->name, sizeof s->name, "%s", name);
-    m->n_shards++;
-    *out = s;
-    return PROTO_OK;
-}
-
-/* Finds a tensor by HF name and checks its shape (d1 == 0: a vector). required=false: PROTO_OK
- * with w->t NULL when it is absent. */
-static int model_tensor(struct model *m, const char *name, uint64_t d0, uint64_t d1, bool required, struct wt *w)
-{
-    const char *file = "model.safetensors";
-    memset(w, 0, sizeof *w);
-    if (m->weight_map) {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(m->weight_map, name);
-        if (!cJSON_IsString(f)) {
-            if (!required) return PROTO_OK;
-            proto_set_detail("%s/model.safetensors.index.json: tensor %s is not in weight_map", m->dir, name);
-            return PROTO_E_FORMAT;
+    const struct proto_hf_config *c = &m->c;
+    uint64_t d = c->d_model, qd = (uint64_t)c->n_heads * c->head_dim, kvd = (uint64_t)c->n_kv_heads * c->head_dim;
+    uint64_t ff = c->d_ff;
+    const uint64_t shape[LAYER_N_WT][2] = {{d, 0}, {d, 0}, {qd, d}, {kvd, d}, {kvd, d}, {d, qd}, {ff, d}, {ff, d}, {d, ff}};
+    bool gemma = c->arch == PROTO_HF_GEMMA;
+    int err;
+    if (!(m->layers = calloc((size_t)c->n_layers, sizeof *m->layers))) return PROTO_E_NOMEM;
+    for (int l = m->lo; l < m->hi; l++) {
+        struct layer *L = &m->layers[l];
+        for (int i = 0; i < LAYER_N_WT; i++) {
+            char nm[160];
+            snprintf(nm, sizeof nm, "model.layers.%d.%s", l, LAYER_WT_NAME[i]);
+            if ((err = wt_get(m->hf, nm, shape[i][0], shape[i][1], layer_wt(L, i)))) return err;
         }
-        file = f->valuestring;
+        if ((err = wt_cache(&L->ln_in, d, gemma)) || (err = wt_cache(&L->ln_post, d, gemma))) return err;
     }
-    struct shard *s;
-    int err = shard_get(m, file, &s);
-    if (err) return err;
-    const struct proto_st_tensor *t = proto_st_find(&s->st, name);
-    if (!t) {
-        if (!required && !m->weight_map) return PROTO_OK;
-        proto_set_detail("%s: tensor %s is missing", s->st.path, name);
-        return PROTO_E_FORMAT;
-    }
-    if (t->dtype != PROTO_F32 && t->dtype != PROTO_F16 && t->dtype != PROTO_BF16) {
-        proto_set_detail("%s: tensor %s has dtype %s (f32, f16 or bf16 expected)", s->st.path, name, proto_dtype_name(t->dtype));
-        return PROTO_E_FORMAT;
-    }
-    int nd = d1 ? 2 : 1;
-    if (t->ndim != nd || t->shape[0] != d0 || (d1 && t->shape[1] != d1)) {
-        char got[96] = "";
-        for (int i = 0, n = 0; i < t->ndim && n < 80; i++)
-            n += snprintf(got + n, sizeof got - n, i ? " %llu" : "%llu", (unsigned long long)t->shape[i]);
-        if (d1) proto_set_detail("%s: tensor %s has shape [%s], config.json implies [%llu %llu]", s->st.path, name,
-                                 got, (unsigned long long)d0, (unsigned long long)d1);
-        else proto_set_detail("%s: tensor %s has shape [%s], config.json implies [%llu]", s->st.path, name, got,
-                              (unsigned long long)d0);
-        return PROTO_E_MISMATCH;
-    }
-    w->t = t;
-    w->n = (size_t)d0 * (d1 ? (size_t)d1 : 1);
     return PROTO_OK;
 }
 
-/* An f32 copy of the first n elements (aligned, +1 for the Gemma norm when plus1). */
-static int wt_cache(struct wt *w, size_t n, bool plus1)
+/* The embedding (--hook, or a tied unembedding) and the final norm and unembedding (--from). */
+static int ends_load(struct model *m, bool need_embed, bool need_head)
 {
-    if (w->f32) return PROTO_OK;
-    if (!(w->f32 = proto_aligned_alloc(n * sizeof(float) + 64))) return PROTO_E_NOMEM;
-    proto_convert_to_f32(w->f32, w->t->data, w->t->dtype, n);
-    if (plus1) for (size_t i = 0; i < n; i++) w->f32[i] += 1.0f;
+    const struct proto_hf_config *c = &m->c;
+    int d = c->d_model, err;
+    if (need_embed || (need_head && c->tied))
+        if ((err = wt_get(m->hf, "model.embed_tokens.weight", c->vocab, d, &m->embed))) return err;
+    if (!need_head) return PROTO_OK;
+    if ((err = wt_get(m->hf, "model.norm.weight", d, 0, &m->norm)) ||
+        (err = wt_cache(&m->norm, d, c->arch == PROTO_HF_GEMMA)))
+        return err;
+    if (c->tied) m->head = m->embed;
+    else if ((err = wt_get(m->hf, "lm_head.weight", c->vocab, d, &m->head))) return err;
     return PROTO_OK;
 }
 
@@ -383,119 +226,17 @@ static size_t phys_bytes(void)
     return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : (size_t)8 << 30;
 }
 
-/* Loads config.json and the tensors the mode needs: --hook blocks.L: the embedding and blocks
- * [0, L) (resid_pre) or [0, L] (resid_post); --from: the blocks after the hook, the final norm
- * and the unembedding. */
-static int model_load(struct model *m, const struct opts *o)
+/* Cache policy: the bf16/f16 matrices of each layer (in order), then the unembedding, get an f32
+ * copy while they fit the budget (--cache-mb; default 1/8 of the memory, as a study runs up to
+ * four sf-forward processes at once); the rest is converted per frame (a layer into scratch, the
+ * unembedding chunk by chunk). */
+static int cache_plan(struct model *m, long long cache_mb, bool need_head)
 {
-    char path[2400], *text = NULL;
-    size_t len;
-    cJSON *cfg = NULL;
+    size_t budget = cache_mb >= 0 ? (size_t)cache_mb << 20 : phys_bytes() / 8;
+    size_t d = (size_t)m->c.d_model;
     int err;
-    memset(m, 0, sizeof *m);
-    snprintf(m->dir, sizeof m->dir, "%s", o->model_dir);
-    size_t dl = strlen(m->dir);
-    while (dl > 1 && m->dir[dl - 1] == '/') m->dir[--dl] = 0;
-    const char *base = strrchr(m->dir, '/');
-    snprintf(m->name, sizeof m->name, "%.255s", base ? base + 1 : m->dir);
-    if (!(m->shards = calloc(MAX_SHARDS, sizeof *m->shards))) return PROTO_E_NOMEM;
-
-    snprintf(path, sizeof path, "%s/config.json", m->dir);
-    if (proto_read_file(path, &text, &len) != 0) {
-        proto_set_detail("%s: %s", path, strerror(errno));
-        err = PROTO_E_IO;
-        goto out;
-    }
-    if (!(cfg = cJSON_Parse(text)) || !cJSON_IsObject(cfg)) {
-        proto_set_detail("%s: not a JSON object", path);
-        err = PROTO_E_FORMAT;
-        goto out;
-    }
-    if ((err = config_parse(&m->c, cfg))) {
-        char d[512];
-        snprintf(d, sizeof d, "%s", proto_detail());
-        proto_set_detail("%s: %s", path, d);
-        goto out;
-    }
-    const struct config *c = &m->c;
-    m->vocab = c->vocab;
-    if (o->vocab_limit > c->vocab) {
-        proto_set_detail("--vocab-limit %lld is larger than the model's vocab_size %d", o->vocab_limit, c->vocab);
-        err = PROTO_E_MISMATCH;
-        goto out;
-    }
-    if (o->vocab_limit) m->vocab = (int)o->vocab_limit;
-    if (o->hook.layer >= c->n_layers) {
-        proto_set_detail("%s: hook %s is out of range: the model has %d layers (blocks.0 .. blocks.%d)", path,
-                         o->hook_name ? o->hook_name : o->from_name, c->n_layers, c->n_layers - 1);
-        err = PROTO_E_MISMATCH;
-        goto out;
-    }
-    bool need_embed = o->hook_name != NULL, need_head = !need_embed;
-    int lo = need_embed ? 0 : o->hook.layer + o->hook.post;
-    int hi = need_embed ? o->hook.layer + o->hook.post : c->n_layers;
-
-    /* the weights: one file, or shards by weight_map */
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", m->dir);
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        free(text); text = NULL;
-        if (proto_read_file(path, &text, &len) != 0) { proto_set_detail("%s: %s", path, strerror(errno)); err = PROTO_E_IO; goto out; }
-        m->index = cJSON_Parse(text);
-        m->weight_map = m->index ? cJSON_GetObjectItemCaseSensitive(m->index, "weight_map") : NULL;
-        if (!cJSON_IsObject(m->weight_map)) {
-            proto_set_detail("%s: no weight_map object", path);
-            err = PROTO_E_FORMAT;
-            goto out;
-        }
-    } else {
-        snprintf(path, sizeof path, "%s/model.safetensors", m->dir);
-        if (stat(path, &sb) != 0) {
-            proto_set_detail("%s: neither model.safetensors nor model.safetensors.index.json", m->dir);
-            err = PROTO_E_IO;
-            goto out;
-        }
-    }
-
-    m->lo = lo; m->hi = hi;
-
-    int d = c->d_model, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, ff = c->d_ff;
-    if (!(m->layers = calloc((size_t)c->n_layers, sizeof *m->layers))) { err = PROTO_E_NOMEM; goto out; }
-    bool gemma = c->arch == ARCH_GEMMA;
-    for (int l = lo; l < hi; l++) {
-        struct layer *L = &m->layers[l];
-        char nm[160];
-#define T(field, suffix, d0, d1) \
-        snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix); \
-        if ((err = model_tensor(m, nm, d0, d1, true, &L->field))) goto out;
-        T(ln_in, "input_layernorm.weight", d, 0);
-        T(ln_post, "post_attention_layernorm.weight", d, 0);
-        T(q, "self_attn.q_proj.weight", qd, d);
-        T(k, "self_attn.k_proj.weight", kvd, d);
-        T(v, "self_attn.v_proj.weight", kvd, d);
-        T(o, "self_attn.o_proj.weight", d, qd);
-        T(gate, "mlp.gate_proj.weight", ff, d);
-        T(up, "mlp.up_proj.weight", ff, d);
-        T(down, "mlp.down_proj.weight", d, ff);
-#undef T
-        if ((err = wt_cache(&L->ln_in, d, gemma)) || (err = wt_cache(&L->ln_post, d, gemma))) goto out;
-    }
-    if (need_embed || (need_head && c->tied))
-        if ((err = model_tensor(m, "model.embed_tokens.weight", c->vocab, d, true, &m->embed))) goto out;
-    if (need_head) {
-        if ((err = model_tensor(m, "model.norm.weight", d, 0, true, &m->norm))) goto out;
-        if ((err = wt_cache(&m->norm, d, gemma))) goto out;
-        if (c->tied) m->head = m->embed;
-        else if ((err = model_tensor(m, "lm_head.weight", c->vocab, d, true, &m->head))) goto out;
-    }
-
-    /* cache policy: the bf16/f16 matrices of each layer (in order), then the unembedding, get an
-     * f32 copy while they fit the budget; the rest is converted per frame (a layer into scratch,
-     * the unembedding chunk by chunk) */
-    /* default: 1/8 of the memory, as a study runs up to four sf-forward processes at once */
-    size_t budget = o->cache_mb >= 0 ? (size_t)o->cache_mb << 20 : phys_bytes() / 8;
     m->cached = true;
-    for (int l = lo; l < hi; l++) {
+    for (int l = m->lo; l < m->hi; l++) {
         size_t n = 0;
         for (int i = 2; i < LAYER_N_WT; i++) {
             const struct wt *w = layer_wt(&m->layers[l], i);
@@ -509,22 +250,48 @@ static int model_load(struct model *m, const struct opts *o)
         budget -= n * sizeof(float);
         for (int i = 2; i < LAYER_N_WT; i++) {
             struct wt *w = layer_wt(&m->layers[l], i);
-            if (!wt_direct(w) && (err = wt_cache(w, w->n, false))) goto out;
+            if (!wt_direct(w) && (err = wt_cache(w, w->n, false))) return err;
         }
     }
     if (need_head && !wt_direct(&m->head)) {
         if ((size_t)m->vocab * d * sizeof(float) <= budget) {
-            if ((err = wt_cache(&m->head, (size_t)m->vocab * d, false))) goto out;
-            if (c->tied) m->embed.f32 = m->head.f32;   /* shared; freed once */
+            if ((err = wt_cache(&m->head, (size_t)m->vocab * d, false))) return err;
+            if (m->c.tied) m->embed.f32 = m->head.f32;   /* shared; freed once */
         } else {
             m->cached = false;
         }
     }
-    err = PROTO_OK;
-out:
-    free(text);
-    cJSON_Delete(cfg);
-    return err;
+    return PROTO_OK;
+}
+
+/* Opens the checkpoint and loads the tensors the mode needs: --hook blocks.L: the embedding and
+ * blocks [0, L) (resid_pre) or [0, L] (resid_post); --from: the blocks after the hook, the final
+ * norm and the unembedding. */
+static int model_load(struct model *m, const struct opts *o)
+{
+    int err;
+    memset(m, 0, sizeof *m);
+    if ((err = proto_hf_open(o->model_dir, 0, &m->hf))) return err;   /* the detail names the file */
+    const struct proto_hf_config *c = &m->c;
+    m->c = m->hf->c;
+    m->vocab = c->vocab;
+    if (o->vocab_limit > c->vocab) {
+        proto_set_detail("--vocab-limit %lld is larger than the model's vocab_size %d", o->vocab_limit, c->vocab);
+        return PROTO_E_MISMATCH;
+    }
+    if (o->vocab_limit) m->vocab = (int)o->vocab_limit;
+    if (o->hook.layer >= c->n_layers) {
+        proto_set_detail("%s/config.json: hook %s is out of range: the model has %d layers (blocks.0 .. blocks.%d)",
+                         m->hf->dir, o->hook_name ? o->hook_name : o->from_name, c->n_layers, c->n_layers - 1);
+        return PROTO_E_MISMATCH;
+    }
+    bool need_embed = o->hook_name != NULL, need_head = !need_embed;
+    m->lo = need_embed ? 0 : o->hook.layer + o->hook.post;
+    m->hi = need_embed ? o->hook.layer + o->hook.post : c->n_layers;
+    if ((err = layers_load(m)) || (err = ends_load(m, need_embed, need_head)) ||
+        (err = cache_plan(m, o->cache_mb, need_head)))
+        return err;
+    return PROTO_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -539,44 +306,9 @@ static void matmul(float *y, const float *x, const float *w, size_t n_tok, int n
                 beta, y, n_out);
 }
 
-/* Arguments of the element-wise kernels below, which run on n_threads threads over ranges of
- * [0, n) (tokens, score rows or elements): fn(a, lo, hi). */
-struct kargs {
-    float *out; const float *x, *w; int d; float eps;                    /* rmsnorm */
-    int n_head, head_dim, ctx; const float *cs, *sn;                      /* rope */
-    float *g; const float *u; enum act act;                               /* glu */
-    float *s; int window;                                                 /* softmax rows */
-    const float *z; size_t nv, v0, n_tok; const int32_t *tok; int n_var;  /* loss statistics */
-    double *mx, *se, *zt, *kl;
-};
-struct job { void (*fn)(const struct kargs *, size_t, size_t); const struct kargs *a; size_t lo, hi; };
-
-static void *job_run(void *p)
-{
-    struct job *j = p;
-    j->fn(j->a, j->lo, j->hi);
-    return NULL;
-}
-
-/* fn over [0, n) in n_threads contiguous ranges of at least `grain` (the caller's thread takes the
- * first; a thread that cannot start runs inline). */
-static void parallel_for(int n_threads, size_t n, size_t grain, void (*fn)(const struct kargs *, size_t, size_t),
-                         const struct kargs *a)
-{
-    size_t nt = n_threads < 1 ? 1 : n_threads > MAX_THREADS ? MAX_THREADS : (size_t)n_threads;
-    if (nt > n / grain) nt = n / grain;
-    if (nt <= 1) { fn(a, 0, n); return; }
-    pthread_t th[MAX_THREADS];
-    struct job jb[MAX_THREADS];
-    bool started[MAX_THREADS] = {false};
-    for (size_t i = 0; i < nt; i++) jb[i] = (struct job){fn, a, n * i / nt, n * (i + 1) / nt};
-    for (size_t i = 1; i < nt; i++) started[i] = pthread_create(&th[i], NULL, job_run, &jb[i]) == 0;
-    job_run(&jb[0]);
-    for (size_t i = 1; i < nt; i++) {
-        if (started[i]) pthread_join(th[i], NULL);
-        else job_run(&jb[i]);
-    }
-}
+/* The element-wise kernels below run through proto_parallel_for over ranges of [0, n) (tokens,
+ * score-row pairs or elements), each with its own argument struct. Every item is computed the
+ * same way whatever the split, so the results do not depend on --threads. */
 
 /* Items per thread so that a thread gets at least PAR_MIN_WORK values to touch (thread start-up
  * costs tens of microseconds). */
@@ -585,9 +317,18 @@ static size_t grain(size_t work_per_item)
     return work_per_item >= PAR_MIN_WORK ? 1 : PAR_MIN_WORK / work_per_item;
 }
 
+struct rmsnorm_args {
+    float *out;            /* (n_tok, d) */
+    const float *x;        /* (n_tok, d) */
+    const float *w;        /* (d) */
+    int d;
+    float eps;
+};
+
 /* out = x / sqrt(mean(x²) + eps) * w per token (w already 1 + w for Gemma); mean in double. */
-static void rmsnorm_range(const struct kargs *a, size_t lo, size_t hi)
+static void rmsnorm_range(void *arg, size_t lo, size_t hi)
 {
+    const struct rmsnorm_args *a = arg;
     int d = a->d;
     for (size_t t = lo; t < hi; t++) {
         const float *xt = a->x + t * d;
@@ -601,8 +342,8 @@ static void rmsnorm_range(const struct kargs *a, size_t lo, size_t hi)
 
 static void rmsnorm(int nt, float *out, const float *x, const float *w, size_t n_tok, int d, float eps)
 {
-    struct kargs a = {.out = out, .x = x, .w = w, .d = d, .eps = eps};
-    parallel_for(nt, n_tok, grain(d), rmsnorm_range, &a);
+    struct rmsnorm_args a = {.out = out, .x = x, .w = w, .d = d, .eps = eps};
+    proto_parallel_for(nt, n_tok, grain(d), rmsnorm_range, &a);
 }
 
 /* cos/sin tables (ctx, head_dim/2): angle = p · theta^(-2i/head_dim), in double. */
@@ -618,15 +359,22 @@ static void rope_table(float *cs, float *sn, int ctx, int head_dim, double theta
     }
 }
 
+struct rope_args {
+    float *x;              /* (n_tok, n_head*head_dim), rotated in place */
+    int n_head, head_dim, ctx;
+    const float *cs, *sn;  /* (ctx, head_dim/2) */
+};
+
 /* HF rotate_half RoPE in place on x (n_tok, n_head*head_dim); token t is at position t % ctx:
  * x1' = x1·cos − x2·sin, x2' = x2·cos + x1·sin with x1 = x[:half], x2 = x[half:]. */
-static void rope_range(const struct kargs *a, size_t lo, size_t hi)
+static void rope_range(void *arg, size_t lo, size_t hi)
 {
+    const struct rope_args *a = arg;
     int half = a->head_dim / 2;
     for (size_t t = lo; t < hi; t++) {
         const float *c = a->cs + (t % (size_t)a->ctx) * half, *s = a->sn + (t % (size_t)a->ctx) * half;
         for (int h = 0; h < a->n_head; h++) {
-            float *x1 = a->out + (t * a->n_head + h) * a->head_dim, *x2 = x1 + half;
+            float *x1 = a->x + (t * a->n_head + h) * a->head_dim, *x2 = x1 + half;
             for (int i = 0; i < half; i++) {
                 float p = x1[i], q = x2[i];
                 x1[i] = p * c[i] - q * s[i];
@@ -638,12 +386,18 @@ static void rope_range(const struct kargs *a, size_t lo, size_t hi)
 
 static void rope(int nt, float *x, size_t n_tok, int n_head, int head_dim, int ctx, const float *cs, const float *sn)
 {
-    struct kargs a = {.out = x, .n_head = n_head, .head_dim = head_dim, .ctx = ctx, .cs = cs, .sn = sn};
-    parallel_for(nt, n_tok, grain((size_t)n_head * head_dim), rope_range, &a);
+    struct rope_args a = {.x = x, .n_head = n_head, .head_dim = head_dim, .ctx = ctx, .cs = cs, .sn = sn};
+    proto_parallel_for(nt, n_tok, grain((size_t)n_head * head_dim), rope_range, &a);
 }
 
+struct softmax_args {
+    float *s;              /* (ctx, ctx) scores of one row and head, probabilities after */
+    int ctx;
+    int window;            /* sliding window W, 0 = none */
+};
+
 /* Row i of the scores s (ctx, ctx) becomes softmax over keys lo(i) <= j <= i, 0 elsewhere. */
-static void softmax_row(const struct kargs *a, int i)
+static void softmax_row(const struct softmax_args *a, int i)
 {
     int ctx = a->ctx, W = a->window;
     float *si = a->s + (size_t)i * ctx;
@@ -660,8 +414,9 @@ static void softmax_row(const struct kargs *a, int i)
 
 /* Pairs p of rows (p, ctx−1−p): under the causal mask a pair is about ctx values of work, so
  * contiguous ranges of pairs balance across threads (rows alone would not). */
-static void softmax_range(const struct kargs *a, size_t p0, size_t p1)
+static void softmax_range(void *arg, size_t p0, size_t p1)
 {
+    const struct softmax_args *a = arg;
     for (size_t p = p0; p < p1; p++) {
         softmax_row(a, (int)p);
         if ((int)p != a->ctx - 1 - (int)p) softmax_row(a, a->ctx - 1 - (int)p);
@@ -673,29 +428,36 @@ static void softmax_range(const struct kargs *a, size_t p0, size_t p1)
  * Query head h reads kv head h / (n_heads / n_kv). Query i sees keys lo(i) <= j <= i with
  * lo(i) = max(0, i − W + 1) under a window W. */
 static void attention_row(int nt, float *out, const float *q, const float *k, const float *v, float *s,
-                          int ctx, const struct config *c)
+                          int ctx, const struct proto_hf_config *c)
 {
     int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, rep = c->n_heads / c->n_kv_heads;
     float scale = (float)(1.0 / sqrt((double)hd));
-    struct kargs a = {.s = s, .ctx = ctx, .window = c->window};
+    struct softmax_args a = {.s = s, .ctx = ctx, .window = c->window};
     for (int h = 0; h < c->n_heads; h++) {
         int g = h / rep;
         /* S(ctx, ctx) = scale · Q_h(ctx, hd) · K_g(ctx, hd)ᵀ */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ctx, ctx, hd, scale, q + h * hd, qd,
                     k + g * hd, kvd, 0.0f, s, ctx);
-        parallel_for(nt, ((size_t)ctx + 1) / 2, grain(2 * (size_t)ctx), softmax_range, &a);
+        proto_parallel_for(nt, ((size_t)ctx + 1) / 2, grain(2 * (size_t)ctx), softmax_range, &a);
         /* O_h(ctx, hd) = P(ctx, ctx) · V_g(ctx, hd) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ctx, hd, ctx, 1.0f, s, ctx, v + g * hd, kvd,
                     0.0f, out + h * hd, qd);
     }
 }
 
+struct glu_args {
+    float *g;              /* (n) gate, act(g) · u after */
+    const float *u;        /* (n) */
+    enum proto_hf_act act;
+};
+
 /* g = act(g) · u elementwise: silu(x) = x/(1+e^−x); gelu tanh = 0.5x(1 + tanh(sqrt(2/π)(x + 0.044715x³))). */
-static void glu_range(const struct kargs *a, size_t lo, size_t hi)
+static void glu_range(void *arg, size_t lo, size_t hi)
 {
+    const struct glu_args *a = arg;
     float *g = a->g;
     const float *u = a->u;
-    if (a->act == ACT_SILU) {
+    if (a->act == PROTO_HF_SILU) {
         for (size_t i = lo; i < hi; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
     } else {
         const float k0 = 0.7978845608028654f, k1 = 0.044715f;
@@ -706,10 +468,10 @@ static void glu_range(const struct kargs *a, size_t lo, size_t hi)
     }
 }
 
-static void glu(int nt, float *g, const float *u, size_t n, enum act act)
+static void glu(int nt, float *g, const float *u, size_t n, enum proto_hf_act act)
 {
-    struct kargs a = {.g = g, .u = u, .act = act};
-    parallel_for(nt, n, grain(1), glu_range, &a);
+    struct glu_args a = {.g = g, .u = u, .act = act};
+    proto_parallel_for(nt, n, grain(1), glu_range, &a);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -742,7 +504,7 @@ static void work_destroy(struct work *w)
 /* Sizes the buffers for n_tok tokens in rows of ctx (contents are lost). */
 static int work_reserve(struct work *w, const struct model *m, size_t n_tok, int ctx)
 {
-    const struct config *c = &m->c;
+    const struct proto_hf_config *c = &m->c;
     size_t d = c->d_model, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t blk = MLP_BLOCK_BYTES / (2 * sizeof(float) * c->d_ff);
     if (blk < 1) blk = 1;
@@ -766,7 +528,7 @@ static int work_reserve(struct work *w, const struct model *m, size_t n_tok, int
 /* Runs block l on the residual x (n_rows*ctx, d) in w->x. */
 static void block_forward(struct model *m, struct work *w, int l, size_t n_rows, int ctx)
 {
-    const struct config *c = &m->c;
+    const struct proto_hf_config *c = &m->c;
     struct layer *L = &m->layers[l];
     size_t n_tok = n_rows * ctx;
     int d = c->d_model, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, ff = c->d_ff;
@@ -816,14 +578,14 @@ static void block_forward(struct model *m, struct work *w, int l, size_t n_rows,
 /* x (n_tok, d) = embedding rows of the tokens (Gemma: × float32(sqrt(d))). */
 static void embed(const struct model *m, float *x, const int32_t *tok, size_t n_tok)
 {
-    const struct config *c = &m->c;
+    const struct proto_hf_config *c = &m->c;
     int d = c->d_model;
     size_t es = proto_dtype_size(m->embed.t->dtype);
     float normalizer = (float)sqrt((double)d);
     for (size_t t = 0; t < n_tok; t++) {
         if (m->embed.f32) memcpy(x + t * d, m->embed.f32 + (size_t)tok[t] * d, (size_t)d * sizeof(float));
         else proto_convert_to_f32(x + t * d, (const char *)m->embed.t->data + (size_t)tok[t] * d * es, m->embed.t->dtype, d);
-        if (c->arch == ARCH_GEMMA)
+        if (c->arch == PROTO_HF_GEMMA)
             for (int i = 0; i < d; i++) x[t * d + i] *= normalizer;
     }
 }
@@ -853,8 +615,17 @@ static void loss_work_destroy(struct loss_work *lw)
  * statistics of tokens [lo, hi) of every variant: running max mx, Σ e^(z − mx) se, the target's
  * logit zt (token t predicts tok[t+1] within its row), and for patched variants p >= 1
  * kl[p] = Σ e^(z_c − mx_c)(z_c − z_p) over the clean variant's terms (double). */
-static void lse_range(const struct kargs *a, size_t lo, size_t hi)
+struct lse_args {
+    const float *z;              /* (n_var·n_tok, nv) logits of the chunk */
+    size_t nv, v0, n_tok;        /* chunk ids [v0, v0+nv); tokens per variant */
+    const int32_t *tok;          /* (n_tok) */
+    int n_var, ctx;
+    double *mx, *se, *zt, *kl;   /* (n_var·n_tok) each: struct lse */
+};
+
+static void lse_range(void *arg, size_t lo, size_t hi)
 {
+    const struct lse_args *a = arg;
     size_t n_tok = a->n_tok, nv = a->nv, v0 = a->v0;
     int n_var = a->n_var, ctx = a->ctx;
     for (size_t t = lo; t < hi; t++) {
@@ -896,7 +667,7 @@ static void lse_range(const struct kargs *a, size_t lo, size_t hi)
 static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, const int32_t *tok,
                         size_t n_rows, int ctx, int n_var, float *ce, float *kl)
 {
-    const struct config *c = &m->c;
+    const struct proto_hf_config *c = &m->c;
     int d = c->d_model, V = m->vocab;
     size_t n_tok = n_rows * ctx, n_all = n_tok * n_var;
     float *h = w->h.p;          /* (n_all, d) normed final residual */
@@ -917,9 +688,9 @@ static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, c
         float *z = lw->z.p;                                            /* (n_all, nv) */
         matmul(z, h, Wc, n_all, d, (int)nv, 0.0f);
         w->flops += 2.0 * n_all * d * nv;
-        struct kargs a = {.z = z, .nv = nv, .v0 = v0, .n_tok = n_tok, .tok = tok, .n_var = n_var, .ctx = ctx,
-                          .mx = S.mx, .se = S.se, .zt = S.zt, .kl = S.kl};
-        parallel_for(w->n_threads, n_tok, grain(nv * n_var), lse_range, &a);
+        struct lse_args a = {.z = z, .nv = nv, .v0 = v0, .n_tok = n_tok, .tok = tok, .n_var = n_var, .ctx = ctx,
+                             .mx = S.mx, .se = S.se, .zt = S.zt, .kl = S.kl};
+        proto_parallel_for(w->n_threads, n_tok, grain(nv * n_var), lse_range, &a);
     }
     /* CE = lse − z_target; KL(clean ‖ p) = Σ p_c (z_c − z_p) − (lse_c − lse_p) */
     size_t nc = (size_t)ctx - 1;
@@ -949,7 +720,6 @@ struct state {
     uint64_t total_rows, n_rows, n_tokens, n_nonfinite;
     uint64_t nonfinite_loss[5];
     double seconds;
-    bool write_failed;
 };
 
 static const char *const LOSS_KEY[5] = {"ce_clean", "ce_spliced", "kl_spliced", "ce_ablated", "kl_ablated"};
@@ -959,7 +729,8 @@ static int state_init(struct state *st, const struct opts *o)
     memset(st, 0, sizeof *st);
     st->o = o;
     int err = model_load(&st->m, o);
-    st->w.n_threads = o->cli.threads > 0 ? o->cli.threads : openblas_get_num_threads();
+    int nt = o->cli.threads > 0 ? o->cli.threads : openblas_get_num_threads();
+    st->w.n_threads = nt > MAX_THREADS ? MAX_THREADS : nt;
     st->start = st->m.lo;
     st->stop = st->m.hi;
     return err;
@@ -993,13 +764,6 @@ static int check_tokens(const struct state *st, const struct proto_frame *fr, co
     return PROTO_OK;
 }
 
-static int put(struct state *st, struct proto_writer *w, const struct proto_frame *fr)
-{
-    int err = proto_writer_put(w, fr);
-    if (err) st->write_failed = true;
-    return err;
-}
-
 /* tokens frame -> acts frame */
 static int process_tokens(struct state *st, struct proto_frame *fr, struct proto_writer *w)
 {
@@ -1030,7 +794,7 @@ static int process_tokens(struct state *st, struct proto_frame *fr, struct proto
         return err;
     st->n_rows += n_rows;
     st->n_tokens += n_tok;
-    return put(st, w, fr);
+    return proto_writer_put(w, fr);
 }
 
 /* A float tensor [rows, ctx, d] of the frame as f32 (converted into buf unless it is f32). */
@@ -1126,14 +890,14 @@ static int process_acts(struct state *st, struct proto_frame *fr, struct proto_w
     }
     st->n_rows += n_rows;
     st->n_tokens += n_tok;
-    return put(st, w, fr);
+    return proto_writer_put(w, fr);
 }
 
 static int process_frame(struct state *st, struct proto_frame *fr, struct proto_writer *w)
 {
     double t0 = proto_now();
     int err;
-    if (fr->kind == PROTO_KIND_OTHER) return put(st, w, fr);   /* unknown kinds pass through */
+    if (fr->kind == PROTO_KIND_OTHER) return proto_writer_put(w, fr);   /* unknown kinds pass through */
     if (st->o->hook_name) {
         if (fr->kind != PROTO_KIND_TOKENS) {
             proto_set_detail("frame %llu: a %s frame; --hook reads tokens frames", (unsigned long long)fr->seq, fr->kind_name);
@@ -1199,13 +963,13 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
     }
     struct proto_meta pm;
     proto_meta_init(&pm, meta, argc, argv);
-    if (!(err = proto_meta_set_str(&pm, "model", m->name)) &&
-        !(err = proto_meta_set_str(&pm, "model_path", m->dir)) &&
-        !(err = proto_meta_set_str(&pm, "architecture", ARCH_NAME[m->c.arch])) &&
+    if (!(err = proto_meta_set_str(&pm, "model", m->hf->name)) &&
+        !(err = proto_meta_set_str(&pm, "model_path", m->hf->dir)) &&
+        !(err = proto_meta_set_str(&pm, "architecture", proto_hf_arch_name(m->c.arch))) &&
         !(err = proto_meta_set_str(&pm, "hook", st->o->hook_name ? st->o->hook_name : st->o->from_name)) &&
         !(err = proto_meta_set_uint(&pm, "d_model", (uint64_t)m->c.d_model)) &&
         !(err = proto_meta_set_uint(&pm, "vocab_size", (uint64_t)m->vocab)))
-        st->write_failed = (err = proto_writer_header(w, &pm)) != 0;
+        err = proto_writer_header(w, &pm);
     proto_meta_destroy(&pm);
     return err;
 }
@@ -1327,14 +1091,14 @@ int main(int argc, char **argv)
     int rc = PROTO_EXIT_OK, err;
     if ((err = state_init(&st, &o)) != 0) { rc = proto_fail(err, o.model_dir); goto out; }
     proto_info("%s: %s d_model %d, %d layers (running %d..%d), %d heads / %d kv x %d, d_ff %d, vocab %d, %s weights",
-               st.m.name, ARCH_NAME[st.m.c.arch], st.m.c.d_model, st.m.c.n_layers, st.start, st.stop - 1,
+               st.m.hf->name, proto_hf_arch_name(st.m.c.arch), st.m.c.d_model, st.m.c.n_layers, st.start, st.stop - 1,
                st.m.c.n_heads, st.m.c.n_kv_heads, st.m.c.head_dim, st.m.c.d_ff, st.m.vocab,
                st.m.cached ? "f32 in place or cached" : "partly converted per frame");
     if (!(in = proto_reader_open(o.cli.in, &err))) { rc = proto_fail(err, o.cli.in); goto out; }
     if (!(out = proto_writer_open(o.cli.out, &wo, &err))) { rc = proto_fail(err, o.cli.out); goto out; }
     if ((err = proto_reader_next(in, &fr)) != PROTO_OK) { rc = proto_fail(err == PROTO_END ? PROTO_E_SEQ : err, o.cli.in); goto out; }
     if ((err = write_header(&st, &fr, out, argc, argv)) != 0) {
-        rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in);
+        rc = proto_fail(err, proto_writer_error(out) ? o.cli.out : o.cli.in);
         goto out;
     }
     proto_progress_init(&prog, proto_cli_progress_on(&o.cli), "forward", st.total_rows);
@@ -1342,7 +1106,7 @@ int main(int argc, char **argv)
         if ((err = process_frame(&st, &fr, out)) != 0) break;
         proto_progress_update(&prog, st.n_rows, st.n_tokens);
     }
-    if (err != PROTO_END) { rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in); goto out; }
+    if (err != PROTO_END) { rc = proto_fail(err, proto_writer_error(out) ? o.cli.out : o.cli.in); goto out; }
     proto_progress_done(&prog, st.n_rows, st.n_tokens);
     proto_info("%llu rows, %llu tokens in %.3f s: %.1f tokens/s, %.2f GFLOP/s", (unsigned long long)st.n_rows,
                (unsigned long long)st.n_tokens, st.seconds, st.seconds > 0 ? st.n_tokens / st.seconds : 0.0,

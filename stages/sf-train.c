@@ -22,6 +22,7 @@
 
 #include "cli.h"
 #include "proto.h"
+#include "sae-dir.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* options */
@@ -203,74 +204,37 @@ static int sae_save(const struct sae *s, const char *dir, const float *log_densi
     return proto_st_write(path, &sp, 1, PROTO_F32);
 }
 
-/* Reads a tensor of the expected shape as f32 into dst. */
-static int st_get(const struct proto_st *st, const char *name, int ndim, const uint64_t *shape, float *dst)
-{
-    const struct proto_st_tensor *t = proto_st_find(st, name);
-    if (!t) { proto_set_detail("%s: no tensor %s", st->path, name); return PROTO_E_FORMAT; }
-    uint64_t n = 1;
-    bool ok = t->ndim == ndim;
-    for (int k = 0; k < ndim && ok; k++) { ok = t->shape[k] == shape[k]; n *= shape[k]; }
-    if (!ok) { proto_set_detail("%s: %s has the wrong shape (want [%llu%s%llu])", st->path, name,
-                                (unsigned long long)shape[0], ndim > 1 ? " " : "", ndim > 1 ? (unsigned long long)shape[1] : 0ULL);
-               return PROTO_E_MISMATCH; }
-    if (t->dtype != PROTO_F32 && t->dtype != PROTO_F16 && t->dtype != PROTO_BF16) {
-        proto_set_detail("%s: %s is not a float tensor", st->path, name); return PROTO_E_FORMAT;
-    }
-    /* the mapping is not aligned: convert through a byte copy */
-    void *tmp = malloc(t->nbytes ? t->nbytes : 1);
-    if (!tmp) return PROTO_E_NOMEM;
-    memcpy(tmp, t->data, t->nbytes);
-    proto_convert_to_f32(dst, tmp, t->dtype, n);
-    free(tmp);
-    return PROTO_OK;
-}
-
-static const char *jstr(const cJSON *c, const char *k, const char *dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, k);
-    return cJSON_IsString(v) ? v->valuestring : dflt;
-}
-
-/* --init-from: an existing SAELens SAE (standard architecture, relu or topk). */
+/* --init-from: an existing SAELens SAE the trainer can continue (standard architecture, relu or
+ * topk, normalize_activations none or constant_norm_rescale, no finetuning scaling factor). s
+ * takes its weights and its cfg (written back as it came). */
 static int sae_load(struct sae *s, const char *dir)
 {
-    char path[4200], *text = NULL;
-    size_t len;
-    snprintf(path, sizeof path, "%s/cfg.json", dir);
-    int err = proto_read_file(path, &text, &len);
-    if (err) { proto_set_detail("%s: %s", path, strerror(errno)); return err; }
-    s->cfg = cJSON_Parse(text);
-    free(text);
-    if (!s->cfg) { proto_set_detail("%s: not valid JSON", path); return PROTO_E_FORMAT; }
-    const cJSON *di = cJSON_GetObjectItemCaseSensitive(s->cfg, "d_in"), *ds = cJSON_GetObjectItemCaseSensitive(s->cfg, "d_sae");
-    if (!cJSON_IsNumber(di) || !cJSON_IsNumber(ds) || di->valuedouble < 1 || ds->valuedouble < 1) {
-        proto_set_detail("%s: d_in / d_sae missing", path); return PROTO_E_FORMAT;
+    struct proto_sae in;
+    int err = proto_sae_load(dir, NAN, &in);
+    if (err) return err;
+    err = PROTO_E_FORMAT;
+    if (in.arch != PROTO_SAE_ARCH_STANDARD)
+        proto_set_detail("%s/cfg.json: architecture '%s' cannot be trained (standard only)", dir,
+                         proto_sae_arch_name(in.arch));
+    else if (in.act == PROTO_SAE_ACT_TANH_RELU)
+        proto_set_detail("%s/cfg.json: activation '%s' cannot be trained (relu, topk)", dir, proto_sae_act_name(in.act));
+    else if (in.norm != PROTO_SAE_NORM_NONE && in.norm != PROTO_SAE_NORM_CONSTANT_RESCALE)
+        proto_set_detail("%s/cfg.json: normalize_activations '%s' cannot be trained (none, constant_norm_rescale)",
+                         dir, proto_sae_norm_name(in.norm));
+    else if (in.ft_scale)
+        proto_set_detail("%s/cfg.json: a finetuning scaling factor cannot be trained", dir);
+    else
+        err = PROTO_OK;
+    if (!err) {
+        s->d_in = in.d_in; s->d_sae = in.d_sae;
+        s->k = in.act == PROTO_SAE_ACT_TOPK ? in.k : 0;
+        s->b_dec_in = in.apply_b_dec;
+        s->rescale = in.norm == PROTO_SAE_NORM_CONSTANT_RESCALE;
+        s->W_enc = in.W_enc; s->b_enc = in.b_enc; s->W_dec = in.W_dec; s->b_dec = in.b_dec; s->cfg = in.cfg;
+        in.W_enc = in.b_enc = in.W_dec = in.b_dec = NULL;   /* now s's */
+        in.cfg = NULL;
     }
-    s->d_in = (int)di->valuedouble; s->d_sae = (int)ds->valuedouble;
-    const char *arch = jstr(s->cfg, "architecture", "standard");
-    const char *act = jstr(s->cfg, "activation_fn_str", jstr(s->cfg, "activation_fn", "relu"));
-    const char *norm = jstr(s->cfg, "normalize_activations", "none");
-    if (strcmp(arch, "standard") != 0) { proto_set_detail("%s: architecture '%s' cannot be trained (standard only)", path, arch); return PROTO_E_FORMAT; }
-    if (strcmp(act, "topk") == 0) {
-        const cJSON *kv = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s->cfg, "activation_fn_kwargs"), "k");
-        if (!cJSON_IsNumber(kv) || kv->valuedouble < 1) { proto_set_detail("%s: topk without activation_fn_kwargs.k", path); return PROTO_E_FORMAT; }
-        s->k = (int)kv->valuedouble;
-    } else if (strcmp(act, "relu") != 0) { proto_set_detail("%s: activation '%s' cannot be trained (relu, topk)", path, act); return PROTO_E_FORMAT; }
-    if (strcmp(norm, "none") == 0) s->rescale = false;
-    else if (strcmp(norm, "constant_norm_rescale") == 0) s->rescale = true;
-    else { proto_set_detail("%s: normalize_activations '%s' cannot be trained (none, constant_norm_rescale)", path, norm); return PROTO_E_FORMAT; }
-    const cJSON *bi = cJSON_GetObjectItemCaseSensitive(s->cfg, "apply_b_dec_to_input");
-    s->b_dec_in = bi ? cJSON_IsTrue(bi) : true;
-    if ((err = sae_alloc(s))) return err;
-    struct proto_st st = {0};
-    snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
-    if ((err = proto_st_open(&st, path))) { if (!*proto_detail()) proto_set_detail("%s", path); return err; }
-    uint64_t se[2] = {(uint64_t)s->d_in, (uint64_t)s->d_sae}, sd[2] = {(uint64_t)s->d_sae, (uint64_t)s->d_in};
-    if (!(err = st_get(&st, "W_enc", 2, se, s->W_enc)) && !(err = st_get(&st, "W_dec", 2, sd, s->W_dec)) &&
-        !(err = st_get(&st, "b_enc", 1, &se[1], s->b_enc)))
-        err = st_get(&st, "b_dec", 1, &sd[1], s->b_dec);
-    proto_st_close(&st);
+    proto_sae_destroy(&in);
     return err;
 }
 
