@@ -1,0 +1,184 @@
+/* sf-reduce - every metric of the study, streaming, in one pass: frames in, one JSON document out.
+ *
+ * Reads `sim` frames (similarity block), `acts` frames with `feats` (+ `recon`, `keep`) and
+ * `loss` frames (per-model block) from one or more inputs (-i, repeatable), or two paired
+ * streams (--base A --finetune B: both per-model blocks, the similarity block from the paired
+ * activations and the transfer block). With --base-model/--finetune-model/--sae it adds the
+ * logit weight similarity and the unembedding Frobenius figures; --weights-only compares two
+ * checkpoints tensor by tensor without any stream. --merge a.json b.json ... combines the
+ * "partial" blocks of shard results into the result one pass over all shards would give.
+ * Keys: ../shared/SPEC.md §4; definitions: ../shared/STUDY.md; layout choices: usage().
+ * The parts of this stage and what each holds: reduce.h. This file: options, usage, main.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "reduce.h"
+
+/* ======================== options ======================== */
+static struct opts opts_default(void)
+{
+    struct opts o;
+    memset(&o, 0, sizeof o);
+    o.seed = 0;
+    return o;
+}
+
+/* ======================== usage ======================== */
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+"usage: sf-reduce [options] [-i ENDPOINT]...\n"
+"       sf-reduce [options] --base ENDPOINT --finetune ENDPOINT [--base-model DIR --finetune-model DIR --sae DIR]\n"
+"       sf-reduce --weights-only --base-model DIR --finetune-model DIR\n"
+"       sf-reduce --merge A.json B.json ...\n"
+"\n"
+"Reduces saeflow streams to one JSON document (../shared/SPEC.md section 4) in one pass, with\n"
+"memory independent of the number of tokens. What each frame kind gives:\n"
+"  sim frames                      -> \"similarity\" (cos/l2 means, by position, by row, histograms)\n"
+"  acts + feats (+ recon, keep)    -> \"model\": l0, l1, log_density, dead_*, r2_pooled,\n"
+"                                     explained_variance, mse, cos_recon, l2_ratio, outliers, histograms\n"
+"  loss frames                     -> \"model\": ce_clean/spliced/ablated, ce_delta, ce_recovered, kl_*\n"
+"Several -i inputs are reduced one after the other into the same blocks (e.g. an acts+feats stream\n"
+"and a loss stream of the same model); top-level tokens/rows count the first input (the frame\n"
+"kind that covers the most tokens, when one stream carries several kinds over the same tokens).\n"
+"\n"
+"Options:\n"
+"  -i, --in ENDPOINT        input stream (repeatable; default -)\n"
+"  --base ENDPOINT          base-model stream; --finetune ENDPOINT the finetune's over the same tokens\n"
+"                           (repeatable in pairs). Gives \"base\", \"finetune\", \"similarity\" (from the\n"
+"                           paired acts) and \"transfer\" (when both carry feats). Different tokens: exit 1.\n"
+"  --base-model DIR, --finetune-model DIR\n"
+"                           HF checkpoints: transfer.unembed_frobenius_ratio/error; with --sae DIR also\n"
+"                           transfer.logit_similarity over the regular features\n"
+"  --sae DIR                SAELens SAE directory (W_dec of sae_weights.safetensors)\n"
+"  --weights-only           only compare the checkpoints: weight_deviation (relative Frobenius\n"
+"                           distance per tensor) and the unembedding figures; reads no stream\n"
+"  --sample N               use N random features of each transfer set (default: all)\n"
+"  --seed S                 seed of --sample (default 0)\n"
+"  --merge                  the positional arguments are sf-reduce JSON files of shards of one study\n"
+"                           (in stream order); prints the result one pass over all of them gives\n"
+"  --pretty                 indent the JSON\n"
+"  --no-partial             leave out the \"partial\" block (the result can then not be merged)\n"
+"\n"
+"Definitions (../shared/STUDY.md), and the choices this stage makes:\n"
+"  l0: mean #features with f > 1e-8; density: #tokens with f > 1e-10 / N;\n"
+"  log_density = log10(density + 1e-10); dead <=> log_density <= -9. Exclusively dead in base:\n"
+"  L_b <= -8 < L_f (and vice versa); regular: -5 <= L <= -1 in both models.\n"
+"  r2_pooled = 1 - SS_res/SS_tot over every scalar of the non-outlier tokens (one scalar mean).\n"
+"  explained_variance (SAELens): per token 1 - sum_d(x-xhat)^2 / sum_d(x-mu)^2, mu the per-dimension\n"
+"  mean over the non-outlier tokens of the same frame (one frame = one SAELens batch), averaged\n"
+"  over tokens. mse = mean sum_d (x-xhat)^2; cos_recon, l2_ratio = mean ||xhat||/||x|| (norms\n"
+"  floored at 1e-12), all over non-outlier tokens. ce_recovered = (abl - spl)/(abl - clean) of the means.\n"
+"  transfer: dead_only_base/dead_only_finetune/regular_count are set sizes; each set's block has\n"
+"  \"features\" (indices, after --sample) and \"values\" in the same order, \"mean\", \"count\", \"nan_count\".\n"
+"  activation error of a feature: mean over all tokens of |log10(a_b + 1e-10) - log10(a_f + 1e-10)|;\n"
+"  max_finetune_act/max_base_act: the largest activation of the set's features in each model.\n"
+"  activation_similarity: per-feature Pearson over all tokens from running sums in double (NaN for\n"
+"  a constant vector); activation_similarity_all has it for every feature.\n"
+"  logit_similarity: Pearson over the base vocabulary of W_dec[j] (diag(g) E^T), g the final norm\n"
+"  weight (1 + w for Gemma, from config.json),\n"
+"  E lm_head.weight or, tied, model.embed_tokens.weight; the unembedding is centred over the\n"
+"  vocabulary (Pearson does not change; the Frobenius figures use the centred, folded W_U).\n"
+"  weight_deviation (--weights-only): {\"tensors\": {NAME: ||A - B||/||A||}, mean, max, max_tensor,\n"
+"  skipped: [names missing or shaped differently]}; a larger finetune vocabulary is cut to the base's.\n"
+"  NaN/inf are written as null; every exclusion is counted in \"nan_counts\": {WHERE: {count, reason}}.\n"
+"Histograms {edges [n+1], counts [n], below, above, nan} have fixed edges: cos_hist -1..1 step 0.01;\n"
+"  l2_hist, norm_hist: [0, 1e-3) then 10^(-3 + 0.025 k) up to 1e5; act_log10_hist: log10 f of f > 0,\n"
+"  -10..5 step 0.05 (+ \"zeros\": token-feature pairs with f = 0); density_hist: log_density,\n"
+"  -10.05..0.15 step 0.1. Bins are [left, right), the last one closed.\n"
+"Extra keys: \"provenance\" (each input's header meta and end frame, the flags), \"partial\" (raw\n"
+"  running sums; what --merge adds up), per block \"tokens\", \"d_sae\" and \"outlier_threshold\" (the\n"
+"  input header's, set by sf-outliers; for the norm_hist plot). \"throughput\" has this stage\n"
+"  and every upstream stage that put \"seconds.STAGE\" (a number) into its stream's end-frame meta.\n"
+"\n");
+    proto_cli_help_common(fp);
+    fprintf(fp,
+"\nExamples:\n"
+"  sf-encode --sae SAE < acts.sf | sf-reduce --pretty > model.json\n"
+"  sf-reduce --base base.sf --finetune ft.sf --base-model M --finetune-model F --sae SAE -o study.json\n"
+"  sf-reduce -i part1.sf -o p1.json; ...; sf-reduce --merge p1.json p2.json p3.json > all.json\n"
+"  sf-reduce --weights-only --base-model gemma-2b --finetune-model gemma-2b-python\n");
+}
+
+enum { OPT_BASE = PROTO_OPT_FIRST_FREE, OPT_FT, OPT_BASE_MODEL, OPT_FT_MODEL, OPT_SAE, OPT_WEIGHTS_ONLY,
+       OPT_SAMPLE, OPT_SEED, OPT_MERGE, OPT_PRETTY, OPT_NO_PARTIAL };
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+    static const struct option lo[] = {
+        PROTO_CLI_LONGOPTS,
+        {"base", required_argument, 0, OPT_BASE}, {"finetune", required_argument, 0, OPT_FT},
+        {"base-model", required_argument, 0, OPT_BASE_MODEL}, {"finetune-model", required_argument, 0, OPT_FT_MODEL},
+        {"sae", required_argument, 0, OPT_SAE}, {"weights-only", no_argument, 0, OPT_WEIGHTS_ONLY},
+        {"sample", required_argument, 0, OPT_SAMPLE}, {"seed", required_argument, 0, OPT_SEED},
+        {"merge", no_argument, 0, OPT_MERGE}, {"pretty", no_argument, 0, OPT_PRETTY},
+        {"no-partial", no_argument, 0, OPT_NO_PARTIAL}, {0, 0, 0, 0}};
+    int c;
+    o->argc = argc; o->argv = argv;
+    proto_cli_init(&o->cli, argv[0]);
+    while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS, lo, NULL)) != -1) {
+        switch (c) {
+        case 'i': if (o->n_in == MAX_INPUTS) proto_usage_error("at most %d -i inputs", MAX_INPUTS); o->in[o->n_in++] = optarg; break;
+        case OPT_BASE: if (o->n_base == MAX_INPUTS) proto_usage_error("at most %d --base inputs", MAX_INPUTS); o->base[o->n_base++] = optarg; break;
+        case OPT_FT: if (o->n_ft == MAX_INPUTS) proto_usage_error("at most %d --finetune inputs", MAX_INPUTS); o->ft[o->n_ft++] = optarg; break;
+        case OPT_BASE_MODEL: o->base_model = optarg; break;
+        case OPT_FT_MODEL: o->ft_model = optarg; break;
+        case OPT_SAE: o->sae_dir = optarg; break;
+        case OPT_WEIGHTS_ONLY: o->weights_only = true; break;
+        case OPT_SAMPLE: o->sample = proto_parse_ll("--sample", optarg, 1, 1LL << 32); break;
+        case OPT_SEED: o->seed = (uint64_t)proto_parse_ll("--seed", optarg, 0, INT64_MAX); break;
+        case OPT_MERGE: o->merge = true; break;
+        case OPT_PRETTY: o->pretty = true; break;
+        case OPT_NO_PARTIAL: o->no_partial = true; break;
+        default: if (!proto_cli_common(&o->cli, c, optarg, usage)) proto_usage_error("unknown option"); break;
+        }
+    }
+    int npos = argc - optind;
+    if (o->merge) {
+        if (npos < 1) proto_usage_error("--merge needs at least one JSON file");
+        if (o->n_in || o->n_base || o->n_ft || o->weights_only) proto_usage_error("--merge takes JSON files, not streams");
+        o->merge_files = argv + optind; o->n_merge = npos;
+    } else if (npos) proto_usage_error("unexpected argument '%s' (inputs are given with -i)", argv[optind]);
+    if (o->n_base != o->n_ft) proto_usage_error("--base and --finetune come in pairs (%d vs %d)", o->n_base, o->n_ft);
+    if (o->n_base && o->n_in) proto_usage_error("-i cannot be combined with --base/--finetune");
+    if (!o->n_base && !o->merge && !o->weights_only && !o->n_in) o->in[o->n_in++] = "-";
+    int n_stdin = 0;
+    for (int i = 0; i < o->n_in; i++) n_stdin += strcmp(o->in[i], "-") == 0;
+    for (int i = 0; i < o->n_base; i++) n_stdin += (strcmp(o->base[i], "-") == 0) + (strcmp(o->ft[i], "-") == 0);
+    if (n_stdin > 1) proto_usage_error("only one input can be stdin (-)");
+    if (!o->base_model != !o->ft_model) proto_usage_error("--base-model and --finetune-model go together");
+    if (o->weights_only && (!o->base_model || o->n_base || o->n_in)) proto_usage_error("--weights-only needs --base-model and --finetune-model and no stream");
+    if ((o->base_model || o->sae_dir) && !o->n_base && !o->merge && !o->weights_only) proto_usage_error("--base-model/--sae need --base/--finetune streams (or --weights-only)");
+    proto_cli_finish(&o->cli, false);
+}
+
+/* ======================== main ======================== */
+int main(int argc, char **argv)
+{
+    struct opts o = opts_default();
+    struct acc a;
+    struct ckpts ck = {0};
+    cJSON *doc = NULL;
+    const char *where = "init";
+    int err, rc = PROTO_EXIT_OK;
+    parse_args(argc, argv, &o);
+    if ((err = acc_init(&a, o.n_base > 0))) goto fail;
+    if ((err = ckpts_open(&o, &ck, &where))) goto fail;   /* before the first frame: bad paths fail at once */
+    if (o.weights_only) err = run_weights_only(&o, &doc, &where);
+    else if (o.merge) err = run_merge(&o, &a, &where);
+    else err = run_streams(&o, &a, &where);
+    if (err) goto fail;
+    where = "finish";
+    if (!doc && (err = finalize(&a, &o, &ck, provenance(&a, &o), &doc))) goto fail;
+    where = o.cli.out;
+    if ((err = write_doc(doc, &o))) goto fail;
+    goto out;
+fail:
+    rc = proto_fail(err, where);
+out:
+    cJSON_Delete(doc);
+    ckpts_close(&ck);
+    acc_destroy(&a);
+    return rc;
+}

@@ -1,0 +1,207 @@
+/* reduce.h - sf-reduce's private header: the state every part shares and the functions they call
+ * across files. The parts, in the order a run goes through them:
+ *
+ *   main.c         options, usage, parse_args, main (which mode runs, one exit)
+ *   checkpoints.c  --base-model/--finetune-model/--sae, opened and checked BEFORE any frame is
+ *                  read (the unembedding Frobenius figures are computed there too), the logit
+ *                  similarity of the chosen features after the streams, and --weights-only
+ *   inputs.c       reading the streams: one at a time (-i) or paired frame by frame (--base/
+ *                  --finetune), each input's header/end into the provenance
+ *   accumulate.c   histograms and the running sums (similarity, per model, transfer)
+ *   partial.c      the "partial" block (raw running sums) out, and --merge reading it back in
+ *   finalize.c     the SPEC §4 result document from the running sums
+ *
+ * Every sum over frames is kept in double and every count in uint64 (STYLE 6.7). No stored
+ * activations: memory is O(d_sae + d_model + ctx + rows) whatever the number of tokens.
+ */
+#ifndef SF_REDUCE_REDUCE_H
+#define SF_REDUCE_REDUCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <cjson/cJSON.h>
+#include "proto.h"
+#include "cli.h"
+#include "hf-model.h"
+#include "sae-dir.h"
+
+/* ======================== constants ======================== */
+#define L0_EPS      1e-8     /* a feature counts towards L0 when f > L0_EPS */
+#define DENS_EPS    1e-10    /* ... and towards its density when f > DENS_EPS */
+#define LOG_EPS     1e-10    /* log10(density + LOG_EPS), log10(a + LOG_EPS) */
+#define NORM_FLOOR  1e-12    /* norms are floored here before dividing */
+#define DEAD_LOG    (-9.0)   /* dead: log_density <= -9 */
+#define XDEAD_LOG   (-8.0)   /* exclusively dead sets: <= -8 in one model, > -8 in the other */
+#define REG_LO      (-5.0)   /* regular: REG_LO <= log_density <= REG_HI in both models */
+#define REG_HI      (-1.0)
+#define SIM_HI      0.8      /* activation_similarity.frac_above_0.8 */
+#define MAX_INPUTS  16
+#define PARTIAL_VERSION 1
+
+/* ======================== options ======================== */
+struct opts {
+    struct proto_cli cli;
+    const char *in[MAX_INPUTS]; int n_in;
+    const char *base[MAX_INPUTS]; int n_base;
+    const char *ft[MAX_INPUTS]; int n_ft;
+    const char *base_model, *ft_model, *sae_dir;
+    bool weights_only, pretty, merge, no_partial;
+    char **merge_files; int n_merge;
+    long long sample; uint64_t seed;
+    int argc; char **argv;
+};
+
+/* ======================== histograms ========================
+ * Two kinds, both with fixed edges so two runs can be compared and merged:
+ * LIN : n bins [lo + k*step, lo + (k+1)*step); a value v goes to floor((v - lo)/step).
+ * LOGZ: bin 0 is [0, 10^lo); bin k >= 1 is [10^(lo+(k-1)*step), 10^(lo+k*step)); a value v >= 10^lo
+ *       goes to 1 + floor((log10(v) - lo)/step). Used for norms and l2 distances, whose scale
+ *       differs by model (stories260k ~7, Gemma-2b ~100s).
+ * The last bin also takes its right edge. Values outside go to "below"/"above", NaN to "nan". */
+enum hkind { H_LIN, H_LOGZ };
+/* lo = lo_num/den, step = step_num/den: edges are exact decimals, binning uses the same integers */
+struct hspec { enum hkind kind; int lo_num, step_num, den, n; };
+extern const struct hspec HS_COS, HS_NORM, HS_ACT, HS_DENS;
+
+struct hist {
+    struct hspec s;
+    uint64_t *c;                 /* (s.n) */
+    uint64_t below, above, nan;
+    double zlo;                  /* LOGZ: 10^lo */
+};
+
+int hist_init(struct hist *h, struct hspec s);
+void hist_add(struct hist *h, double v);
+double hist_edge(const struct hspec *s, int k);
+
+/* ======================== accumulators ======================== */
+/* similarity: per-token cos and l2 of base vs finetune */
+struct simacc {
+    uint64_t n, nonfinite;
+    double s_cos, s_l2;
+    uint64_t ctx;
+    double *pos_cos, *pos_l2; uint64_t *pos_n;   /* (ctx) */
+    double *row_cos, *row_l2; uint64_t *row_n;   /* (row_cap), the first rows used */
+    size_t rows, row_cap;
+    struct hist h_cos, h_l2;
+};
+
+/* one mean-of-values key of loss frames */
+struct lossacc { double sum; uint64_t n, nonfinite; bool seen; };
+enum { CE_CLEAN, CE_SPLICED, CE_ABLATED, KL_SPLICED, KL_ABLATED, N_LOSS };
+extern const char *const LOSS_KEYS[N_LOSS];
+
+/* per-model: features, activations, reconstruction, loss */
+struct modelacc {
+    uint32_t d_sae; uint64_t d_model;
+    /* feats (all tokens) */
+    uint64_t f_tok, l0_count, feat_nonfinite, act_pos;
+    double l1_sum;
+    uint64_t *fire, *nz;                 /* (d_sae) #f > DENS_EPS, #f != 0 */
+    double *sa, *sa2, *amax, *amin;      /* (d_sae) over f != 0 */
+    struct hist h_act;                   /* log10 f, f > 0 */
+    /* acts frames (all their tokens; outliers from keep, norms when acts is there) */
+    uint64_t a_tok, outliers;
+    struct hist h_norm;
+    /* recon (non-outlier tokens) */
+    uint64_t r_tok, r_nonfinite, ev_tok, ev_nonfinite;
+    double r_n, r_mean, r_m2;            /* scalars: Chan's running count, mean, M2 */
+    double ss_res, ev_sum, cos_sum, ratio_sum;
+    struct lossacc loss[N_LOSS];
+    double outlier_threshold;            /* from the header meta (sf-outliers), NaN when unknown */
+    bool has_feats, has_acts, has_recon, has_loss;
+};
+
+/* transfer: per-feature cross sums of the paired streams */
+struct xacc {
+    uint64_t n_tok; uint32_t d_sae;
+    double *sab, *sld;                   /* (d_sae) Σ a_b·a_f, Σ |log10(a_b+eps) - log10(a_f+eps)| */
+};
+
+/* the whole state of one run (or of a merge) */
+struct acc {
+    int paired;                 /* 0: one model ("model"), 1: base/finetune */
+    uint64_t tokens, rows, ctx; /* of the primary input (first input / first pair) */
+    uint64_t ktok[PROTO_KIND_OTHER + 1], krows[PROTO_KIND_OTHER + 1];   /* ... by frame kind */
+    char hook[256], sae[1024];
+    struct simacc sim; bool has_sim;
+    struct modelacc m[2];
+    struct xacc x; bool has_x;
+    double seconds; uint64_t reduce_rows, reduce_tokens;
+    cJSON *prov_inputs;         /* array of {role, endpoint, header, end} */
+    struct proto_progress prog;
+    bool warned_sim, warned_hook;
+};
+
+/* frame-local scratch, grown only when needed */
+struct scratch {
+    struct proto_buf acts, recon, acts2, cosb, l2b, mu, flag;
+    float *vb, *vf;     /* (d_sae) dense views of one token's features, zero between tokens */
+    uint32_t d_sae;
+};
+
+int acc_init(struct acc *a, int paired);
+void acc_destroy(struct acc *a);
+int sim_grow_rows(struct simacc *s, size_t rows);
+int sim_add(struct simacc *s, uint64_t rows, uint64_t ctx, const float *cos, const float *l2);
+int model_init_feats(struct modelacc *m, uint32_t d_sae);
+int x_init(struct xacc *x, uint32_t d_sae);
+void chan_merge(double *n, double *mean, double *m2, double nb, double meanb, double m2b);
+void scratch_destroy(struct scratch *s);
+void model_add_feats(struct modelacc *m, const struct proto_sparse *sp);
+int model_add_recon(struct modelacc *m, struct scratch *s, const float *x, const float *y,
+                    const uint8_t *keep, uint64_t n_tok, uint64_t d);
+void model_add_acts(struct modelacc *m, const float *x, uint64_t n_tok, uint64_t d);
+void model_add_loss(struct modelacc *m, int key, const float *v, uint64_t n);
+void x_add(struct xacc *x, const struct proto_sparse *b, const struct proto_sparse *f, float *vb, float *vf);
+/* seq UINT64_MAX: the ctx comes from a partial (the detail says so) */
+int set_ctx(struct acc *a, uint64_t ctx, uint64_t seq);
+int need_feats(struct modelacc *m, struct scratch *s, uint32_t d_sae, uint64_t seq);
+
+/* ======================== checkpoints ======================== */
+/* The unembedding as HF stores it, E: (V, d) (lm_head, or embed_tokens when tied), and the final
+ * norm weight folded into it, g: (d) = w, or 1 + w for Gemma. E borrows from its checkpoint. */
+struct unembed {
+    const struct proto_st_tensor *E;  /* (V, d) */
+    float *g;                         /* (d), owned */
+    uint64_t V, d;
+};
+
+/* Everything --base-model/--finetune-model/--sae give that does not depend on the streams,
+ * opened, checked and computed by ckpts_open before the first frame is read. */
+struct ckpts {
+    bool on;                          /* --base-model and --finetune-model were given */
+    struct proto_hf_model *cb, *cf;   /* base, finetune */
+    struct unembed ub, uf;
+    const char *sae_dir;              /* --sae, NULL without */
+    bool has_sae;                     /* --sae too: sae is open (W_dec mapped, d_in = ub.d) */
+    struct proto_sae sae;
+    double frob_ratio, frob_error;    /* transfer.unembed_frobenius_ratio/error */
+};
+
+/* Opens what o names (nothing without --base-model, or with --weights-only); *where names the
+ * failing part. ckpts_close(ck) in every case. */
+int ckpts_open(const struct opts *o, struct ckpts *ck, const char **where);
+void ckpts_close(struct ckpts *ck);
+/* transfer.logit_similarity of the features idx (n; < d_sae, the streams' d_sae): r (n). */
+int logit_similarity(const struct ckpts *ck, const uint32_t *idx, size_t n, uint32_t d_sae, double *r);
+int run_weights_only(const struct opts *o, cJSON **out, const char **where);
+
+/* ======================== inputs ======================== */
+int run_streams(const struct opts *o, struct acc *a, const char **where);
+
+/* ======================== partial results ======================== */
+cJSON *jarr_d(const double *v, size_t n);
+cJSON *jarr_u(const uint64_t *v, size_t n);
+cJSON *jarr_u_from32(const uint32_t *v, size_t n);
+cJSON *acc_partial(const struct acc *a);
+int run_merge(const struct opts *o, struct acc *a, const char **where);
+
+/* ======================== finalize ======================== */
+/* prov: provenance(), consumed. */
+int finalize(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON *prov, cJSON **out);
+cJSON *provenance(struct acc *a, const struct opts *o);
+int write_doc(const cJSON *doc, const struct opts *o);
+
+#endif
