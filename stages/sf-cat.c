@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
+#include "json.h"
 #include "proto.h"
 
 /* ---- options ---- */
@@ -183,10 +184,10 @@ static int pack_json(msgpack_packer *pk, const cJSON *j, char *err, size_t errca
 /* a JSON tensor object: {"dtype","shape","data":[...]} -> tensor map with a bin */
 static int pack_json_tensor(msgpack_packer *pk, const cJSON *j, char *err, size_t errcap)
 {
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype"), *sh = cJSON_GetObjectItemCaseSensitive(j, "shape"),
-                *da = cJSON_GetObjectItemCaseSensitive(j, "data");
+    const cJSON *sh = proto_json_get(j, "shape"), *da = proto_json_get(j, "data");
+    const char *dtype = NULL;
     enum proto_dtype d;
-    if (!cJSON_IsString(dt) || proto_dtype_parse(dt->valuestring, strlen(dt->valuestring), &d) != PROTO_OK) {
+    if (proto_json_str(j, "dtype", &dtype) != 1 || proto_dtype_parse(dtype, strlen(dtype), &d) != PROTO_OK) {
         /* unknown dtype: pack it as it stands so tests can make such frames */
         return -2;
     }
@@ -211,7 +212,7 @@ static int pack_json_tensor(msgpack_packer *pk, const cJSON *j, char *err, size_
         i++;
     }
     msgpack_pack_map(pk, 3);
-    pack_cstr(pk, "dtype"); pack_cstr(pk, dt->valuestring);
+    pack_cstr(pk, "dtype"); pack_cstr(pk, dtype);
     pack_cstr(pk, "shape"); msgpack_pack_array(pk, (size_t)cJSON_GetArraySize(sh));
     cJSON_ArrayForEach(e, sh) msgpack_pack_uint64(pk, (uint64_t)e->valuedouble);
     pack_cstr(pk, "data"); msgpack_pack_bin(pk, n * sz); msgpack_pack_bin_body(pk, buf, n * sz);
@@ -221,7 +222,7 @@ static int pack_json_tensor(msgpack_packer *pk, const cJSON *j, char *err, size_
 
 static int pack_json(msgpack_packer *pk, const cJSON *j, char *err, size_t errcap)
 {
-    if (cJSON_IsObject(j) && cJSON_GetObjectItemCaseSensitive(j, "dtype") && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "data"))) {
+    if (proto_json_get(j, "dtype") && cJSON_IsArray(proto_json_get(j, "data"))) {
         int r = pack_json_tensor(pk, j, err, errcap);
         if (r != -2) return r;
     }

@@ -168,7 +168,7 @@ int main(int argc, char **argv)
         if ((err = proto_frame_validate(&ff))) { where = o.ft; goto fail; }
         where = "base vs finetune";
         if ((err = process_pair(&st, &fb, &ff, out))) {
-            if (err == PROTO_E_IO) where = o.cli.out;
+            if (proto_writer_error(out)) where = o.cli.out;   /* the writer's own (sticky) failure */
             goto fail;
         }
     }

@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "json.h"
 #include "proto.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -191,9 +192,9 @@ static int read_corpus(const char *path, const char *field, struct strs *docs_wo
         cJSON *j = NULL;
         if (jsonl) {
             j = cJSON_Parse(line);
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, field);
-            if (!cJSON_IsString(v)) { cJSON_Delete(j); proto_set_detail("%s:%d: no string field '%s'", path, lineno, field); err = PROTO_E_FORMAT; break; }
-            doc = v->valuestring;
+            if (proto_json_str(j, field, &doc) != 1) {
+                cJSON_Delete(j); proto_set_detail("%s:%d: no string field '%s'", path, lineno, field); err = PROTO_E_FORMAT; break;
+            }
         }
         /* words: each starts at a "▁" (or the document start) */
         size_t n = strlen(doc);
@@ -221,12 +222,10 @@ static int cmp_pair(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Learns up to n_merges merges (the most frequent adjacent pair, ties to the smallest piece
- * ids) over the unique words weighted by their counts. */
-static int bpe_learn(struct bpe *b, const struct strs *dw, int n_merges)
+/* The unique words of the corpus (sorted) with their counts, and the corpus as word indices. */
+static int words_count(struct bpe *b, const struct strs *dw)
 {
     int err = PROTO_OK;
-    /* unique words */
     struct strs uniq = {0};
     for (int i = 0; i < dw->n && !err; i++) if (dw->s[i]) err = strs_push(&uniq, dw->s[i]);
     if (err) { free(uniq.s); return err; }
@@ -244,10 +243,16 @@ static int bpe_learn(struct bpe *b, const struct strs *dw, int n_merges)
         if (k >= 0) b->w[k].count++;
     }
     free(uniq.s);
+    return PROTO_OK;
+}
 
-    /* the characters (sorted by their UTF-8 bytes = by code point) are the first pieces */
+/* The first pieces are the characters of the words (sorted by their UTF-8 bytes = by code
+ * point); each word becomes a run of them. */
+static int pieces_init(struct bpe *b)
+{
+    int err = PROTO_OK;
     struct strs chars = {0};
-    for (int i = 0; i < nu && !err; i++)
+    for (int i = 0; i < b->n_words && !err; i++)
         for (const char *p = b->w[i].text; *p && !err; p += utf8_len((unsigned char)*p)) {
             int l = utf8_len((unsigned char)*p);
             err = strs_push(&chars, strndup(p, (size_t)l));
@@ -259,7 +264,7 @@ static int bpe_learn(struct bpe *b, const struct strs *dw, int n_merges)
     strs_destroy(&chars);
     if (err) return err;
     int n_chars = b->piece.n;
-    for (int i = 0; i < nu; i++) {
+    for (int i = 0; i < b->n_words; i++) {
         struct word *w = &b->w[i];
         w->sym = malloc(strlen(w->text) * sizeof *w->sym + sizeof *w->sym);
         if (!w->sym) return PROTO_E_NOMEM;
@@ -269,45 +274,69 @@ static int bpe_learn(struct bpe *b, const struct strs *dw, int n_merges)
             w->sym[w->len++] = find_str(b->piece.s, n_chars, c);
         }
     }
+    return PROTO_OK;
+}
 
+/* The most frequent adjacent pair of pieces over the words weighted by their counts (ties to
+ * the smallest piece ids) into *best; returns its count. pr: scratch for every pair. */
+static long long best_pair(const struct bpe *b, struct pair *pr, uint64_t *best)
+{
+    size_t np = 0;
+    for (int i = 0; i < b->n_words; i++)
+        for (int k = 0; k + 1 < b->w[i].len; k++)
+            pr[np++] = (struct pair){ (uint64_t)b->w[i].sym[k] << 32 | (uint32_t)b->w[i].sym[k + 1], b->w[i].count };
+    qsort(pr, np, sizeof *pr, cmp_pair);
+    long long best_n = 0;
+    *best = 0;
+    for (size_t i = 0; i < np;) {
+        size_t j = i; long long c = 0;
+        for (; j < np && pr[j].key == pr[i].key; j++) c += pr[j].count;
+        if (c > best_n) { best_n = c; *best = pr[i].key; }
+        i = j;
+    }
+    return best_n;
+}
+
+/* Adds the piece a+c (id = its index) and its merge rule "a c", and applies it to every word. */
+static int merge_add(struct bpe *b, int a, int c)
+{
+    size_t la = strlen(b->piece.s[a]), lc = strlen(b->piece.s[c]);
+    char *merged = malloc(la + lc + 1), *rule = malloc(la + lc + 2);
+    if (!merged || !rule) { free(merged); free(rule); return PROTO_E_NOMEM; }
+    sprintf(merged, "%s%s", b->piece.s[a], b->piece.s[c]);
+    sprintf(rule, "%s %s", b->piece.s[a], b->piece.s[c]);
+    int id = b->piece.n, err;
+    if ((err = strs_push(&b->piece, merged))) { free(merged); free(rule); return err; }
+    if ((err = strs_push(&b->merge, rule))) { free(rule); return err; }
+    for (int i = 0; i < b->n_words; i++) {
+        struct word *w = &b->w[i];
+        int o = 0;
+        for (int k = 0; k < w->len; k++) {
+            if (k + 1 < w->len && w->sym[k] == a && w->sym[k + 1] == c) { w->sym[o++] = id; k++; }
+            else w->sym[o++] = w->sym[k];
+        }
+        w->len = o;
+    }
+    return PROTO_OK;
+}
+
+/* Learns up to n_merges merges (the most frequent adjacent pair, ties to the smallest piece
+ * ids) over the unique words weighted by their counts. */
+static int bpe_learn(struct bpe *b, const struct strs *dw, int n_merges)
+{
+    int err;
+    if ((err = words_count(b, dw)) || (err = pieces_init(b))) return err;
     size_t n_sym = 0;
-    for (int i = 0; i < nu; i++) n_sym += (size_t)b->w[i].len;
-    struct pair *pr = malloc((n_sym + 1) * sizeof *pr);
+    for (int i = 0; i < b->n_words; i++) n_sym += (size_t)b->w[i].len;
+    struct pair *pr = malloc((n_sym + 1) * sizeof *pr);   /* (n_sym) adjacent pairs at most */
     if (!pr) return PROTO_E_NOMEM;
-    for (int m = 0; m < n_merges; m++) {
-        size_t np = 0;
-        for (int i = 0; i < nu; i++)
-            for (int k = 0; k + 1 < b->w[i].len; k++)
-                pr[np++] = (struct pair){ (uint64_t)b->w[i].sym[k] << 32 | (uint32_t)b->w[i].sym[k + 1], b->w[i].count };
-        qsort(pr, np, sizeof *pr, cmp_pair);
-        uint64_t best = 0; long long best_n = 0;
-        for (size_t i = 0; i < np;) {
-            size_t j = i; long long c = 0;
-            for (; j < np && pr[j].key == pr[i].key; j++) c += pr[j].count;
-            if (c > best_n) { best_n = c; best = pr[i].key; }
-            i = j;
-        }
-        if (best_n < 2) break;
-        int a = (int)(best >> 32), c = (int)(uint32_t)best;
-        size_t la = strlen(b->piece.s[a]), lc = strlen(b->piece.s[c]);
-        char *merged = malloc(la + lc + 1), *rule = malloc(la + lc + 2);
-        if (!merged || !rule) { free(merged); free(rule); free(pr); return PROTO_E_NOMEM; }
-        sprintf(merged, "%s%s", b->piece.s[a], b->piece.s[c]);
-        sprintf(rule, "%s %s", b->piece.s[a], b->piece.s[c]);
-        int id = b->piece.n;
-        if ((err = strs_push(&b->piece, merged)) || (err = strs_push(&b->merge, rule))) { free(pr); return err; }
-        for (int i = 0; i < nu; i++) {
-            struct word *w = &b->w[i];
-            int o = 0;
-            for (int k = 0; k < w->len; k++) {
-                if (k + 1 < w->len && w->sym[k] == a && w->sym[k + 1] == c) { w->sym[o++] = id; k++; }
-                else w->sym[o++] = w->sym[k];
-            }
-            w->len = o;
-        }
+    for (int m = 0; m < n_merges && !err; m++) {
+        uint64_t best;
+        if (best_pair(b, pr, &best) < 2) break;
+        err = merge_add(b, (int)(best >> 32), (int)(uint32_t)best);
     }
     free(pr);
-    return PROTO_OK;
+    return err;
 }
 
 /* tokenizer.json in the layout of Gemma v1's. */
@@ -677,12 +706,9 @@ static int run_finetune(const struct opts *o)
     }
     if (err) goto out;
     /* config.json: the base's, with the recipe recorded */
-    char *text = NULL; size_t len;
     snprintf(src, sizeof src, "%s/config.json", o->finetune_of);
-    if ((err = proto_read_file(src, &text, &len))) { proto_set_detail("%s: %s", src, strerror(errno)); goto out; }
-    cJSON *cfg = cJSON_Parse(text);
-    free(text);
-    if (!cfg) { proto_set_detail("%s: not valid JSON", src); err = PROTO_E_FORMAT; goto out; }
+    cJSON *cfg = proto_json_load(src, &err);   /* the detail names src */
+    if (!cfg) goto out;
     cJSON_DeleteItemFromObjectCaseSensitive(cfg, "saeflow_finetune");
     cJSON *p = cJSON_AddObjectToObject(cfg, "saeflow_finetune");
     cJSON_AddStringToObject(p, "note", "synthetic finetune written by sf-mkmodel: random perturbation, not training");

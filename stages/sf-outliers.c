@@ -64,7 +64,6 @@ struct state {
     double *norm; uint8_t *keep; size_t tok_cap;   /* (n_tok) per-frame scratch */
     struct proto_buf xs;
     uint64_t n_tokens, n_outliers, n_nonfinite;
-    bool write_failed;
 };
 
 static void state_destroy(struct state *st)
@@ -133,17 +132,10 @@ static int frame_norms(struct state *st, const struct proto_frame *fr, uint64_t 
     return PROTO_OK;
 }
 
-static int put(struct state *st, struct proto_writer *w, const struct proto_frame *fr)
-{
-    int err = proto_writer_put(w, fr);
-    st->write_failed = err != 0;
-    return err;
-}
-
 /* Marks an acts frame (rule known), reports its outliers, writes it. */
 static int mark_frame(struct state *st, struct proto_frame *fr, struct proto_writer *w)
 {
-    if (fr->kind != PROTO_KIND_ACTS) return put(st, w, fr);
+    if (fr->kind != PROTO_KIND_ACTS) return proto_writer_put(w, fr);
     uint64_t rows, ctx;
     int err = frame_norms(st, fr, &rows, &ctx);
     if (err) return err;
@@ -165,7 +157,7 @@ static int mark_frame(struct state *st, struct proto_frame *fr, struct proto_wri
     st->n_tokens += rows * ctx;
     uint64_t shape[2] = {rows, ctx};
     if ((err = proto_frame_set_tensor(fr, "keep", PROTO_U8, 2, shape, st->keep)) != 0) return err;
-    return put(st, w, fr);
+    return proto_writer_put(w, fr);
 }
 
 /* --estimate: adds the norms of this frame's tokens among the first N of the stream. */
@@ -241,7 +233,7 @@ static int write_header(struct state *st, struct proto_writer *w, int argc, char
         if (!err && o->rule == RULE_ESTIMATE)
             err = proto_meta_set_uint(&m, "norm_estimate_tokens", st->est_finite);
     }
-    if (!err) st->write_failed = (err = proto_writer_header(w, &m)) != 0;
+    if (!err) err = proto_writer_header(w, &m);
     proto_meta_destroy(&m);
     st->ready = true;
     return err;
@@ -383,7 +375,8 @@ int main(int argc, char **argv)
         proto_progress_update(&prog, proto_writer_rows(out), st.n_tokens);
     }
     if (err == PROTO_END && !st.ready) err = release(&st, out, argc, argv);   /* short stream */
-    if (err != PROTO_END && err != PROTO_OK) { rc = proto_fail(err, st.write_failed ? o.cli.out : o.cli.in); goto out; }
+    /* the writer remembers its failure: name the output when it failed, else the input */
+    if (err != PROTO_END && err != PROTO_OK) { rc = proto_fail(err, proto_writer_error(out) ? o.cli.out : o.cli.in); goto out; }
     proto_progress_done(&prog, proto_writer_rows(out), st.n_tokens);
     double frac = st.n_tokens ? (double)st.n_outliers / (double)st.n_tokens : 0.0;
     proto_info("%llu outliers of %llu tokens (%.4g%%), %llu non-finite", (unsigned long long)st.n_outliers,

@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include "proto.h"
 #include "cli.h"
+#include "json.h"
 
 extern char **environ;
 
@@ -84,19 +85,25 @@ static void sb_esc(struct sb *s, const char *t)
 }
 
 /* ======================== JSON access ======================== */
-static const cJSON *jget(const cJSON *o, const char *k) { return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
-static double jnum(const cJSON *o, const char *k)
+/* The report's one policy over proto/json.h: every value is optional. A value that is absent,
+ * null or of the wrong type reads as NaN (shown as a dash) or NULL (a block or plot skipped with
+ * a note), never as an error: the getters leave the default in place. */
+static double num_or_nan(const cJSON *o, const char *key)
 {
-    const cJSON *v = jget(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    double v = NAN;
+    proto_json_num(o, key, &v);
+    return v;
 }
-static const char *jstr(const cJSON *o, const char *k)
+static const char *str_or_null(const cJSON *o, const char *key)
 {
-    const cJSON *v = jget(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
+    const char *v = NULL;
+    proto_json_str(o, key, &v);
+    return v;
 }
-/* Numbers of an array (null -> NaN). Returns the count, *out malloc'd (NULL when not an array). */
-static size_t jarr(const cJSON *a, double **out)
+/* Numbers of an array of any length, null -> NaN (sf-reduce writes NaN as null, so
+ * proto_json_doubles, which wants n finite numbers, does not fit). Returns the count, *out
+ * malloc'd (NULL when not an array). */
+static size_t num_array(const cJSON *a, double **out)
 {
     *out = NULL;
     if (!cJSON_IsArray(a)) return 0;
@@ -314,7 +321,7 @@ static bool hist_plot(struct report *r, const char *id, const cJSON *h, const ch
                       bool logx, bool trim, double vline, const char *vlabel, const char *extra)
 {
     double *e = NULL, *c = NULL;
-    size_t ne = jarr(jget(h, "edges"), &e), nc = jarr(jget(h, "counts"), &c);
+    size_t ne = num_array(proto_json_get(h, "edges"), &e), nc = num_array(proto_json_get(h, "counts"), &c);
     bool ok = nc > 0 && ne == nc + 1;
     if (ok && logx) {
         for (size_t k = 0; k < ne; k++) e[k] = e[k] > 0 ? log10(e[k]) : NAN;
@@ -347,7 +354,7 @@ static bool hist_plot(struct report *r, const char *id, const cJSON *h, const ch
     if (extra) plot_note(&p, k++, "#000", extra);
     snprintf(b, sizeof b, "total %.0f", tot);
     plot_note(&p, k++, "#555", b);
-    double below = jnum(h, "below"), above = jnum(h, "above"), nn = jnum(h, "nan");
+    double below = num_or_nan(h, "below"), above = num_or_nan(h, "above"), nn = num_or_nan(h, "nan");
     if (below > 0 || above > 0 || nn > 0) {
         snprintf(b, sizeof b, "outside range: %.0f below, %.0f above, %.0f NaN", fmax(below, 0), fmax(above, 0), fmax(nn, 0));
         plot_note(&p, k++, "#555", b);
@@ -363,7 +370,7 @@ static bool values_plot(struct report *r, const char *id, const cJSON *arr, doub
                         const char *xl, const char *extra, const char *what /* "features" or "rows" */)
 {
     double *v;
-    size_t n = jarr(arr, &v), m = 0;
+    size_t n = num_array(arr, &v), m = 0;
     if (!v) return false;
     double mn = INFINITY, mx = -INFINITY;
     for (size_t i = 0; i < n; i++) if (isfinite(v[i])) { mn = fmin(mn, v[i]); mx = fmax(mx, v[i]); m++; }
@@ -398,7 +405,7 @@ static bool values_plot(struct report *r, const char *id, const cJSON *arr, doub
 static bool line_plot(struct report *r, const char *id, const cJSON *arr, const char *title, const char *xl, const char *yl)
 {
     double *v;
-    size_t n = jarr(arr, &v);
+    size_t n = num_array(arr, &v);
     if (!v || n == 0) { free(v); return false; }
     double mn = INFINITY, mx = -INFINITY;
     for (size_t i = 0; i < n; i++) if (isfinite(v[i])) { mn = fmin(mn, v[i]); mx = fmax(mx, v[i]); }
@@ -534,11 +541,11 @@ static bool density_parallel(struct report *r, const char *id, const double *lb,
 static const char *verdict(const struct study *st, char *b, size_t bn)
 {
     const cJSON *base = st->n_models == 2 ? st->blk[0] : NULL, *ft = st->n_models == 2 ? st->blk[1] : NULL;
-    const cJSON *tr = jget(st->doc, "transfer");
+    const cJSON *tr = proto_json_get(st->doc, "transfer");
     if (!base || !ft) { snprintf(b, bn, "no verdict: a single-model study (no base/finetune pair)"); return "na"; }
-    double db = jnum(base, "ce_delta"), df = jnum(ft, "ce_delta");
+    double db = num_or_nan(base, "ce_delta"), df = num_or_nan(ft, "ce_delta");
     double ratio = df / fmax(db, V_CE_FLOOR);   /* NaN when either is missing */
-    double as = jnum(jget(tr, "activation_similarity"), "mean"), pr = jnum(tr, "density_pearson"), r2 = jnum(ft, "r2_pooled");
+    double as = num_or_nan(proto_json_get(tr, "activation_similarity"), "mean"), pr = num_or_nan(tr, "density_pearson"), r2 = num_or_nan(ft, "r2_pooled");
     char why[256] = "";
     size_t w = 0;
     if (isfinite(ratio)) w += (size_t)snprintf(why + w, sizeof why - w, "CE delta ratio %.2f", ratio);
@@ -599,9 +606,9 @@ static const char *fmt_val(char *b, double v, enum fmt f) { return f == F_I ? fm
 
 static double study_val(const struct study *st, const struct row *rw)
 {
-    const cJSON *o = jget(st->doc, rw->key);
-    if (!o) o = jget(jget(st->doc, "transfer"), rw->key);
-    return jnum(o, rw->sub);
+    const cJSON *o = proto_json_get(st->doc, rw->key);
+    if (!o) o = proto_json_get(proto_json_get(st->doc, "transfer"), rw->key);
+    return num_or_nan(o, rw->sub);
 }
 
 static void summary(struct report *r, struct study *st, int ns)
@@ -619,7 +626,7 @@ static void summary(struct report *r, struct study *st, int ns)
         sb_printf(s, "<tr><td>%s</td>", MODEL_ROWS[k].label);
         for (int i = 0; i < ns; i++)
             for (int m = 0; m < st[i].n_models; m++)
-                sb_printf(s, "<td>%s</td>", fmt_val(b, jnum(st[i].blk[m], MODEL_ROWS[k].key), MODEL_ROWS[k].f));
+                sb_printf(s, "<td>%s</td>", fmt_val(b, num_or_nan(st[i].blk[m], MODEL_ROWS[k].key), MODEL_ROWS[k].f));
         sb_printf(s, "</tr>\n");
     }
     for (size_t k = 0; k < sizeof STUDY_ROWS / sizeof *STUDY_ROWS; k++) {
@@ -646,7 +653,7 @@ static void summary(struct report *r, struct study *st, int ns)
 static bool log_edges(const cJSON *h)
 {
     double *e;
-    size_t ne = jarr(jget(h, "edges"), &e);
+    size_t ne = num_array(proto_json_get(h, "edges"), &e);
     bool lg = ne > 3 && e[1] > 0 && e[ne - 1] / e[1] > 100 &&
               fabs((e[ne - 1] - e[ne - 2]) - (e[2] - e[1])) > 1e-6 * e[ne - 1];
     free(e);
@@ -656,33 +663,33 @@ static bool log_edges(const cJSON *h)
 /* ======================== sections ======================== */
 static void similarity_section(struct report *r, const struct study *st, int si)
 {
-    const cJSON *sim = jget(st->doc, "similarity");
+    const cJSON *sim = proto_json_get(st->doc, "similarity");
     char id[96], n1[48];
     sb_printf(&r->html, "<h3>Activation similarity (base vs finetune, same tokens)</h3>\n");
     if (!sim) { note(r, "No \"similarity\" block in %s: similarity plots skipped.", st->path); return; }
     sb_printf(&r->html, "<div class=\"grid\">\n");
     char ex[96];
-    snprintf(ex, sizeof ex, "global mean %s", fmt_f(n1, jnum(sim, "cos_mean")));
+    snprintf(ex, sizeof ex, "global mean %s", fmt_f(n1, num_or_nan(sim, "cos_mean")));
     snprintf(id, sizeof id, "plot-%d-sim-cos-hist", si);
-    if (!hist_plot(r, id, jget(sim, "cos_hist"), "Cosine similarity histogram (tokens)", "cosine similarity", false, false, NAN, NULL, ex))
+    if (!hist_plot(r, id, proto_json_get(sim, "cos_hist"), "Cosine similarity histogram (tokens)", "cosine similarity", false, false, NAN, NULL, ex))
         note(r, "cos_hist missing in %s.", st->path);
-    snprintf(ex, sizeof ex, "global mean %s", fmt_f(n1, jnum(sim, "l2_mean")));
+    snprintf(ex, sizeof ex, "global mean %s", fmt_f(n1, num_or_nan(sim, "l2_mean")));
     snprintf(id, sizeof id, "plot-%d-sim-l2-hist", si);
-    const cJSON *h = jget(sim, "l2_hist");
+    const cJSON *h = proto_json_get(sim, "l2_hist");
     bool lg = log_edges(h);
     if (!hist_plot(r, id, h, "Euclidean distance histogram (tokens)", lg ? "L2 distance (log scale)" : "L2 distance", lg, true, NAN, NULL, ex))
         note(r, "l2_hist missing in %s.", st->path);
     snprintf(id, sizeof id, "plot-%d-sim-cos-pos", si);
-    if (!line_plot(r, id, jget(sim, "cos_by_position"), "Cosine similarity by context position", "position in context", "mean cosine similarity"))
+    if (!line_plot(r, id, proto_json_get(sim, "cos_by_position"), "Cosine similarity by context position", "position in context", "mean cosine similarity"))
         note(r, "cos_by_position missing in %s.", st->path);
     snprintf(id, sizeof id, "plot-%d-sim-l2-pos", si);
-    if (!line_plot(r, id, jget(sim, "l2_by_position"), "Euclidean distance by context position", "position in context", "mean L2 distance"))
+    if (!line_plot(r, id, proto_json_get(sim, "l2_by_position"), "Euclidean distance by context position", "position in context", "mean L2 distance"))
         note(r, "l2_by_position missing in %s.", st->path);
     snprintf(id, sizeof id, "plot-%d-sim-cos-row", si);
-    if (!values_plot(r, id, jget(sim, "cos_by_row"), NAN, NAN, "Per-row mean cosine similarity", "row mean cosine similarity", NULL, "rows"))
+    if (!values_plot(r, id, proto_json_get(sim, "cos_by_row"), NAN, NAN, "Per-row mean cosine similarity", "row mean cosine similarity", NULL, "rows"))
         note(r, "cos_by_row missing in %s.", st->path);
     snprintf(id, sizeof id, "plot-%d-sim-l2-row", si);
-    if (!values_plot(r, id, jget(sim, "l2_by_row"), NAN, NAN, "Per-row mean Euclidean distance", "row mean L2 distance", NULL, "rows"))
+    if (!values_plot(r, id, proto_json_get(sim, "l2_by_row"), NAN, NAN, "Per-row mean Euclidean distance", "row mean L2 distance", NULL, "rows"))
         note(r, "l2_by_row missing in %s.", st->path);
     sb_printf(&r->html, "</div>\n");
 }
@@ -695,24 +702,24 @@ static void model_section(struct report *r, const struct study *st, int si, int 
     sb_printf(&r->html, "<h3>Model: %s</h3>\n<div class=\"grid\">\n", nm);
     snprintf(id, sizeof id, "plot-%d-%s-act-hist", si, nm);
     snprintf(t, sizeof t, "%s: log10 feature activation histogram", nm);
-    double z = jnum(jget(b, "act_log10_hist"), "zeros");
+    double z = num_or_nan(proto_json_get(b, "act_log10_hist"), "zeros");
     if (isfinite(z)) snprintf(ex, sizeof ex, "zero activations: %.0f (not drawn)", z);
     else snprintf(ex, sizeof ex, "zero activations: not reported");
-    if (!hist_plot(r, id, jget(b, "act_log10_hist"), t, "log10 feature activation (non-zero)", false, true, NAN, NULL, ex))
+    if (!hist_plot(r, id, proto_json_get(b, "act_log10_hist"), t, "log10 feature activation (non-zero)", false, true, NAN, NULL, ex))
         note(r, "%s: no act_log10_hist in %s (needs feats).", nm, st->path);
     snprintf(id, sizeof id, "plot-%d-%s-density-hist", si, nm);
     snprintf(t, sizeof t, "%s: log10 feature density histogram", nm);
-    snprintf(ex, sizeof ex, "dead features (log10 density <= -9): %s (%s)", fmt_i(n1, jnum(b, "dead_count")),
-             fmt_pct(n2, jnum(b, "dead_fraction")));
-    if (!hist_plot(r, id, jget(b, "density_hist"), t, "log10 feature density", false, false, NAN, NULL, ex))
+    snprintf(ex, sizeof ex, "dead features (log10 density <= -9): %s (%s)", fmt_i(n1, num_or_nan(b, "dead_count")),
+             fmt_pct(n2, num_or_nan(b, "dead_fraction")));
+    if (!hist_plot(r, id, proto_json_get(b, "density_hist"), t, "log10 feature density", false, false, NAN, NULL, ex))
         note(r, "%s: no density_hist in %s (needs feats).", nm, st->path);
     snprintf(id, sizeof id, "plot-%d-%s-norm-hist", si, nm);
     snprintf(t, sizeof t, "%s: activation norm histogram", nm);
-    double th = jnum(b, "outlier_threshold");
+    double th = num_or_nan(b, "outlier_threshold");
     char vl[96];
     snprintf(vl, sizeof vl, "outlier threshold %.1f", th);
-    snprintf(ex, sizeof ex, "outliers: %s (%s)", fmt_i(n1, jnum(b, "outliers")), fmt_pct(n2, jnum(b, "outlier_fraction")));
-    const cJSON *h = jget(b, "norm_hist");
+    snprintf(ex, sizeof ex, "outliers: %s (%s)", fmt_i(n1, num_or_nan(b, "outliers")), fmt_pct(n2, num_or_nan(b, "outlier_fraction")));
+    const cJSON *h = proto_json_get(b, "norm_hist");
     bool lg = log_edges(h);
     if (!hist_plot(r, id, h, t, lg ? "activation norm ||x|| (log scale)" : "activation norm ||x||", lg, true, th,
                    isfinite(th) ? vl : NULL, ex))
@@ -723,16 +730,16 @@ static void model_section(struct report *r, const struct study *st, int si, int 
 
 static void transfer_section(struct report *r, const struct study *st, int si)
 {
-    const cJSON *tr = jget(st->doc, "transfer");
+    const cJSON *tr = proto_json_get(st->doc, "transfer");
     char id[96], ex[128], n1[48], n2[48];
     sb_printf(&r->html, "<h3>Feature transfer</h3>\n");
     if (st->n_models == 2) {
         double *lb, *lf;
-        size_t nb = jarr(jget(st->blk[0], "log_density"), &lb), nf = jarr(jget(st->blk[1], "log_density"), &lf);
+        size_t nb = num_array(proto_json_get(st->blk[0], "log_density"), &lb), nf = num_array(proto_json_get(st->blk[1], "log_density"), &lf);
         sb_printf(&r->html, "<div class=\"grid\">\n");
         snprintf(id, sizeof id, "plot-%d-transfer-density-scatter", si);
         if (lb && lf && nb == nf && nb > 1) {
-            density_scatter(r, id, lb, lf, nb, jnum(tr, "density_pearson"));
+            density_scatter(r, id, lb, lf, nb, num_or_nan(tr, "density_pearson"));
             snprintf(id, sizeof id, "plot-%d-transfer-density-parallel", si);
             density_parallel(r, id, lb, lf, nb);
         } else note(r, "log_density missing (or of different lengths) in %s: density scatter and parallel coordinates skipped.", st->path);
@@ -741,25 +748,25 @@ static void transfer_section(struct report *r, const struct study *st, int si)
     }
     if (!tr) { note(r, "No \"transfer\" block in %s: transfer histograms skipped.", st->path); return; }
     sb_printf(&r->html, "<div class=\"grid\">\n");
-    const cJSON *o = jget(tr, "activation_error_dead_base");
+    const cJSON *o = proto_json_get(tr, "activation_error_dead_base");
     snprintf(id, sizeof id, "plot-%d-transfer-err-dead-base", si);
-    snprintf(ex, sizeof ex, "mean %s, max finetune activation %s", fmt_f(n1, jnum(o, "mean")), fmt_g(n2, jnum(o, "max_finetune_act")));
-    if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in base", "mean |log10 a_base - log10 a_finetune|", ex, "features"))
+    snprintf(ex, sizeof ex, "mean %s, max finetune activation %s", fmt_f(n1, num_or_nan(o, "mean")), fmt_g(n2, num_or_nan(o, "max_finetune_act")));
+    if (!values_plot(r, id, proto_json_get(o, "values"), 0, NAN, "Activation error: features dead only in base", "mean |log10 a_base - log10 a_finetune|", ex, "features"))
         note(r, "activation_error_dead_base values missing in %s.", st->path);
-    o = jget(tr, "activation_error_dead_finetune");
+    o = proto_json_get(tr, "activation_error_dead_finetune");
     snprintf(id, sizeof id, "plot-%d-transfer-err-dead-finetune", si);
-    snprintf(ex, sizeof ex, "mean %s", fmt_f(n1, jnum(o, "mean")));
-    if (!values_plot(r, id, jget(o, "values"), 0, NAN, "Activation error: features dead only in finetune", "mean |log10 a_base - log10 a_finetune|", ex, "features"))
+    snprintf(ex, sizeof ex, "mean %s", fmt_f(n1, num_or_nan(o, "mean")));
+    if (!values_plot(r, id, proto_json_get(o, "values"), 0, NAN, "Activation error: features dead only in finetune", "mean |log10 a_base - log10 a_finetune|", ex, "features"))
         note(r, "activation_error_dead_finetune values missing in %s.", st->path);
-    o = jget(tr, "activation_similarity");
+    o = proto_json_get(tr, "activation_similarity");
     snprintf(id, sizeof id, "plot-%d-transfer-act-sim", si);
-    snprintf(ex, sizeof ex, "mean %s, %s above 0.8", fmt_f(n1, jnum(o, "mean")), fmt_pct(n2, jnum(o, "frac_above_0.8")));
-    if (!values_plot(r, id, jget(o, "values"), -1, 1, "Activation similarity: regular features", "Pearson r of activations (base vs finetune)", ex, "features"))
+    snprintf(ex, sizeof ex, "mean %s, %s above 0.8", fmt_f(n1, num_or_nan(o, "mean")), fmt_pct(n2, num_or_nan(o, "frac_above_0.8")));
+    if (!values_plot(r, id, proto_json_get(o, "values"), -1, 1, "Activation similarity: regular features", "Pearson r of activations (base vs finetune)", ex, "features"))
         note(r, "activation_similarity values missing in %s.", st->path);
-    o = jget(tr, "logit_similarity");
+    o = proto_json_get(tr, "logit_similarity");
     snprintf(id, sizeof id, "plot-%d-transfer-logit-sim", si);
-    snprintf(ex, sizeof ex, "mean %s", fmt_f(n1, jnum(o, "mean")));
-    if (!values_plot(r, id, jget(o, "values"), NAN, 1, "Logit weight similarity: regular features", "Pearson r of logit weights (base vs finetune)", ex, "features"))
+    snprintf(ex, sizeof ex, "mean %s", fmt_f(n1, num_or_nan(o, "mean")));
+    if (!values_plot(r, id, proto_json_get(o, "values"), NAN, 1, "Logit weight similarity: regular features", "Pearson r of logit weights (base vs finetune)", ex, "features"))
         note(r, "logit_similarity values missing in %s (needs --base-model/--finetune-model/--sae in sf-reduce).", st->path);
     sb_printf(&r->html, "</div>\n");
 }
@@ -774,7 +781,7 @@ static void metrics_table(struct report *r, const struct study *st, int si)
     sb_printf(s, "</tr>\n");
     for (size_t k = 0; k < sizeof MODEL_ROWS / sizeof *MODEL_ROWS; k++) {
         sb_printf(s, "<tr><td>%s</td>", MODEL_ROWS[k].label);
-        for (int m = 0; m < st->n_models; m++) sb_printf(s, "<td>%s</td>", fmt_val(b, jnum(st->blk[m], MODEL_ROWS[k].key), MODEL_ROWS[k].f));
+        for (int m = 0; m < st->n_models; m++) sb_printf(s, "<td>%s</td>", fmt_val(b, num_or_nan(st->blk[m], MODEL_ROWS[k].key), MODEL_ROWS[k].f));
         sb_printf(s, "</tr>\n");
     }
     sb_printf(s, "</table>\n");
@@ -802,10 +809,10 @@ static void prov_meta(struct sb *s, const cJSON *meta)
         sb_printf(s, "<li class=\"kv\">"); sb_esc(s, v->string); sb_printf(s, ": "); sb_esc(s, t ? t : v->valuestring); sb_printf(s, "</li>");
         free(t);
     }
-    cJSON_ArrayForEach(stg, jget(meta, "stages")) {
+    cJSON_ArrayForEach(stg, proto_json_get(meta, "stages")) {
         sb_printf(s, "<li>stage ");
-        sb_esc(s, jstr(stg, "name")); sb_printf(s, " "); sb_esc(s, jstr(stg, "version")); sb_printf(s, ": ");
-        prov_args(s, jget(stg, "args"));
+        sb_esc(s, str_or_null(stg, "name")); sb_printf(s, " "); sb_esc(s, str_or_null(stg, "version")); sb_printf(s, ": ");
+        prov_args(s, proto_json_get(stg, "args"));
         sb_printf(s, "</li>");
     }
     sb_printf(s, "</ul>\n");
@@ -821,38 +828,38 @@ static void provenance(struct report *r, const struct study *st, int ns)
     strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", &tm);
     sb_printf(s, "<footer id=\"provenance\"><h2>Provenance</h2>\n<p>Report written by sf-report %s on %s.</p>\n", SAEFLOW_VERSION, b);
     for (int i = 0; i < ns; i++) {
-        const cJSON *d = st[i].doc, *p = jget(d, "provenance");
+        const cJSON *d = st[i].doc, *p = proto_json_get(d, "provenance");
         sb_printf(s, "<h4>study %d: ", i + 1); sb_esc(s, st[i].path); sb_printf(s, "</h4>\n<ul>");
-        sb_printf(s, "<li>saeflow "); sb_esc(s, jstr(d, "saeflow")); sb_printf(s, "</li>");
-        sb_printf(s, "<li>tokens %s, rows %s, ctx %s</li>", fmt_i(b, jnum(d, "tokens")), fmt_i(b2, jnum(d, "rows")), fmt_i(b3, jnum(d, "ctx")));
-        sb_printf(s, "<li>hook "); sb_esc(s, jstr(d, "hook")); sb_printf(s, ", SAE "); sb_esc(s, jstr(d, "sae")); sb_printf(s, "</li></ul>\n");
-        const cJSON *th = jget(d, "throughput"), *t;
+        sb_printf(s, "<li>saeflow "); sb_esc(s, str_or_null(d, "saeflow")); sb_printf(s, "</li>");
+        sb_printf(s, "<li>tokens %s, rows %s, ctx %s</li>", fmt_i(b, num_or_nan(d, "tokens")), fmt_i(b2, num_or_nan(d, "rows")), fmt_i(b3, num_or_nan(d, "ctx")));
+        sb_printf(s, "<li>hook "); sb_esc(s, str_or_null(d, "hook")); sb_printf(s, ", SAE "); sb_esc(s, str_or_null(d, "sae")); sb_printf(s, "</li></ul>\n");
+        const cJSON *th = proto_json_get(d, "throughput"), *t;
         if (cJSON_GetArraySize(th) > 0) {
             sb_printf(s, "<table class=\"throughput\"><tr><th>stage</th><th>rows</th><th>seconds</th><th>tokens/s</th></tr>\n");
             cJSON_ArrayForEach(t, th) {
                 sb_printf(s, "<tr><td>"); sb_esc(s, t->string);
-                sb_printf(s, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", fmt_i(b, jnum(t, "rows")),
-                          fmt_f(b2, jnum(t, "seconds")), fmt_i(b3, jnum(t, "tokens_per_s")));
+                sb_printf(s, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", fmt_i(b, num_or_nan(t, "rows")),
+                          fmt_f(b2, num_or_nan(t, "seconds")), fmt_i(b3, num_or_nan(t, "tokens_per_s")));
             }
             sb_printf(s, "</table>\n");
         }
-        cJSON_ArrayForEach(t, jget(d, "nan_counts")) {
+        cJSON_ArrayForEach(t, proto_json_get(d, "nan_counts")) {
             sb_printf(s, "<p class=\"note\">excluded as non-finite: ");
-            sb_esc(s, t->string); sb_printf(s, ": %s (", fmt_i(b, jnum(t, "count"))); sb_esc(s, jstr(t, "reason")); sb_printf(s, ")</p>\n");
+            sb_esc(s, t->string); sb_printf(s, ": %s (", fmt_i(b, num_or_nan(t, "count"))); sb_esc(s, str_or_null(t, "reason")); sb_printf(s, ")</p>\n");
         }
         if (!p) { note(r, "No provenance in %s.", st[i].path); continue; }
         const cJSON *in;
-        cJSON_ArrayForEach(in, jget(p, "inputs")) {
-            sb_printf(s, "<p>input "); sb_esc(s, jstr(in, "role")); sb_printf(s, " ("); sb_esc(s, jstr(in, "endpoint")); sb_printf(s, ")</p>");
-            prov_meta(s, jget(in, "header"));
+        cJSON_ArrayForEach(in, proto_json_get(p, "inputs")) {
+            sb_printf(s, "<p>input "); sb_esc(s, str_or_null(in, "role")); sb_printf(s, " ("); sb_esc(s, str_or_null(in, "endpoint")); sb_printf(s, ")</p>");
+            prov_meta(s, proto_json_get(in, "header"));
         }
-        const cJSON *rd = jget(p, "reduce");
+        const cJSON *rd = proto_json_get(p, "reduce");
         if (rd) {
-            sb_printf(s, "<p>sf-reduce "); sb_esc(s, jstr(rd, "version")); sb_printf(s, ": ");
-            prov_args(s, jget(rd, "args"));
+            sb_printf(s, "<p>sf-reduce "); sb_esc(s, str_or_null(rd, "version")); sb_printf(s, ": ");
+            prov_args(s, proto_json_get(rd, "args"));
             sb_printf(s, "</p>\n");
         }
-        const cJSON *ck = jget(p, "checkpoints"), *c;
+        const cJSON *ck = proto_json_get(p, "checkpoints"), *c;
         if (ck) { sb_printf(s, "<ul>"); cJSON_ArrayForEach(c, ck) if (cJSON_IsString(c)) { sb_printf(s, "<li>"); sb_esc(s, c->string); sb_printf(s, ": "); sb_esc(s, c->valuestring); sb_printf(s, "</li>"); } sb_printf(s, "</ul>\n"); }
     }
     sb_printf(s, "</footer>\n");
@@ -947,29 +954,37 @@ static void parse(struct opts *o, int argc, char **argv)
     proto_cli_finish(&o->cli, false);
 }
 
+/* Reads one study (IN: a file or "-"): false, with the error printed, when it cannot be read. */
+static bool study_load(struct study *st, const char *in)
+{
+    int line, err;
+    st->path = strcmp(in, "-") == 0 ? "stdin" : in;
+    st->doc = load_json(in, &line, &err);
+    if (!st->doc) {
+        if (err) proto_error("%s: %s", st->path, strerror(err));
+        else proto_error("%s:%d: not a valid JSON object", st->path, line);
+        return false;
+    }
+    if (proto_json_get(st->doc, "base") || proto_json_get(st->doc, "finetune")) {
+        st->blk[0] = proto_json_get(st->doc, "base"); st->blk[1] = proto_json_get(st->doc, "finetune");
+        st->names[0] = "base"; st->names[1] = "finetune"; st->n_models = 2;
+    } else {
+        st->blk[0] = proto_json_get(st->doc, "model"); st->names[0] = "model"; st->n_models = 1;
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
     parse(&o, argc, argv);
     static struct study st[MAX_STUDIES];
     int ns = o.n_in, rc = PROTO_EXIT_OK;
-    for (int i = 0; i < ns; i++) {
-        int line, err;
-        st[i].path = strcmp(o.in[i], "-") == 0 ? "stdin" : o.in[i];
-        st[i].doc = load_json(o.in[i], &line, &err);
-        if (!st[i].doc) {
-            if (err) proto_error("%s: %s", st[i].path, strerror(err));
-            else proto_error("%s:%d: not a valid JSON object", st[i].path, line);
+    for (int i = 0; i < ns; i++)
+        if (!study_load(&st[i], o.in[i])) {
             for (int j = 0; j < i; j++) cJSON_Delete(st[j].doc);
             return PROTO_EXIT_FAIL;
         }
-        if (jget(st[i].doc, "base") || jget(st[i].doc, "finetune")) {
-            st[i].blk[0] = jget(st[i].doc, "base"); st[i].blk[1] = jget(st[i].doc, "finetune");
-            st[i].names[0] = "base"; st[i].names[1] = "finetune"; st[i].n_models = 2;
-        } else {
-            st[i].blk[0] = jget(st[i].doc, "model"); st[i].names[0] = "model"; st[i].n_models = 1;
-        }
-    }
     if (o.png_dir && mkdir(o.png_dir, 0777) != 0 && errno != EEXIST) {
         proto_error("%s: %s", o.png_dir, strerror(errno));
         return PROTO_EXIT_FAIL;
@@ -987,7 +1002,7 @@ int main(int argc, char **argv)
         sb_esc(s, st[i].path);
         sb_printf(s, "</h2>\n");
         if (st[i].n_models == 2) similarity_section(&r, &st[i], i + 1);
-        else if (jget(st[i].doc, "similarity")) similarity_section(&r, &st[i], i + 1);
+        else if (proto_json_get(st[i].doc, "similarity")) similarity_section(&r, &st[i], i + 1);
         for (int m = 0; m < st[i].n_models; m++) {
             if (st[i].blk[m]) model_section(&r, &st[i], i + 1, m);
             else note(&r, "No \"%s\" block in %s: its plots are skipped.", st[i].names[m], st[i].path);

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "json.h"
 #include "tokenizer.h"
 
 #define N_BMP 0x10000
@@ -653,39 +654,32 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
-static const char *json_str(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static bool json_true(const cJSON *o, const char *key)
-{
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
-}
+/* tokenizer.json is read leniently through proto/json.h: a key that is absent, null or of the
+ * wrong type keeps its default (a getter leaves *out alone unless it returns 1), so a getter's
+ * result is looked at only where a key is required. */
 
 static int add_norm(struct hf_bpe *t, const cJSON *n, char *err, size_t err_cap)
 {
     if (!n || cJSON_IsNull(n)) return 0;
-    const char *type = json_str(n, "type");
-    if (!type) { snprintf(err, err_cap, "normalizer without a type"); return -1; }
+    const char *type = NULL;
+    if (proto_json_str(n, "type", &type) != 1) { snprintf(err, err_cap, "normalizer without a type"); return -1; }
     if (strcmp(type, "Sequence") == 0) {
         const cJSON *c;
-        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(n, "normalizers"))
+        cJSON_ArrayForEach(c, proto_json_get(n, "normalizers"))
             if (add_norm(t, c, err, err_cap)) return -1;
         return 0;
     }
     struct norm_step st = {0};
     if (strcmp(type, "Prepend") == 0) {
-        const char *p = json_str(n, "prepend");
-        if (!p) { snprintf(err, err_cap, "Prepend normalizer without 'prepend'"); return -1; }
+        const char *p = NULL;
+        if (proto_json_str(n, "prepend", &p) != 1) { snprintf(err, err_cap, "Prepend normalizer without 'prepend'"); return -1; }
         st.kind = NORM_PREPEND; st.rep = strdup(p); st.rep_len = strlen(p);
     } else if (strcmp(type, "Replace") == 0) {
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(n, "pattern");
-        const char *ps = json_str(pat, "String"), *content = json_str(n, "content");
-        if (!ps || !content) {
+        const cJSON *pat = proto_json_get(n, "pattern");
+        const char *ps = NULL, *content = NULL;
+        if (proto_json_str(pat, "String", &ps) != 1 || proto_json_str(n, "content", &content) != 1) {
             snprintf(err, err_cap, "unsupported normalizer: Replace with a %s pattern (only String is supported)",
-                     cJSON_GetObjectItemCaseSensitive(pat, "Regex") ? "Regex" : "missing");
+                     proto_json_get(pat, "Regex") ? "Regex" : "missing");
             return -1;
         }
         st.kind = NORM_REPLACE; st.pat = strdup(ps); st.pat_len = strlen(ps);
@@ -708,25 +702,31 @@ static int add_norm(struct hf_bpe *t, const cJSON *n, char *err, size_t err_cap)
 static int set_pretok(struct hf_bpe *t, const cJSON *p, char *err, size_t err_cap)
 {
     if (!p || cJSON_IsNull(p)) return 0;
-    const char *type = json_str(p, "type");
+    const char *type = NULL;
+    proto_json_str(p, "type", &type);
     if (type && strcmp(type, "Sequence") == 0) {
-        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
+        const cJSON *arr = proto_json_get(p, "pretokenizers");
         if (cJSON_GetArraySize(arr) == 1) return set_pretok(t, cJSON_GetArrayItem(arr, 0), err, err_cap);
     }
     if (!type || strcmp(type, "Metaspace") != 0) {
         snprintf(err, err_cap, "unsupported pre_tokenizer '%s' (supported: none, Metaspace)", type ? type : "?");
         return -1;
     }
-    const char *rep = json_str(p, "replacement");
-    if (!rep) rep = "\xE2\x96\x81";
+    const char *rep = "\xE2\x96\x81";
+    proto_json_str(p, "replacement", &rep);
     if (strlen(rep) == 0 || strlen(rep) >= sizeof t->meta_rep) { snprintf(err, err_cap, "Metaspace replacement '%s' not supported", rep); return -1; }
     t->meta = true;
     strcpy(t->meta_rep, rep); t->meta_rep_len = strlen(rep);
-    const char *scheme = json_str(p, "prepend_scheme");
-    if (scheme) t->meta_prepend = strcmp(scheme, "always") == 0 ? META_ALWAYS : strcmp(scheme, "first") == 0 ? META_FIRST : META_NEVER;
-    else t->meta_prepend = json_true(p, "add_prefix_space") ? META_ALWAYS : META_NEVER;
-    const cJSON *split = cJSON_GetObjectItemCaseSensitive(p, "split");
-    t->meta_split = split ? cJSON_IsTrue(split) : true;
+    const char *scheme = NULL;
+    bool prefix_space = false;
+    if (proto_json_str(p, "prepend_scheme", &scheme) == 1)
+        t->meta_prepend = strcmp(scheme, "always") == 0 ? META_ALWAYS : strcmp(scheme, "first") == 0 ? META_FIRST : META_NEVER;
+    else {
+        proto_json_bool(p, "add_prefix_space", &prefix_space);
+        t->meta_prepend = prefix_space ? META_ALWAYS : META_NEVER;
+    }
+    t->meta_split = true;
+    proto_json_bool(p, "split", &t->meta_split);
     return 0;
 }
 
@@ -766,24 +766,25 @@ static int added_push(struct added_set *a, const char *s, size_t n, int32_t id, 
  * token spelled <bos> or <s>. */
 static int32_t find_bos(const cJSON *root, const struct hf_bpe *t)
 {
-    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "post_processor");
-    const char *ptype = json_str(pp, "type");
+    const cJSON *pp = proto_json_get(root, "post_processor");
+    const char *ptype = NULL, *name = NULL;
+    proto_json_str(pp, "type", &ptype);
     if (ptype && strcmp(ptype, "TemplateProcessing") == 0) {
-        const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(pp, "single"), 0);
-        const char *name = json_str(cJSON_GetObjectItemCaseSensitive(first, "SpecialToken"), "id");
-        if (name) {
-            const cJSON *sp = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pp, "special_tokens"), name);
-            const cJSON *id0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(sp, "ids"), 0);
+        const cJSON *first = cJSON_GetArrayItem(proto_json_get(pp, "single"), 0);
+        if (proto_json_str(proto_json_get(first, "SpecialToken"), "id", &name) == 1) {
+            const cJSON *sp = proto_json_get(proto_json_get(pp, "special_tokens"), name);
+            const cJSON *id0 = cJSON_GetArrayItem(proto_json_get(sp, "ids"), 0);
             if (cJSON_IsNumber(id0)) return (int32_t)id0->valuedouble;
         }
     }
     const char *names[] = { "<bos>", "<s>" };
     for (int k = 0; k < 2; k++) {
         const cJSON *a;
-        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(root, "added_tokens")) {
-            const char *c = json_str(a, "content");
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
-            if (c && strcmp(c, names[k]) == 0 && cJSON_IsNumber(id)) return (int32_t)id->valuedouble;
+        cJSON_ArrayForEach(a, proto_json_get(root, "added_tokens")) {
+            const char *c = NULL;
+            double id;
+            if (proto_json_str(a, "content", &c) == 1 && strcmp(c, names[k]) == 0 && proto_json_num(a, "id", &id) == 1)
+                return (int32_t)id;
         }
         int32_t id = vocab_get(t, names[k], strlen(names[k]));
         if (id >= 0) return id;
@@ -1019,6 +1020,65 @@ out:
     return rc;
 }
 
+/* model: BPE with no dropout, no subword prefix/suffix; its flags, vocab, unk and merges. */
+static int load_model(struct hf_bpe *t, const cJSON *root, const struct ranges *r, int32_t *max_id, char *err,
+                      size_t err_cap)
+{
+    const cJSON *model = proto_json_get(root, "model");
+    const cJSON *vocab = proto_json_get(model, "vocab"), *merges = proto_json_get(model, "merges");
+    const char *mtype = NULL, *csp = NULL, *eows = NULL, *unk = NULL;
+    double dropout = 0;
+    proto_json_str(model, "type", &mtype);
+    proto_json_num(model, "dropout", &dropout);
+    proto_json_str(model, "continuing_subword_prefix", &csp);
+    proto_json_str(model, "end_of_word_suffix", &eows);
+    proto_json_str(model, "unk_token", &unk);
+    if (!cJSON_IsObject(model)) FAIL("no 'model' object (not a tokenizer.json?)");
+    if (mtype && strcmp(mtype, "BPE") != 0) FAIL("model type '%s' not supported (only BPE)", mtype);
+    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges) || !r->vocab[0]) FAIL("model has no BPE 'vocab' object and 'merges' array");
+    if (dropout > 0) FAIL("BPE dropout %g is not supported (encoding would be random)", dropout);
+    if ((csp && *csp) || (eows && *eows)) FAIL("continuing_subword_prefix / end_of_word_suffix are not supported");
+    proto_json_bool(model, "byte_fallback", &t->byte_fallback);
+    proto_json_bool(model, "fuse_unk", &t->fuse_unk);
+    proto_json_bool(model, "ignore_merges", &t->ignore_merges);
+    if (load_vocab(t, r->vocab[0], r->vocab[1], max_id, err, err_cap)) return -1;
+    if (unk) {
+        t->unk_id = vocab_get(t, unk, strlen(unk));
+        if (t->unk_id < 0) FAIL("unk_token '%s' is not in the vocab", unk);
+    }
+    return load_merges(t, r->merges[0], r->merges[1], err, err_cap);
+fail:
+    return -1;
+}
+
+/* added_tokens (after the normalizer: normalized ones are matched in their normalized form). */
+static int load_added(struct hf_bpe *t, const cJSON *root, int32_t *max_id, char *err, size_t err_cap)
+{
+    const cJSON *a;
+    cJSON_ArrayForEach(a, proto_json_get(root, "added_tokens")) {
+        const char *c = NULL;
+        double id;
+        bool single = false, ls = false, rs = false, normalized = false;
+        if (proto_json_str(a, "content", &c) != 1 || proto_json_num(a, "id", &id) != 1) FAIL("added token without content/id");
+        if (!*c) continue;
+        proto_json_bool(a, "single_word", &single);
+        proto_json_bool(a, "lstrip", &ls);
+        proto_json_bool(a, "rstrip", &rs);
+        proto_json_bool(a, "normalized", &normalized);
+        if (single) FAIL("added token '%s': single_word is not supported", c);
+        if ((int32_t)id > *max_id) *max_id = (int32_t)id;
+        if (normalized) {
+            size_t nn;
+            const char *ns = normalize(t, c, strlen(c), &nn);
+            if (!ns || added_push(&t->normed, ns, nn, (int32_t)id, ls, rs)) FAIL("out of memory");
+        } else if (added_push(&t->raw, c, strlen(c), (int32_t)id, ls, rs)) FAIL("out of memory");
+    }
+    if (added_set_build(&t->raw) || added_set_build(&t->normed)) FAIL("out of memory");
+    return 0;
+fail:
+    return -1;
+}
+
 struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
 {
     struct hf_bpe *t = calloc(1, sizeof *t);
@@ -1056,50 +1116,12 @@ struct hf_bpe *hf_bpe_load(const char *path, char *err, size_t err_cap)
     if (!root) FAIL("not valid JSON (near byte %td)", cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() - rest : (ptrdiff_t)0);
     free(rest); rest = NULL;
 
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const char *mtype = json_str(model, "type");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    if (!cJSON_IsObject(model)) FAIL("no 'model' object (not a tokenizer.json?)");
-    if (mtype && strcmp(mtype, "BPE") != 0) FAIL("model type '%s' not supported (only BPE)", mtype);
-    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges) || !r.vocab[0]) FAIL("model has no BPE 'vocab' object and 'merges' array");
-    const cJSON *dropout = cJSON_GetObjectItemCaseSensitive(model, "dropout");
-    if (cJSON_IsNumber(dropout) && dropout->valuedouble > 0) FAIL("BPE dropout %g is not supported (encoding would be random)", dropout->valuedouble);
-    const char *csp = json_str(model, "continuing_subword_prefix"), *eows = json_str(model, "end_of_word_suffix");
-    if ((csp && *csp) || (eows && *eows)) FAIL("continuing_subword_prefix / end_of_word_suffix are not supported");
-    t->byte_fallback = json_true(model, "byte_fallback");
-    t->fuse_unk = json_true(model, "fuse_unk");
-    t->ignore_merges = json_true(model, "ignore_merges");
-
     int32_t max_id = -1;
-    if (load_vocab(t, r.vocab[0], r.vocab[1], &max_id, err, err_cap)) goto fail;
-    const char *unk = json_str(model, "unk_token");
-    if (unk) {
-        t->unk_id = vocab_get(t, unk, strlen(unk));
-        if (t->unk_id < 0) FAIL("unk_token '%s' is not in the vocab", unk);
-    }
-    if (load_merges(t, r.merges[0], r.merges[1], err, err_cap)) goto fail;
+    if (load_model(t, root, &r, &max_id, err, err_cap)) goto fail;   /* the ranges point into text */
     free(text); text = NULL;
-
-    /* normalizer, then added tokens (normalized ones are matched in their normalized form) */
-    if (add_norm(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), err, err_cap)) goto fail;
-    const cJSON *a;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(root, "added_tokens")) {
-        const char *c = json_str(a, "content");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
-        if (!c || !cJSON_IsNumber(id)) FAIL("added token without content/id");
-        if (!*c) continue;
-        if (json_true(a, "single_word")) FAIL("added token '%s': single_word is not supported", c);
-        if ((int32_t)id->valuedouble > max_id) max_id = (int32_t)id->valuedouble;
-        bool ls = json_true(a, "lstrip"), rs = json_true(a, "rstrip");
-        if (json_true(a, "normalized")) {
-            size_t nn;
-            const char *ns = normalize(t, c, strlen(c), &nn);
-            if (!ns || added_push(&t->normed, ns, nn, (int32_t)id->valuedouble, ls, rs)) FAIL("out of memory");
-        } else if (added_push(&t->raw, c, strlen(c), (int32_t)id->valuedouble, ls, rs)) FAIL("out of memory");
-    }
-    if (added_set_build(&t->raw) || added_set_build(&t->normed)) FAIL("out of memory");
-    if (set_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err, err_cap)) goto fail;
+    if (add_norm(t, proto_json_get(root, "normalizer"), err, err_cap)) goto fail;
+    if (load_added(t, root, &max_id, err, err_cap)) goto fail;
+    if (set_pretok(t, proto_json_get(root, "pre_tokenizer"), err, err_cap)) goto fail;
     t->n_vocab = max_id + 1;
     t->bos_id = find_bos(root, t);
     set_word_split(t);

@@ -10,7 +10,6 @@
  * identical); see usage().
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,8 @@
 #include <cjson/cJSON.h>
 #include <zstd.h>
 #include "cli.h"
+#include "json.h"
+#include "parallel.h"
 #include "proto.h"
 #include "tokenizer.h"
 
@@ -175,6 +176,7 @@ static int state_init(struct state *st, const struct opts *o, int argc, char **a
         if (o->bos_id < 0) st->bos_id = st->tok.bos_id;
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         st->n_threads = o->cli.threads > 0 ? o->cli.threads : ncpu > 8 ? 8 : ncpu > 1 ? (int)ncpu : 1;
+        if (st->n_threads > PROTO_MAX_THREADS) st->n_threads = PROTO_MAX_THREADS;   /* proto_parallel_run's cap */
         st->batch_docs = 16;
         if (st->n_threads > 1) {
             st->workers = calloc((size_t)st->n_threads - 1, sizeof *st->workers);
@@ -333,19 +335,20 @@ static int use_ids(struct state *st, const struct ids *ids)
     return add_doc(st, ids->v, ids->n);
 }
 
-struct worker_arg { struct state *st; struct tok *tok; };
-
-static void *encode_worker(void *p)
+/* Worker ith of a batch: takes the next unencoded document until none is left (documents
+ * differ in length, so they are handed out one by one rather than in fixed ranges). Each
+ * document's ids go to its own slot, so the result does not depend on nth. Worker 0 (the
+ * calling thread) uses the main tokenizer handle, worker k the helper handle workers[k - 1]. */
+static void encode_worker(void *arg, int ith, int nth)
 {
-    struct worker_arg *a = p;
-    struct state *st = a->st;
+    struct state *st = arg;
+    struct tok *tok = ith == 0 ? &st->tok : &st->workers[ith - 1];
     size_t i;
     while ((i = atomic_fetch_add(&st->next_doc, 1)) < st->n_docs) {
         struct doc *d = &st->docs[i];
         d->ids.n = 0;
-        d->rc = tok_encode(a->tok, st->texts + d->off, d->len, &d->ids, d->err, sizeof d->err);
+        d->rc = tok_encode(tok, st->texts + d->off, d->len, &d->ids, d->err, sizeof d->err);
     }
-    return NULL;
 }
 
 /* Encodes the waiting documents on n_threads threads (this one included), then hands their
@@ -353,18 +356,8 @@ static void *encode_worker(void *p)
 static int run_batch(struct state *st)
 {
     if (st->n_docs == 0) return 0;
-    pthread_t th[256];
-    struct worker_arg args[256];
-    int started = 0, n_helpers = st->n_threads - 1 < 256 ? st->n_threads - 1 : 256;
     atomic_store(&st->next_doc, 0);
-    for (int k = 0; k < n_helpers; k++) {
-        args[k] = (struct worker_arg){ st, &st->workers[k] };
-        if (pthread_create(&th[k], NULL, encode_worker, &args[k]) != 0) break;
-        started++;
-    }
-    struct worker_arg self = { st, &st->tok };
-    encode_worker(&self);
-    for (int k = 0; k < started; k++) pthread_join(th[k], NULL);
+    proto_parallel_run(st->n_threads, encode_worker, st);
     int rc = 0;
     for (size_t i = 0; i < st->n_docs && !rc && !st->done; i++) {
         struct doc *d = &st->docs[i];
@@ -522,24 +515,25 @@ static int read_jsonl(struct state *st, FILE *f, const char *name, enum fmt fmt)
         cJSON *obj = cJSON_ParseWithLengthOpts(line, (size_t)len + 1, NULL, true);
         if (!obj) { snprintf(st->msg, sizeof st->msg, "%s: invalid JSON", where); return -1; }
         int rc = 0;
-        const cJSON *txt = cJSON_GetObjectItemCaseSensitive(obj, st->o->field);
+        const char *txt = NULL;
+        int has_txt = proto_json_str(obj, st->o->field, &txt);   /* 1, 0 absent/null, < 0 not a string */
         const cJSON *arr = NULL;
         if (mode != 0) {
             const char *keys[] = { st->o->field_set ? st->o->field : "input_ids", "input_ids", "tokens" };
-            for (int k = 0; k < 3 && !cJSON_IsArray(arr); k++) arr = cJSON_GetObjectItemCaseSensitive(obj, keys[k]);
+            for (int k = 0; k < 3 && !cJSON_IsArray(arr); k++) arr = proto_json_get(obj, keys[k]);
             if (!cJSON_IsArray(arr)) arr = NULL;
         }
-        if (mode < 0) mode = !cJSON_IsString(txt) && arr ? 1 : 0;
+        if (mode < 0) mode = has_txt != 1 && arr ? 1 : 0;
         if (!cJSON_IsObject(obj)) {
             snprintf(st->msg, sizeof st->msg, "%s: not a JSON object", where); rc = -1;
         } else if (mode == 1) {
             if (!arr) { snprintf(st->msg, sizeof st->msg, "%s: no input_ids/tokens array", where); rc = -1; }
             else rc = do_ids(st, arr, where);
-        } else if (!txt) {
+        } else if (has_txt == 0 && !cJSON_GetObjectItemCaseSensitive(obj, st->o->field)) {
             snprintf(st->msg, sizeof st->msg, "%s: no field '%s' (set it with --field)", where, st->o->field); rc = -1;
-        } else if (!cJSON_IsString(txt)) {
+        } else if (has_txt != 1) {   /* not a string, or null (a null text is not a missing field) */
             snprintf(st->msg, sizeof st->msg, "%s: field '%s' is not a string", where, st->o->field); rc = -1;
-        } else rc = do_text(st, txt->valuestring, strlen(txt->valuestring), name, lineno);
+        } else rc = do_text(st, txt, strlen(txt), name, lineno);
         cJSON_Delete(obj);
         if (rc) return rc;
     }
