@@ -7,7 +7,7 @@
 #    excluded) ÷ the sgemm peak; f32 weights (used in place from the mapping), bf16 weights
 #    converted once (default cache) and bf16 converted per layer and frame (--cache-mb 0).
 #  - loss mode: --from --loss --ablate on a d_model 2048, vocab 32000 bf16 model (written with
-#    numpy by tests/pipeline/forward-lib.py), where the unembedding and the log-softmax dominate.
+#    numpy by tests/sfstream.py), where the unembedding and the log-softmax dominate.
 #  - memory: peak RSS of --hook blocks.1.hook_resid_post (one frame of 2 x 512 tokens) on a
 #    12-layer bf16 model (d_model 1024, d_ff 2816) vs the model's full f32 size.
 #  - PyTorch: only when python3-torch is installed (it is not by default: the row says so).
@@ -64,7 +64,7 @@ rm -rf "$tmp/bf16"
 # --- loss mode: final norm + unembedding dominate (vocab 32000, one small block) ---------------
 PYN=${PY:-/usr/bin/python3}
 if "$PYN" -c 'import numpy' 2>/dev/null; then
-  "$PYN" -c "import sys; sys.path.insert(0, 'tests/pipeline'); F = __import__('forward-lib'); F.write_tiny('$tmp/v32k', 'llama', dtype='BF16', hidden_size=2048, num_attention_heads=16, num_key_value_heads=16, head_dim=128, intermediate_size=256, num_hidden_layers=1, vocab_size=32000)" &&
+  "$PYN" -c "import sys; sys.path.insert(0, 'tests'); import sfstream; sfstream.write_tiny('$tmp/v32k', 'llama', dtype='BF16', hidden_size=2048, num_attention_heads=16, num_key_value_heads=16, head_dim=128, intermediate_size=256, num_hidden_layers=1, vocab_size=32000)" &&
   tokens 8 512 1 32000 "$tmp/tokv.sf" &&
   sf-forward --model "$tmp/v32k" --hook blocks.0.hook_resid_post -q -i "$tmp/tokv.sf" -o "$tmp/actsv.sf" || fail "loss setup" ""
   pk=$(peak_now)

@@ -1,12 +1,24 @@
 # pipelines/lib.sh - sourced by the pipelines: run stages as supervised background jobs.
 #
 #   sf_setup PROG          temp dir $SF_TMP (fifos live there), traps, job control
+#   sf_usage_error MSG     "PROG: error: MSG" and a hint to pipelines/PROG --help on stderr;
+#                          exit 2 (PROG: the script's name until sf_setup names it)
 #   sf_fifo NAME...        mkfifo $SF_TMP/NAME...
 #   sf_stage NAME CMD...   start CMD in the background in its own process group, named NAME
-#   sf_wait_all            wait for every stage; at the first failure stop all the others;
-#                          prints "PROG: error: stage NAME failed (exit N)" naming the stage
-#                          that caused it and returns its code (1 for a signal)
+#                          (SF_VERBOSE=1: print its command line first)
+#   sf_wait_all            wait for every stage started since the last sf_wait_all; at the
+#                          first failure stop all the others; prints "PROG: error: stage NAME
+#                          failed (exit N)" naming the stage that caused it and returns its
+#                          code (1 for a signal). Stages started after it form a new batch.
 #   sf_cfg_get FILE KEY    a scalar of a flat JSON file (cfg.json, config.json), unquoted
+# Stage bodies (CMD of sf_stage; IN and OUT are files or fifos):
+#   sf_tee IN OUT...       copy stream IN to every OUT
+#   sf_zstd IN OUT         zstd-compress IN into OUT
+#   sf_header IN OUT       the header frame of stream IN as a JSON line (sf-cat) in OUT; the
+#                          rest of IN is read and dropped, so its writer never sees a closed pipe
+#   sf_header_get FILE KEY the value of KEY in the meta of a header written by sf_header, as
+#                          written there (numbers keep their digits; read by python3's json);
+#                          fails when the meta has no KEY
 #
 # Which stage is named: the first one (in start order) whose code is not 0, 3 (its input was
 # truncated because something upstream failed) or 141 (SIGPIPE: something downstream
@@ -17,12 +29,19 @@
 
 SF_PIDS=() SF_NAMES=()
 declare -A SF_RC=() SF_KILLED=()
+SF_PROG=$(basename "$0")
 
 sf_setup() {
   SF_PROG=$1
   SF_TMP=$(mktemp -d "${TMPDIR:-/tmp}/saeflow.XXXXXX")
   trap 'sf_cleanup' EXIT
   trap 'echo "$SF_PROG: interrupted" >&2; exit 130' INT TERM HUP
+}
+
+sf_usage_error() {
+  echo "$SF_PROG: error: $*" >&2
+  echo "try 'pipelines/$SF_PROG --help'" >&2
+  exit 2
 }
 
 sf_cleanup() {
@@ -72,15 +91,21 @@ sf_wait_all() {
       done
     fi
   done
-  [ -z "$first" ] && return 0
-  local culprit="" i
+  rc=0
+  [ -z "$first" ] || sf_blame "$first" || rc=$?
+  SF_PIDS=(); SF_NAMES=(); SF_RC=(); SF_KILLED=()    # every stage has ended: a new batch
+  return "$rc"
+}
+
+sf_blame() { # FIRST (the first stage that ended non-zero): names the culprit, returns its code
+  local culprit="" i p rc
   for i in "${!SF_PIDS[@]}"; do
     p=${SF_PIDS[$i]}; rc=${SF_RC[$p]:-0}
     case "$rc" in 0|3|141) continue ;; esac
     [ -n "${SF_KILLED[$p]:-}" ] && [ "$rc" = 143 ] && continue
     culprit=$p; break
   done
-  [ -n "$culprit" ] || culprit=$first
+  [ -n "$culprit" ] || culprit=$1
   rc=${SF_RC[$culprit]}
   local why="exit $rc"
   [ "$rc" -gt 128 ] && why="killed by signal $((rc - 128))"
@@ -94,4 +119,22 @@ sf_cfg_get() { # FILE KEY: the value of "KEY": ... in a JSON file (strings unquo
   v=$(tr -d '\n' < "$1" | grep -o "\"$2\"[[:space:]]*:[[:space:]]*\(\"[^\"]*\"\|[^,}]*\)" | head -1 |
       sed -e "s/^\"$2\"[[:space:]]*:[[:space:]]*//" -e 's/^"//' -e 's/"$//' -e 's/[[:space:]]*$//')
   printf '%s' "$v"
+}
+
+sf_tee() { local in=$1; shift; tee "${@:2}" < "$in" > "$1"; }
+
+sf_zstd() { zstd -q -c < "$1" > "$2"; }
+
+sf_header() { # IN OUT
+  local rc=0
+  { sf-cat --head 0 > "$2" || rc=$?; cat > /dev/null; } < "$1"
+  return "$rc"
+}
+
+sf_header_get() { # FILE KEY
+  python3 -c '
+import json, sys
+try: v = json.loads(open(sys.argv[1]).readline(), parse_float=str)["meta"][sys.argv[2]]
+except (ValueError, KeyError, TypeError): sys.exit(1)
+print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
 }

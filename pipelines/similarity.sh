@@ -42,14 +42,13 @@ while [ $# -gt 0 ]; do
     --out) OUT=${2:?}; shift 2 ;;
     --keep-sim) KEEP=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "similarity.sh: error: unknown option '$1'" >&2; echo "try 'pipelines/similarity.sh --help'" >&2; exit 2 ;;
+    *) sf_usage_error "unknown option '$1'" ;;
   esac
 done
-[ -n "$BASE" ] && [ -n "$FT" ] && [ -n "$HOOK" ] && [ ${#DATA[@]} -gt 0 ] || {
-  echo "similarity.sh: error: --base, --finetune, --hook and --data are required" >&2; exit 2; }
+[ -n "$BASE" ] && [ -n "$FT" ] && [ -n "$HOOK" ] && [ ${#DATA[@]} -gt 0 ] ||
+  sf_usage_error "--base, --finetune, --hook and --data are required"
 sf_setup similarity.sh
 T=$SF_TMP
-sf_tee() { local in=$1; shift; tee "${@:2}" < "$in" > "$1"; }
 VOCAB=$(sf_cfg_get "$BASE/config.json" vocab_size)
 LIMIT=(); [ -n "$VOCAB" ] && LIMIT=(--vocab-limit "$VOCAB")
 sf_fifo tok tok.base tok.finetune acts.base acts.finetune sim
@@ -62,7 +61,7 @@ sf_stage sf-compare sf-compare --base "$T/acts.base" --finetune "$T/acts.finetun
 if [ -n "$KEEP" ]; then
   sf_fifo sim.r sim.k
   sf_stage "tee (sim)" sf_tee "$T/sim" "$T/sim.r" "$T/sim.k"
-  sf_stage zstd bash -c 'zstd -q -c < "$1" > "$2"' zstd "$T/sim.k" "$KEEP"
+  sf_stage zstd sf_zstd "$T/sim.k" "$KEEP"
   SIM=$T/sim.r
 else
   SIM=$T/sim

@@ -62,8 +62,6 @@ cfg.json gives the hook):
 EOF
 }
 
-die_usage() { echo "transfer.sh: error: $*" >&2; echo "try 'pipelines/transfer.sh --help'" >&2; exit 2; }
-
 BASE="" FT="" SAE="" DATA=() TOKENS=256000 CTX="" BOS="" HOOK="" ROWS=8 MAXNORM="" MULT="" EST=4096
 NSCALAR="" ABLATE="" OUT=study-out KEEP="" THREADS=1 TITLE="" REPORT=1 PROGRESS=--no-progress
 while [ $# -gt 0 ]; do
@@ -91,21 +89,21 @@ while [ $# -gt 0 ]; do
     --progress) PROGRESS=--progress; shift ;;
     -v) SF_VERBOSE=1; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) die_usage "unknown option '$1'" ;;
+    *) sf_usage_error "unknown option '$1'" ;;
   esac
 done
-[ -n "$BASE" ] && [ -n "$FT" ] && [ -n "$SAE" ] && [ ${#DATA[@]} -gt 0 ] || die_usage "--base, --finetune, --sae and --data are required"
-for d in "$BASE" "$FT" "$SAE"; do [ -d "$d" ] || die_usage "$d: not a directory"; done
-for f in "${DATA[@]}"; do [ -r "$f" ] || die_usage "$f: cannot read"; done
-[ -z "$MAXNORM" ] || [ -z "$MULT" ] || die_usage "--outlier-max-norm and --outlier-multiplier exclude each other"
-[ -z "$NSCALAR" ] || [ -n "$MULT" ] || die_usage "--outlier-norm-scalar needs --outlier-multiplier"
+[ -n "$BASE" ] && [ -n "$FT" ] && [ -n "$SAE" ] && [ ${#DATA[@]} -gt 0 ] || sf_usage_error "--base, --finetune, --sae and --data are required"
+for d in "$BASE" "$FT" "$SAE"; do [ -d "$d" ] || sf_usage_error "$d: not a directory"; done
+for f in "${DATA[@]}"; do [ -r "$f" ] || sf_usage_error "$f: cannot read"; done
+[ -z "$MAXNORM" ] || [ -z "$MULT" ] || sf_usage_error "--outlier-max-norm and --outlier-multiplier exclude each other"
+[ -z "$NSCALAR" ] || [ -n "$MULT" ] || sf_usage_error "--outlier-norm-scalar needs --outlier-multiplier"
 CFG="$SAE/cfg.json"
-[ -r "$CFG" ] || die_usage "$CFG: cannot read"
+[ -r "$CFG" ] || sf_usage_error "$CFG: cannot read"
 [ -n "$HOOK" ] || HOOK=$(sf_cfg_get "$CFG" hook_name)
 [ -n "$HOOK" ] || HOOK=$(sf_cfg_get "$CFG" hook_point)
 [ -n "$CTX" ] || CTX=$(sf_cfg_get "$CFG" context_size)
 [ -n "$BOS" ] || BOS=$(sf_cfg_get "$CFG" prepend_bos)
-[ -n "$HOOK" ] || die_usage "no --hook and no hook_name in $CFG"
+[ -n "$HOOK" ] || sf_usage_error "no --hook and no hook_name in $CFG"
 [ -n "$CTX" ] && [ "$CTX" != null ] || CTX=128
 [ "$BOS" = false ] && BOSFLAG=--no-bos || BOSFLAG=--bos
 [ -n "$TITLE" ] || TITLE=$(basename "$FT")
@@ -130,23 +128,20 @@ elif [ -n "$MULT" ]; then
       --max-tokens "$EST" -q "${DATA[@]}" -o "$T/est.tok"
   sf_stage "sf-forward (estimate, base)" sf-forward --model "$BASE" --hook "$HOOK" --threads "$THREADS" -q -i "$T/est.tok" -o "$T/est.acts"
   sf_stage "sf-outliers (estimate)" sf-outliers --estimate "$EST" --multiplier "$MULT" -q -i "$T/est.acts" -o "$T/est.out"
-  sf_stage "sf-cat (estimate)" sf-cat --summary -i "$T/est.out" -o "$T/est.txt"
+  sf_stage "sf-cat (estimate)" sf_header "$T/est.out" "$T/est.json"
   sf_wait_all || exit $?
-  S=$(head -1 "$T/est.txt" | grep -o '"norm_scalar":[^,}]*' | head -1 | cut -d: -f2)
-  [ -n "$S" ] || { echo "transfer.sh: error: stage sf-outliers (estimate) wrote no norm_scalar" >&2; exit 1; }
+  S=$(sf_header_get "$T/est.json" norm_scalar) ||
+    { echo "transfer.sh: error: stage sf-outliers (estimate) wrote no norm_scalar" >&2; exit 1; }
   OUTL=(--norm-scalar "$S" --multiplier "$MULT")
-  SF_PIDS=(); SF_NAMES=(); SF_RC=(); SF_KILLED=()
 fi
 
 # --- the study ------------------------------------------------------------------------------
-sf_tee() { local in=$1; shift; tee "${@:2}" < "$in" > "$1"; }
 # the loss branch writes its (small) stream to a file first: sf-reduce reads the loss pair only
 # after the acts pair, and a loss fifo that nobody reads yet would stall the acts branch
 sf_loss() { # MODEL IN SAVE FIFO
   sf-forward --model "$1" --from "$HOOK" --loss $ABLATE --threads "$THREADS" -q -i "$2" -o "$3" || return $?
   case "$3" in *.zst) zstd -q -d -c "$3" > "$4" ;; *) cat "$3" > "$4" ;; esac
 }
-sf_zstd() { zstd -q -c < "$1" > "$2"; }
 
 sf_fifo tok.in tok.base tok.finetune
 sf_stage sf-tokenize "${TOK[@]}" -o "$T/tok.in"

@@ -20,19 +20,9 @@ sf-tokenize --tokenizer a t.jsonl --dump-ids > ids.txt || die "sf-tokenize on th
 "$PY" - <<'PY' || die "python checks"
 import json
 import numpy as np
-def load(path):
-    b = open(path, 'rb').read(); n = int.from_bytes(b[:8], 'little'); assert n % 8 == 0
-    h = json.loads(b[8:8 + n]); names = [k for k in h if k != '__metadata__']
-    assert names == sorted(names) and h['__metadata__'] == {'format': 'pt'}
-    out = {}; off = 0
-    for k in names:
-        v = h[k]; s, e = v['data_offsets']; assert s == off; off = e
-        raw = b[8 + n + s:8 + n + e]
-        if v['dtype'] == 'F32': a = np.frombuffer(raw, np.float32)
-        else: assert v['dtype'] == 'BF16'; a = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
-        out[k] = a.reshape(v['shape'])
-    assert 8 + n + off == len(b)
-    return out
+import sfstream as sf
+def load(path):   # F32 or BF16 only, the writer's layout checked
+    return sf.read_safetensors(path, strict=True, dtypes=("F32", "BF16"))
 cfg = json.load(open('a/config.json')); W = load('a/model.safetensors')
 d, V, L, ff = cfg['hidden_size'], cfg['vocab_size'], cfg['num_hidden_layers'], cfg['intermediate_size']
 hd = d // cfg['num_attention_heads']; kv = cfg['num_key_value_heads'] * hd
@@ -48,8 +38,7 @@ assert {k: tuple(v.shape) for k, v in W.items()} == want
 # bf16 = f32 rounded to nearest even
 Hb = load('h/model.safetensors')
 for k, v in W.items():
-    u = v.view(np.uint32).astype(np.uint64); r = ((u + 0x7fff + ((u >> 16) & 1)) >> 16) << 16
-    assert np.array_equal(Hb[k].view(np.uint32), r.astype(np.uint32)), k
+    assert np.array_equal(sf.as_stored(Hb[k], "F32").view(np.uint32), sf.as_stored(v, "BF16").view(np.uint32)), k
 # the finetune
 Fw = load('ft/model.safetensors'); fc = json.load(open('ft/config.json'))
 assert fc['saeflow_finetune']['perturb_layers'] == [0, 2] and fc['saeflow_finetune']['magnitude'] == 0.25

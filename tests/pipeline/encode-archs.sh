@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sf-encode: every architecture / cfg flag combination on small hand-made SAEs (random weights
 # written by numpy), checked against an independent numpy float64 implementation of SAELens
-# 3.22 (tests/pipeline/encode-lib.py sae_ref): identical active sets, values within 1e-5 of the
+# 3.22 (tests/oracles.py sae_ref): identical active sets, values within 1e-5 of the
 # activation scale. Covers standard relu / tanh-relu, topk (both spellings), jumprelu, gated,
 # apply_b_dec on/off, normalize_activations none / constant_norm_rescale /
 # expected_average_only_in (cfg factor, flag, legacy bool) / layer_norm, finetuning scaling
@@ -9,10 +9,10 @@
 source "$SF_ROOT/tests/lib.sh"
 need_py numpy
 "$PY" - <<'EOF' || exit 1
-import json, os, subprocess, sys
+import subprocess, sys
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("encode-lib")
+import oracles
+import sfstream as sf
 
 D_IN, D_SAE, HOOK = 16, 48, "blocks.3.hook_resid_pre"
 rng = np.random.default_rng(7)
@@ -20,7 +20,7 @@ frames = [(rng.integers(0, 500, (2, 5)).astype(np.int32), rng.normal(0.5, 2.0, (
           for _ in range(2)]
 x = np.concatenate([a.reshape(-1, D_IN) for _, a in frames])
 scale = float(np.abs(x).max())
-L.pack(L.acts_stream(frames, hook=HOOK), "acts.sf")
+sf.pack(sf.acts_stream(frames, hook=HOOK, d_model=D_IN), "acts.sf")
 
 def base_cfg(**kw):
     c = {"architecture": "standard", "d_in": D_IN, "d_sae": D_SAE, "hook_name": HOOK,
@@ -75,18 +75,18 @@ cases.append(("topk, 3 threads", base_cfg(activation_fn_str="topk", activation_f
 
 fail = 0
 for i, (name, cfg, arch, extra, dtype, flags, nsf) in enumerate(cases):
-    t = L.random_sae(np.random.default_rng(100 + i), D_IN, D_SAE, arch, scale=0.5)
+    t = sf.random_sae(np.random.default_rng(100 + i), D_IN, D_SAE, arch, scale=0.5)
     t.update(extra)
     d = f"sae{i}"
-    L.write_sae(d, cfg, t, dtype)
-    ts = {k: L.as_stored(v, dtype) for k, v in t.items()}
-    f_ref, r_ref = L.sae_ref(cfg, ts, x, nsf)
+    sf.write_sae(d, cfg, t, dtype)
+    ts = {k: sf.as_stored(v, dtype) for k, v in t.items()}
+    f_ref, r_ref = oracles.sae_ref(cfg, ts, x, nsf)
     p = subprocess.run(["sf-encode", "--sae", d, "--splice", "-i", "acts.sf", "-o", "out.sf"] + flags,
                        capture_output=True, text=True)
     if p.returncode != 0:
         print(f"FAIL {name}: exit {p.returncode}: {p.stderr.strip()}"); fail = 1; continue
-    fr = [f for f in L.unpack("out.sf") if f["kind"] == "acts"]
-    f = np.concatenate([L.csr_dense(a["feats"]) for a in fr])
+    fr = [f for f in sf.unpack("out.sf") if f["kind"] == "acts"]
+    f = np.concatenate([sf.csr_dense(a["feats"]) for a in fr])
     r = np.concatenate([a["recon"].reshape(-1, D_IN) for a in fr])
     same = np.array_equal(f > 0, f_ref > 0)
     ef, er = np.abs(f - f_ref).max(), np.abs(r - r_ref).max()

@@ -8,30 +8,26 @@ source "$SF_ROOT/tests/lib.sh"
 need_fixtures
 need_py numpy
 "$PY" - <<'EOF' || exit 1
-import json, os, subprocess, sys
+import subprocess, sys
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("encode-lib")
-fx = os.environ["SF_FIXTURES"]
-ref = json.load(open(f"{fx}/reference/stories260k.json"))
+import sfstream as sf
+fx = sf.FX
+ref = sf.reference()
 tok = np.array(ref["tokens"], np.int32)
 x = np.array(ref["models"]["stories260k"]["hooks"]["blocks.2.hook_resid_post"], np.float32)
-lines = [json.dumps({"sf": 1, "kind": "header", "meta": {}}),
-         json.dumps({"sf": 1, "kind": "tokens", "seq": 0, "tokens": L.tensor("i32", tok)}),
-         json.dumps({"sf": 1, "kind": "end", "frames": 1, "rows": 4})]
-L.pack("\n".join(lines) + "\n", "tok.sf")
+sf.pack(sf.stream([sf.tokens_frame(0, tok)]), "tok.sf")
 hook = "blocks.2.hook_resid_post"
 cmd = (f"sf-forward --model {fx}/models/stories260k --hook {hook} -q -i tok.sf"
        f" | sf-outliers --estimate 256 --multiplier 1.25 -q"
        f" | sf-encode --sae {fx}/saes/stories260k-L2-relu --splice -q -o out.sf")
 subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)
-fr = L.unpack("out.sf")
+fr = sf.unpack("out.sf")
 d = [f for f in fr if f["kind"] == "acts"][0]
 scale = float(np.abs(x).max())
 r = ref["saes"]["stories260k-L2-relu"]
-got = L.csr_dense(d["feats"])
-want = L.csr_dense({"d_sae": 512, "indptr": np.array(r["feats_csr"]["indptr"]),
-                    "index": np.array(r["feats_csr"]["index"]), "value": np.array(r["feats_csr"]["value"])})
+got = sf.csr_dense(d["feats"])
+want = sf.csr_dense({"d_sae": 512, "indptr": np.array(r["feats_csr"]["indptr"]),
+                     "index": np.array(r["feats_csr"]["index"]), "value": np.array(r["feats_csr"]["value"])})
 same = np.array_equal(got > 0, want > 0)
 ef = np.abs(got - want).max()
 er = np.abs(d["recon"] - np.array(r["reconstruction"])).max()

@@ -8,22 +8,22 @@ need_fixtures
 need_py numpy
 [ -f "$SF_FIXTURES/reference/stories260k.json" ] || skip "reference/stories260k.json missing"
 "$PY" - <<'EOF' || exit 1
-import json, os, subprocess, sys
+import subprocess, sys
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("encode-lib")
-fx = os.environ["SF_FIXTURES"]
-ref = json.load(open(f"{fx}/reference/stories260k.json"))
+import oracles
+import sfstream as sf
+fx = sf.FX
+ref = sf.reference()
 x = np.array(ref["models"]["stories260k"]["hooks"]["blocks.2.hook_resid_post"], np.float32)  # [4,64,64]
 tok = np.array(ref["tokens"], np.int32)
 scale = float(np.abs(x).max())
-L.pack(L.acts_stream([(tok[:2], x[:2]), (tok[2:], x[2:])]), "acts.sf")   # two frames
+sf.pack(sf.acts_stream([(tok[:2], x[:2]), (tok[2:], x[2:])], d_model=64), "acts.sf")   # two frames
 
 fail = 0
 for name in ("stories260k-L2-relu", "stories260k-L2-topk"):
     r = ref["saes"][name]
     subprocess.run(["sf-encode", "--sae", f"{fx}/saes/{name}", "--splice", "-i", "acts.sf", "-o", "enc.sf"], check=True)
-    fr = L.unpack("enc.sf")
+    fr = sf.unpack("enc.sf")
     assert fr[0]["kind"] == "header" and fr[0]["meta"]["d_sae"] == 512 and fr[0]["meta"]["sae"] == name
     data = [f for f in fr if f["kind"] == "acts"]
     assert len(data) == 2 and fr[-1]["kind"] == "end" and fr[-1]["meta"]["nonfinite_tokens"] == 0
@@ -44,14 +44,13 @@ for name in ("stories260k-L2-relu", "stories260k-L2-topk"):
 
 # f16 acts in (converted by the stage) == same SAE on f16-rounded inputs; --drop-acts
 x16 = x.astype(np.float16).astype(np.float32)
-L.pack(L.acts_stream([(tok, x16)], acts_dtype="f16"), "acts16.sf")
+sf.pack(sf.acts_stream([(tok, x16)], dtype="f16", d_model=64), "acts16.sf")
 subprocess.run(["sf-encode", "--sae", f"{fx}/saes/stories260k-L2-relu", "--splice", "--drop-acts",
                 "-i", "acts16.sf", "-o", "enc16.sf"], check=True)
-d = [f for f in L.unpack("enc16.sf") if f["kind"] == "acts"][0]
-cfg = json.load(open(f"{fx}/saes/stories260k-L2-relu/cfg.json"))
-t = L.read_safetensors(f"{fx}/saes/stories260k-L2-relu/sae_weights.safetensors")
-f, rec = L.sae_ref(cfg, t, x16.reshape(-1, 64))
-got = L.csr_dense(d["feats"])
+d = [f for f in sf.unpack("enc16.sf") if f["kind"] == "acts"][0]
+cfg, t = sf.read_sae(f"{fx}/saes/stories260k-L2-relu")
+f, rec = oracles.sae_ref(cfg, t, x16.reshape(-1, 64))
+got = sf.csr_dense(d["feats"])
 same = np.array_equal(got > 0, f > 0)
 e1 = np.abs(got - f).max(); e2 = np.abs(d["recon"].reshape(-1, 64) - rec).max()
 print(f"f16 input: active sets equal {same}, max |f err| {e1:.3g}, max |recon err| {e2:.3g}, acts dropped {'acts' not in d}")

@@ -6,4 +6,4 @@
 source "$SF_ROOT/tests/lib.sh"
 need_fixtures
 need_py numpy
-"$PY" "$SF_ROOT/tests/pipeline/forward-lib.py" check tiny-gemma
+"$PY" "$SF_ROOT/tests/sfstream.py" forward-check tiny-gemma

@@ -8,8 +8,7 @@ need_py numpy
 "$PY" - <<'EOF' || exit 1
 import json, os, subprocess, sys
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("encode-lib")
+import sfstream as sf
 
 D = 16
 rng = np.random.default_rng(5)
@@ -23,19 +22,17 @@ x = np.concatenate([a.reshape(-1, D) for _, a in frames]).astype(np.float64)
 tok = np.concatenate([t.reshape(-1) for t, _ in frames])
 norm = np.sqrt((x * x).sum(1))      # NaN for token 3
 fin = np.isfinite(norm)
-text = L.acts_stream(frames, hook="blocks.1.hook_resid_post")
+stream = sf.acts_stream(frames, hook="blocks.1.hook_resid_post", d_model=D)
 # a tokens frame after the acts frames passes through untouched
-lines = text.splitlines()
-lines.insert(-1, json.dumps({"sf": 1, "kind": "tokens", "seq": 3, "tokens": L.tensor("i32", np.array([[7, 8, 9, 10]]))}))
-lines[-1] = json.dumps({"sf": 1, "kind": "end", "frames": 4, "rows": 7})
-L.pack("\n".join(lines) + "\n", "acts.sf")
+stream[-1:] = [sf.tokens_frame(3, [[7, 8, 9, 10]]), sf.end(4, 7)]
+sf.pack(stream, "acts.sf")
 
 def run(args, src="acts.sf"):
     p = subprocess.run(["sf-outliers", *args, "-i", src, "-o", "out.sf", "--report", "rep.jsonl"],
                        capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(f"sf-outliers {args}: exit {p.returncode}: {p.stderr}")
-    fr = L.unpack("out.sf")
+    fr = sf.unpack("out.sf")
     rep = [json.loads(l) for l in open("rep.jsonl")]
     return fr, rep, p.stderr
 
@@ -85,8 +82,7 @@ check("--norm-scalar", fr, rep, ~fin | (s * norm > m * np.sqrt(D)),
       {"outlier_rule": "relative", "norm_scalar": s, "outlier_multiplier": m, "outlier_threshold": T2})
 
 # 2b. the same with no d_model in the header: the stage holds frames until the first acts frame
-h = json.loads(lines[0]); del h["meta"]["d_model"]
-L.pack("\n".join([json.dumps(h)] + lines[1:]) + "\n", "acts-nod.sf")
+sf.pack([sf.header(hook="blocks.1.hook_resid_post")] + stream[1:], "acts-nod.sf")
 fr, rep, _ = run(["--norm-scalar", repr(s), "--multiplier", repr(m)], src="acts-nod.sf")
 check("--norm-scalar, header without d_model", fr, rep, ~fin | (s * norm > m * np.sqrt(D)),
       {"outlier_rule": "relative", "norm_scalar": s, "outlier_threshold": T2})
@@ -111,16 +107,15 @@ if "only 24 tokens" not in err:
     print("FAIL: no warning for a short stream:", err); fail = 1
 
 # 5. stories260k reference activations (4 rows x 64, d 64): threshold 1.25 x the mean norm
-fx = os.environ.get("SF_FIXTURES", "")
-if os.path.exists(f"{fx}/reference/stories260k.json"):
-    ref = json.load(open(f"{fx}/reference/stories260k.json"))
+if os.path.exists(f"{sf.FX}/reference/stories260k.json"):
+    ref = sf.reference()
     xr = np.array(ref["models"]["stories260k"]["hooks"]["blocks.2.hook_resid_post"], np.float32)
-    L.pack(L.acts_stream([(np.array(ref["tokens"], np.int32), xr)]), "ref.sf")
+    sf.pack(sf.acts_stream([(np.array(ref["tokens"], np.int32), xr)], d_model=64), "ref.sf")
     nr = np.sqrt((xr.astype(np.float64) ** 2).sum(-1)).reshape(-1)
     thr = 1.25 * nr.mean()                       # = m / s with s = sqrt(64)/mean, m = 1.25
     want = nr > thr
     p = subprocess.run(["sf-outliers", "--estimate", "256", "--multiplier", "1.25", "-i", "ref.sf", "-o", "ref-out.sf"], check=True)
-    fr = L.unpack("ref-out.sf")
+    fr = sf.unpack("ref-out.sf")
     keep = fr[1]["keep"].reshape(-1)
     ok = np.array_equal(keep, (~want).astype(float)) and abs(fr[0]["meta"]["outlier_threshold"] - thr) < 1e-9 * thr
     print(f"{'ok  ' if ok else 'FAIL'} stories260k: mean norm {nr.mean():.4f}, threshold {thr:.4f}, "

@@ -6,10 +6,9 @@
 source "$SF_ROOT/tests/lib.sh"
 need_py numpy
 "$PY" - <<'EOF' || exit 1
-import json, os, subprocess, sys
+import json
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("reduce-lib")
+import sfstream as sf
 N = 2_000_000_000
 # (base count, finetune count) -> by hand, with d = count/N:
 #  f0 (0, 0)                   both -10: dead in both, in no exclusive set
@@ -34,8 +33,8 @@ part = {"version": 1, "paired": 1, "tokens": N, "rows": N // 1000, "ctx": 1000, 
         "reduce_rows": N // 500, "reduce_tokens": 2 * N, "base": {"feats": feats(cb)}, "finetune": {"feats": feats(cf)},
         "transfer": {"tokens": N, "d_sae": S, "sum_ab": np.minimum(cb, cf).astype(float).tolist(), "sum_abs_logdiff": [0.0] * S}}
 json.dump({"partial": part}, open("hand.json", "w"))
-got = L.run(["sf-reduce", "--merge", "hand.json"])
-c = L.Checker()
+got = sf.run_json(["sf-reduce", "--merge", "hand.json"])
+c = sf.Checker()
 t = got["transfer"]
 c.eq(t["activation_error_dead_base"]["features"], [1, 2, 3], "dead only in base (<= -8 vs > -8)")
 c.eq(t["activation_error_dead_finetune"]["features"], [4], "dead only in finetune")

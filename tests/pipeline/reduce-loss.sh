@@ -6,10 +6,9 @@
 source "$SF_ROOT/tests/lib.sh"
 need_py numpy
 "$PY" - <<'EOF' || exit 1
-import os, sys
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("reduce-lib")
+import oracles
+import sfstream as sf
 rng = np.random.default_rng(2)
 R, C, V = 3, 9, 20
 def logsm(z): z = z - z.max(-1, keepdims=True); return z - np.log(np.exp(z).sum(-1, keepdims=True))
@@ -19,7 +18,7 @@ frames = []
 for s in range(2):
     clean = rng.normal(0, 2, (R, C, V)); spl = clean + rng.normal(0, 0.5, (R, C, V)); abl = rng.normal(0, 2, (R, C, V))
     nxt = tok[s][:, 1:]
-    f = {"sf": 1, "kind": "loss", "seq": s, "tokens": L.T(tok[s], "i32")}
+    f = {"sf": 1, "kind": "loss", "seq": s, "tokens": sf.tensor(tok[s], "i32")}
     for k, z in (("ce_clean", clean), ("ce_spliced", spl), ("ce_ablated", abl)):
         v = -np.take_along_axis(logsm(z)[:, :-1], nxt[..., None], -1)[..., 0]
         vals[k].append(v.astype(np.float32))
@@ -29,13 +28,13 @@ for s in range(2):
         vals[k].append(v)
     if s == 1:
         vals["kl_ablated"][-1][0, 2] = np.inf; vals["kl_ablated"][-1][2, 5] = np.nan
-    for k in vals: f[k] = L.T(vals[k][-1], "f32")
+    for k in vals: f[k] = sf.tensor(vals[k][-1], "f32")
     frames.append(f)
-L.pack(L.stream(frames), "loss.sf")
-got = L.run(["sf-reduce", "-i", "loss.sf"])
+sf.pack(sf.stream(frames), "loss.sf")
+got = sf.run_json(["sf-reduce", "-i", "loss.sf"])
 m = got["model"]
-mean = {k: float(np.nanmean(np.where(np.isfinite(L.f64(np.concatenate(v))), L.f64(np.concatenate(v)), np.nan))) for k, v in vals.items()}
-c = L.Checker()
+mean = {k: float(np.nanmean(np.where(np.isfinite(oracles.f64(np.concatenate(v))), oracles.f64(np.concatenate(v)), np.nan))) for k, v in vals.items()}
+c = sf.Checker()
 for k in vals: c.close(m[k], mean[k], k)
 c.close(m["ce_delta"], mean["ce_spliced"] - mean["ce_clean"], "ce_delta")
 c.close(m["ce_recovered"], (mean["ce_ablated"] - mean["ce_spliced"]) / (mean["ce_ablated"] - mean["ce_clean"]), "ce_recovered")

@@ -6,10 +6,9 @@
 source "$SF_ROOT/tests/lib.sh"
 need_py numpy
 "$PY" - <<'EOF' || exit 1
-import json, os, subprocess, sys
+import json, subprocess
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("reduce-lib")
+import sfstream as sf
 rng = np.random.default_rng(3)
 D, S, CTX, NF = 8, 24, 6, 6
 def model_frames(shift):
@@ -27,7 +26,7 @@ base, ft = model_frames(0.0), model_frames(0.5)
 for i in range(NF):
     ft[i] = (base[i][0],) + ft[i][1:]     # same tokens
 def acts(fr, lo, hi):
-    return L.stream([L.acts_frame(s - lo, *fr[s]) for s in range(lo, hi)], model="m", hook="blocks.1.hook_resid_post")
+    return sf.stream([sf.acts_frame(s - lo, *fr[s], hook="blocks.0.hook_resid_post") for s in range(lo, hi)], model="m", hook="blocks.1.hook_resid_post")
 def loss(fr, lo, hi):
     out = []
     for s in range(lo, hi):
@@ -35,22 +34,22 @@ def loss(fr, lo, hi):
         g = np.random.default_rng(100 + s)    # the same values whichever shard holds frame s
         ce = g.uniform(1, 4, (r, CTX - 1)).astype(np.float32)
         if s == 2: ce[0, 1] = np.nan          # one non-finite value, counted in nan_counts
-        out.append({"sf": 1, "kind": "loss", "seq": s - lo, "tokens": L.T(t, "i32"), "ce_clean": L.T(ce, "f32"),
-                    "ce_spliced": L.T(ce * 1.1, "f32"), "ce_ablated": L.T(ce * 2, "f32"), "kl_spliced": L.T(ce / 10, "f32")})
-    return L.stream(out)
+        out.append({"sf": 1, "kind": "loss", "seq": s - lo, "tokens": sf.tensor(t, "i32"), "ce_clean": sf.tensor(ce, "f32"),
+                    "ce_spliced": sf.tensor(ce * 1.1, "f32"), "ce_ablated": sf.tensor(ce * 2, "f32"), "kl_spliced": sf.tensor(ce / 10, "f32")})
+    return sf.stream(out)
 def sim(fr, lo, hi):
     out = []
     for s in range(lo, hi):
         t = fr[s][0]
         g = np.random.default_rng(200 + s)
-        out.append({"sf": 1, "kind": "sim", "seq": s - lo, "tokens": L.T(t, "i32"),
-                    "cos": L.T(g.uniform(-1, 1, t.shape), "f32"), "l2": L.T(g.exponential(3, t.shape), "f32")})
-    return L.stream(out)
+        out.append({"sf": 1, "kind": "sim", "seq": s - lo, "tokens": sf.tensor(t, "i32"),
+                    "cos": sf.tensor(g.uniform(-1, 1, t.shape), "f32"), "l2": sf.tensor(g.exponential(3, t.shape), "f32")})
+    return sf.stream(out)
 cuts = [(0, 2), (2, 5), (5, 6)]
 for name, fn, fr in (("a", acts, base), ("l", loss, base), ("s", sim, base), ("fa", acts, ft)):
-    L.pack(fn(fr, 0, NF), f"{name}-all.sf")
+    sf.pack(fn(fr, 0, NF), f"{name}-all.sf")
     for k, (lo, hi) in enumerate(cuts):
-        L.pack(fn(fr, lo, hi), f"{name}-{k}.sf")
+        sf.pack(fn(fr, lo, hi), f"{name}-{k}.sf")
 
 SKIP = {"throughput", "provenance", "seconds"}
 def cmp(a, b, path, c):
@@ -66,7 +65,7 @@ def cmp(a, b, path, c):
     else:
         c.eq(b, a, path)
 
-c = L.Checker()
+c = sf.Checker()
 def one(args, out):
     subprocess.run(["sf-reduce", *args, "-o", out], check=True)
     return json.load(open(out))

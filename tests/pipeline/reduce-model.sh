@@ -8,10 +8,10 @@
 source "$SF_ROOT/tests/lib.sh"
 need_py numpy
 "$PY" - <<'EOF' || exit 1
-import os, sys
+import sys
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("reduce-lib")
+import oracles
+import sfstream as sf
 rng = np.random.default_rng(11)
 D, S, CTX = 8, 16, 5
 offs = rng.normal(0, 3, D)                      # per-dimension offsets: r2_pooled != EV
@@ -27,25 +27,26 @@ for seq, rows in enumerate([2, 3]):
     F[0, 5] = 5e-9                              # > 1e-10 (density) but not > 1e-8 (L0)
     F[1, 6] = 2e-11                             # > 0 but below both thresholds
     F[2, 7] = 3e-6
-    frames.append(L.acts_frame(seq, rng.integers(0, 100, (rows, CTX)), X.reshape(rows, CTX, D),
-                               Y.reshape(rows, CTX, D), keep.reshape(rows, CTX), F.reshape(rows, CTX, S)))
+    frames.append(sf.acts_frame(seq, rng.integers(0, 100, (rows, CTX)), X.reshape(rows, CTX, D),
+                                Y.reshape(rows, CTX, D), keep.reshape(rows, CTX), F.reshape(rows, CTX, S),
+                                hook="blocks.0.hook_resid_post"))
     recs.append((X, Y, keep))
     Fs.append(F)
     norms.append(np.linalg.norm(X.astype(np.float64), axis=1))
-L.pack(L.stream(frames, model="m", hook="blocks.0.hook_resid_post", sae="sae-x", outlier_threshold=12.5), "acts.sf")
+sf.pack(sf.stream(frames, model="m", hook="blocks.0.hook_resid_post", sae="sae-x", outlier_threshold=12.5), "acts.sf")
 # loss stream of the same model (second input)
 ce = rng.uniform(1, 3, (4, CTX - 1)).astype(np.float32)
-loss = [{"sf": 1, "kind": "loss", "seq": 0, "tokens": L.T(rng.integers(0, 100, (4, CTX)), "i32"),
-         "ce_clean": L.T(ce, "f32"), "ce_spliced": L.T(ce + 0.5, "f32"), "ce_ablated": L.T(ce + 2.0, "f32")}]
-ls = L.stream(loss); ls[-1]["meta"] = {"seconds.sf-forward": 0.5}   # an upstream stage timed itself
-L.pack(ls, "loss.sf")
+loss = [{"sf": 1, "kind": "loss", "seq": 0, "tokens": sf.tensor(rng.integers(0, 100, (4, CTX)), "i32"),
+         "ce_clean": sf.tensor(ce, "f32"), "ce_spliced": sf.tensor(ce + 0.5, "f32"), "ce_ablated": sf.tensor(ce + 2.0, "f32")}]
+ls = sf.stream(loss); ls[-1]["meta"] = {"seconds.sf-forward": 0.5}   # an upstream stage timed itself
+sf.pack(ls, "loss.sf")
 
-got = L.run(["sf-reduce", "-i", "acts.sf", "-i", "loss.sf"])
+got = sf.run_json(["sf-reduce", "-i", "acts.sf", "-i", "loss.sf"])
 m = got["model"]
 F = np.concatenate(Fs)
-fr = L.feats_ref(F)
-rr = L.recon_ref(recs)
-c = L.Checker()
+fr = oracles.feats_ref(F)
+rr = oracles.recon_ref(recs)
+c = sf.Checker()
 for k in ("l0", "l1", "dead_fraction"): c.close(m[k], fr[k], k)
 c.eq(m["dead_count"], fr["dead_count"], "dead_count")
 c.close(m["log_density"], fr["log_density"], "log_density")
@@ -56,14 +57,14 @@ c.eq(m["outlier_threshold"], 12.5, "outlier_threshold from the header (sf-outlie
 # histograms: edges written out independently, counts by np.histogram
 for key, name, vals in (("norm_hist", "norm", np.concatenate(norms)), ("act_log10_hist", "act", fr["act_log10"]),
                         ("density_hist", "dens", fr["log_density"])):
-    c.close(m[key]["edges"], L.edges(name), key + ".edges", rtol=1e-12)
-    c.eq(m[key]["counts"], L.hist_counts(vals, name).tolist(), key + ".counts")
+    c.close(m[key]["edges"], oracles.edges(name), key + ".edges", rtol=1e-12)
+    c.eq(m[key]["counts"], oracles.hist_counts(vals, name).tolist(), key + ".counts")
 c.eq(m["act_log10_hist"]["below"], 2, "act_log10_hist.below (2e-11, once per frame)")
 c.eq(m["act_log10_hist"]["zeros"], fr["zeros"], "act_log10_hist.zeros")
 c.eq(m["density_hist"]["counts"][0], 2, "density_hist: the dead spike at -10 is in bin 0")
 # loss frames from the second input
-c.close(m["ce_clean"], L.f64(ce).mean(), "ce_clean")
-c.close(m["ce_spliced"], (L.f64(ce) + np.float32(0.5)).mean(), "ce_spliced", rtol=1e-7)
+c.close(m["ce_clean"], oracles.f64(ce).mean(), "ce_clean")
+c.close(m["ce_spliced"], (oracles.f64(ce) + np.float32(0.5)).mean(), "ce_spliced", rtol=1e-7)
 c.close(m["ce_delta"], 0.5, "ce_delta", rtol=1e-6)
 c.close(m["ce_recovered"], 0.75, "ce_recovered", rtol=1e-6)
 # top level and provenance

@@ -10,22 +10,21 @@ source "$SF_ROOT/tests/lib.sh"
 need_fixtures
 need_py numpy
 "$PY" - <<'EOF' || exit 1
-import json, os, sys
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("reduce-lib")
-FX = os.environ["SF_FIXTURES"]
-ref = json.load(open(f"{FX}/reference/stories260k.json"))
+import oracles
+import sfstream as sf
+FX = sf.FX
+ref = sf.reference()
 HOOK = "blocks.2.hook_resid_post"
 tok = np.array(ref["tokens"], np.int32)                       # (4, 64)
-sae = L.st_read(f"{FX}/saes/stories260k-L2-relu/sae_weights.safetensors")
+sae = sf.read_safetensors(f"{FX}/saes/stories260k-L2-relu/sae_weights.safetensors")
 def encode(x):                                                # relu SAE, apply_b_dec_to_input
     x = x.astype(np.float64)
     f = np.maximum((x - sae["b_dec"]) @ sae["W_enc"] + sae["b_enc"], 0).astype(np.float32)
     return f, (f.astype(np.float64) @ sae["W_dec"] + sae["b_dec"]).astype(np.float32)
 acts = {m: np.array(ref["models"][m]["hooks"][HOOK], np.float32) for m in ("stories260k", "stories260k-ft-mild", "stories260k-ft-code")}
 enc = {m: encode(a.reshape(-1, 64)) for m, a in acts.items()}
-c = L.Checker()
+c = sf.Checker()
 # the numpy encoder agrees with the reference features of the base
 rc = ref["saes"]["stories260k-L2-relu"]["feats_csr"]
 F0 = np.zeros((256, 512), np.float32)
@@ -37,19 +36,19 @@ ce = {m: np.array(ref["models"][m]["ce_per_token"], np.float32) for m in acts}
 spl = np.array(ref["saes"]["stories260k-L2-relu"]["spliced_ce_per_token"], np.float32)
 def write(m, path, loss):
     F, Y = enc[m]
-    fr = [L.acts_frame(s, tok[2*s:2*s+2], acts[m][2*s:2*s+2], Y[128*s:128*s+128].reshape(2, 64, 64),
-                       feats=F[128*s:128*s+128].reshape(2, 64, 512), hook=HOOK) for s in range(2)]
-    L.pack(L.stream(fr, model=m, hook=HOOK, sae="stories260k-L2-relu"), path)
+    fr = [sf.acts_frame(s, tok[2*s:2*s+2], acts[m][2*s:2*s+2], Y[128*s:128*s+128].reshape(2, 64, 64),
+                        feats=F[128*s:128*s+128].reshape(2, 64, 512), hook=HOOK) for s in range(2)]
+    sf.pack(sf.stream(fr, model=m, hook=HOOK, sae="stories260k-L2-relu"), path)
     if loss:
-        lf = [{"sf": 1, "kind": "loss", "seq": s, "tokens": L.T(tok[2*s:2*s+2], "i32"), "ce_clean": L.T(ce[m][2*s:2*s+2], "f32"),
-               **({"ce_spliced": L.T(spl[2*s:2*s+2], "f32")} if m == "stories260k" else {})} for s in range(2)]
-        L.pack(L.stream(lf, model=m), path + ".loss")
+        lf = [{"sf": 1, "kind": "loss", "seq": s, "tokens": sf.tensor(tok[2*s:2*s+2], "i32"), "ce_clean": sf.tensor(ce[m][2*s:2*s+2], "f32"),
+               **({"ce_spliced": sf.tensor(spl[2*s:2*s+2], "f32")} if m == "stories260k" else {})} for s in range(2)]
+        sf.pack(sf.stream(lf, model=m), path + ".loss")
 for m in acts: write(m, m + ".sf", True)
 M = f"{FX}/models"
 for ft, band in (("stories260k-ft-mild", (0.9, 1.0)), ("stories260k-ft-code", (0.3, 0.85))):
-    got = L.run(["sf-reduce", "--base", "stories260k.sf", "--finetune", ft + ".sf", "--base", "stories260k.sf.loss", "--finetune", ft + ".sf.loss",
+    got = sf.run_json(["sf-reduce", "--base", "stories260k.sf", "--finetune", ft + ".sf", "--base", "stories260k.sf.loss", "--finetune", ft + ".sf.loss",
                  "--base-model", f"{M}/stories260k", "--finetune-model", f"{M}/{ft}", "--sae", f"{FX}/saes/stories260k-L2-relu"])
-    cos, l2 = L.sim_ref(acts["stories260k"], acts[ft])
+    cos, l2 = oracles.sim_ref(acts["stories260k"], acts[ft])
     s = got["similarity"]
     c.close(s["cos_mean"], cos.mean(), f"{ft} cos_mean", rtol=1e-6)
     c.eq(band[0] < s["cos_mean"] < band[1], True, f"{ft} cos_mean {s['cos_mean']:.3f} in the fixture's band {band}")
@@ -59,17 +58,17 @@ for ft, band in (("stories260k-ft-mild", (0.9, 1.0)), ("stories260k-ft-code", (0
     c.close(s["l2_by_position"], l2.mean(0), f"{ft} l2_by_position", rtol=1e-6)
     for name, m in (("base", "stories260k"), ("finetune", ft)):
         F, Y = enc[m]
-        fr = L.feats_ref(F)
+        fr = oracles.feats_ref(F)
         X = acts[m].reshape(-1, 64)
-        rr = L.recon_ref([(X[:128], Y[:128], None), (X[128:], Y[128:], None)])
+        rr = oracles.recon_ref([(X[:128], Y[:128], None), (X[128:], Y[128:], None)])
         b = got[name]
         for k in ("l0", "l1", "dead_fraction"): c.close(b[k], fr[k], f"{ft} {name}.{k}")
         c.close(b["log_density"], fr["log_density"], f"{ft} {name}.log_density")
         for k in rr: c.close(b[k], rr[k], f"{ft} {name}.{k}", rtol=1e-9)
-        c.close(b["ce_clean"], L.f64(ce[m]).mean(), f"{ft} {name}.ce_clean")
-    c.close(got["base"]["ce_delta"], L.f64(spl).mean() - L.f64(ce["stories260k"]).mean(), f"{ft} base.ce_delta")
+        c.close(b["ce_clean"], oracles.f64(ce[m]).mean(), f"{ft} {name}.ce_clean")
+    c.close(got["base"]["ce_delta"], oracles.f64(spl).mean() - oracles.f64(ce["stories260k"]).mean(), f"{ft} base.ce_delta")
     c.close(got["base"]["ce_spliced"], ref["saes"]["stories260k-L2-relu"]["spliced_ce_mean"], f"{ft} base.ce_spliced vs reference", rtol=1e-6)
-    tr = L.transfer_ref(enc["stories260k"][0], enc[ft][0])
+    tr = oracles.transfer_ref(enc["stories260k"][0], enc[ft][0])
     t = got["transfer"]
     c.eq(t["activation_error_dead_base"]["features"], tr["dead_only_base"].tolist(), f"{ft} dead_only_base")
     c.eq(t["activation_error_dead_finetune"]["features"], tr["dead_only_finetune"].tolist(), f"{ft} dead_only_finetune")
@@ -78,10 +77,10 @@ for ft, band in (("stories260k-ft-mild", (0.9, 1.0)), ("stories260k-ft-code", (0
     c.close(t["activation_similarity"]["values"], tr["act_sim"][tr["regular"]], f"{ft} activation_similarity", rtol=1e-8)
     c.close(t["density_pearson"], tr["density_pearson"], f"{ft} density_pearson")
     # logit weight similarity and the unembedding
-    Wb, Wf = L.unembed_ref(f"{M}/stories260k"), L.unembed_ref(f"{M}/{ft}")
+    Wb, Wf = oracles.unembed_ref(f"{M}/stories260k"), oracles.unembed_ref(f"{M}/{ft}")
     reg = tr["regular"]
     lb, lf = sae["W_dec"][reg] @ Wb, sae["W_dec"][reg] @ Wf
-    want = [L.pearson(lb[i], lf[i]) for i in range(len(reg))]
+    want = [oracles.pearson(lb[i], lf[i]) for i in range(len(reg))]
     c.close(t["logit_similarity"]["values"], want, f"{ft} logit_similarity", rtol=0, atol=2e-5)
     c.close(t["unembed_frobenius_ratio"], np.linalg.norm(Wb) / np.linalg.norm(Wf), f"{ft} unembed_frobenius_ratio", rtol=1e-6)
     c.close(t["unembed_frobenius_error"], np.linalg.norm(Wb - Wf), f"{ft} unembed_frobenius_error", rtol=1e-6)
@@ -95,17 +94,17 @@ c.eq(shutil.which("sf-encode") is not None, True, "sf-encode is built (make buil
 if shutil.which("sf-encode"):
     SAE = f"{FX}/saes/stories260k-L2-relu"
     for m in ("stories260k", "stories260k-ft-code"):
-        fr = [L.acts_frame(s, tok[2*s:2*s+2], acts[m][2*s:2*s+2], hook=HOOK) for s in range(2)]
-        L.pack(L.stream(fr, model=m, hook=HOOK), m + ".acts.sf")
+        fr = [sf.acts_frame(s, tok[2*s:2*s+2], acts[m][2*s:2*s+2], hook=HOOK) for s in range(2)]
+        sf.pack(sf.stream(fr, model=m, hook=HOOK), m + ".acts.sf")
         subprocess.run(["sf-encode", "--sae", SAE, "--splice", "--threads", "1", "-i", m + ".acts.sf", "-o", m + ".enc.sf"], check=True)
-    got = L.run(["sf-reduce", "--base", "stories260k.enc.sf", "--finetune", "stories260k-ft-code.enc.sf"])
+    got = sf.run_json(["sf-reduce", "--base", "stories260k.enc.sf", "--finetune", "stories260k-ft-code.enc.sf"])
     for name, m in (("base", "stories260k"), ("finetune", "stories260k-ft-code")):
         F, Y = enc[m]; X = acts[m].reshape(-1, 64)
-        fr, rr = L.feats_ref(F), L.recon_ref([(X[:128], Y[:128], None), (X[128:], Y[128:], None)])
+        fr, rr = oracles.feats_ref(F), oracles.recon_ref([(X[:128], Y[:128], None), (X[128:], Y[128:], None)])
         c.close(got[name]["l0"], fr["l0"], f"sf-encode pipeline {name}.l0", rtol=0, atol=2e-2)   # a flip near 0 moves L0 by 1/256
         c.close(got[name]["l1"], fr["l1"], f"sf-encode pipeline {name}.l1", rtol=1e-4)
         for k in rr: c.close(got[name][k], rr[k], f"sf-encode pipeline {name}.{k}", rtol=1e-4, atol=1e-5)
-    tr = L.transfer_ref(enc["stories260k"][0], enc["stories260k-ft-code"][0])
+    tr = oracles.transfer_ref(enc["stories260k"][0], enc["stories260k-ft-code"][0])
     c.close(got["transfer"]["activation_similarity"]["mean"], np.nanmean(tr["act_sim"][tr["regular"]]), "sf-encode pipeline activation_similarity.mean", rtol=0, atol=5e-3)
 else:
     print("note: sf-encode not built; the pipeline variant was not run")

@@ -7,10 +7,9 @@
 source "$SF_ROOT/tests/lib.sh"
 need_py numpy
 "$PY" - <<'EOF' || exit 1
-import os, sys
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("reduce-lib")
+import oracles
+import sfstream as sf
 rng = np.random.default_rng(5)
 D, S, ROWS, CTX = 6, 12, 2, 10
 N = 2 * ROWS * CTX                                   # 2 frames
@@ -30,12 +29,13 @@ Ab = rng.normal(0, 1, (N, D)).astype(np.float32)
 Af = (Ab + rng.normal(0, 0.7, (N, D))).astype(np.float32); Af[7] = 0   # a zero vector: cos 0 (floored norm)
 tok = rng.integers(0, 300, (2, ROWS, CTX))
 def frames(A, F):
-    return [L.acts_frame(s, tok[s], A[s*20:(s+1)*20].reshape(ROWS, CTX, D), feats=F[s*20:(s+1)*20].reshape(ROWS, CTX, S)) for s in range(2)]
-L.pack(L.stream(frames(Ab, Fb), model="base"), "b.sf")
-L.pack(L.stream(frames(Af, Ff), model="ft"), "f.sf")
-got = L.run(["sf-reduce", "--base", "b.sf", "--finetune", "f.sf"])
-ref = L.transfer_ref(Fb, Ff)
-c = L.Checker()
+    return [sf.acts_frame(s, tok[s], A[s*20:(s+1)*20].reshape(ROWS, CTX, D), feats=F[s*20:(s+1)*20].reshape(ROWS, CTX, S),
+                          hook="blocks.0.hook_resid_post") for s in range(2)]
+sf.pack(sf.stream(frames(Ab, Fb), model="base"), "b.sf")
+sf.pack(sf.stream(frames(Af, Ff), model="ft"), "f.sf")
+got = sf.run_json(["sf-reduce", "--base", "b.sf", "--finetune", "f.sf"])
+ref = oracles.transfer_ref(Fb, Ff)
+c = sf.Checker()
 t = got["transfer"]
 c.eq([int(t["dead_only_base"]), int(t["dead_only_finetune"])], [1, 1], "exclusively dead counts")
 c.eq(t["activation_error_dead_base"]["features"], ref["dead_only_base"].tolist(), "dead_only_base set")
@@ -58,19 +58,19 @@ c.eq(got["nan_counts"]["transfer.activation_similarity_all"]["count"], 4, "nan_c
 c.close(t["activation_similarity_all"]["mean"], np.nanmean(sim), "activation_similarity_all.mean excludes NaN")
 c.close(t["density_pearson"], ref["density_pearson"], "density_pearson")
 for name, F in (("base", Fb), ("finetune", Ff)):
-    fr = L.feats_ref(F)
+    fr = oracles.feats_ref(F)
     for k in ("l0", "l1", "dead_fraction"): c.close(got[name][k], fr[k], f"{name}.{k}")
     c.close(got[name]["log_density"], fr["log_density"], f"{name}.log_density")
 # similarity from the paired activations
-cos, l2 = L.sim_ref(Ab.reshape(2 * ROWS, CTX, D), Af.reshape(2 * ROWS, CTX, D))
+cos, l2 = oracles.sim_ref(Ab.reshape(2 * ROWS, CTX, D), Af.reshape(2 * ROWS, CTX, D))
 s = got["similarity"]
 c.close(s["cos_mean"], cos.mean(), "cos_mean", rtol=1e-7); c.close(s["l2_mean"], l2.mean(), "l2_mean", rtol=1e-7)
 c.close(s["cos_by_position"], cos.mean(0), "cos_by_position", rtol=1e-7); c.close(s["l2_by_row"], l2.mean(1), "l2_by_row", rtol=1e-7)
-c.eq(s["cos_hist"]["counts"], L.hist_counts(cos.astype(np.float32), "cos").tolist(), "cos_hist")
-c.eq(s["l2_hist"]["counts"], L.hist_counts(l2.astype(np.float32), "l2").tolist(), "l2_hist")
+c.eq(s["cos_hist"]["counts"], oracles.hist_counts(cos.astype(np.float32), "cos").tolist(), "cos_hist")
+c.eq(s["l2_hist"]["counts"], oracles.hist_counts(l2.astype(np.float32), "l2").tolist(), "l2_hist")
 # --sample 2 --seed 3: two of the three regular features, the same two every time
-a = L.run(["sf-reduce", "--base", "b.sf", "--finetune", "f.sf", "--sample", "2", "--seed", "3", "--no-partial"])
-b = L.run(["sf-reduce", "--base", "b.sf", "--finetune", "f.sf", "--sample", "2", "--seed", "3", "--no-partial"])
+a = sf.run_json(["sf-reduce", "--base", "b.sf", "--finetune", "f.sf", "--sample", "2", "--seed", "3", "--no-partial"])
+b = sf.run_json(["sf-reduce", "--base", "b.sf", "--finetune", "f.sf", "--sample", "2", "--seed", "3", "--no-partial"])
 fa = a["transfer"]["activation_similarity"]["features"]
 c.eq(len(fa), 2, "--sample 2"); c.eq(set(fa) <= {0, 1, 7}, True, "sample within the regular set")
 c.eq(fa, b["transfer"]["activation_similarity"]["features"], "sample is deterministic")

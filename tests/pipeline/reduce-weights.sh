@@ -8,24 +8,24 @@ source "$SF_ROOT/tests/lib.sh"
 need_fixtures
 need_py numpy
 "$PY" - <<'EOF' || exit 1
-import json, os, shutil, sys
+import os, shutil
 import numpy as np
-sys.path.insert(0, os.path.join(os.environ["SF_ROOT"], "tests/pipeline"))
-L = __import__("reduce-lib")
-M = os.path.join(os.environ["SF_FIXTURES"], "models")
-c = L.Checker()
+import oracles
+import sfstream as sf
+M = os.path.join(sf.FX, "models")
+c = sf.Checker()
 def check(a, b, gemma, what):
-    got = L.run(["sf-reduce", "--weights-only", "--base-model", a, "--finetune-model", b])
-    A, B = L.ckpt_read(a), L.ckpt_read(b)
+    got = sf.run_json(["sf-reduce", "--weights-only", "--base-model", a, "--finetune-model", b])
+    A, B = sf.read_checkpoint(a), sf.read_checkpoint(b)
     wd = got["weight_deviation"]["tensors"]
     c.eq(sorted(wd), sorted(A), f"{what}: every tensor")
     for k in A:
         x, y = A[k], B[k][: A[k].shape[0]]
         want = np.linalg.norm(x - y) / np.linalg.norm(x)
         c.close(wd[k], want, f"{what}: {k}", rtol=1e-6, atol=1e-9)
-    return got, L.unembed_ref(a, gemma)
+    return got, oracles.unembed_ref(a, gemma)
 got, Wa = check(f"{M}/stories260k", f"{M}/stories260k-ft-code", False, "stories")
-Wb = L.unembed_ref(f"{M}/stories260k-ft-code")
+Wb = oracles.unembed_ref(f"{M}/stories260k-ft-code")
 c.close(got["transfer"]["unembed_frobenius_ratio"], np.linalg.norm(Wa) / np.linalg.norm(Wb), "stories frobenius ratio", rtol=1e-6)
 c.close(got["transfer"]["unembed_frobenius_error"], np.linalg.norm(Wa - Wb), "stories frobenius error", rtol=1e-6)
 got, _ = check(f"{M}/tiny-llama-sharded", f"{M}/tiny-llama-sharded", False, "sharded")
@@ -35,12 +35,12 @@ c.close(got["transfer"]["unembed_frobenius_ratio"], 1.0, "same checkpoint: ratio
 os.makedirs("gemma-ft", exist_ok=True)
 shutil.copy(f"{M}/tiny-gemma/config.json", "gemma-ft/config.json")
 rng = np.random.default_rng(4)
-G = L.ckpt_read(f"{M}/tiny-gemma")
+G = sf.read_checkpoint(f"{M}/tiny-gemma")
 P = {k: v + rng.normal(0, 0.05 * (np.abs(v).mean() + 1e-3), v.shape) for k, v in G.items()}
 P["model.embed_tokens.weight"] = np.concatenate([P["model.embed_tokens.weight"], rng.normal(0, 0.03, (1, P["model.embed_tokens.weight"].shape[1]))])
-L.st_write("gemma-ft/model.safetensors", P, "BF16")
+sf.write_safetensors("gemma-ft/model.safetensors", P, "BF16")
 got, Wa = check(f"{M}/tiny-gemma", "gemma-ft", True, "gemma")
-P2 = L.ckpt_read("gemma-ft")
+P2 = sf.read_checkpoint("gemma-ft")
 E = P2["model.embed_tokens.weight"][:G["model.embed_tokens.weight"].shape[0]]
 Wp = (P2["model.norm.weight"] + 1.0)[:, None] * E.T
 Wp -= Wp.mean(1, keepdims=True)

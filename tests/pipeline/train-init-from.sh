@@ -12,7 +12,7 @@ sf-tokenize --tokenizer "$F/models/stories260k" --ctx 128 --rows 32 --skip-rows 
   sf-forward --model "$FT" --hook blocks.2.hook_resid_post -o held.sf || die "held-out acts"
 sf-train -i train.sf --init-from "$SAE" -o sae-ft --l1 0.6 --l1-warmup 0 --batch 1024 --steps 150 --lr 1e-3 --seed 2 || die "sf-train failed"
 grep -q '"activation_fn_str":[[:space:]]*"relu"' sae-ft/cfg.json || die "architecture not kept"
-read -r ev0 l00 _ n < <(sf-cat -i held.sf | "$PY" "$SF_ROOT/tests/pipeline/train-lib.py" eval "$SAE")
-read -r ev1 l01 _ _ < <(sf-cat -i held.sf | "$PY" "$SF_ROOT/tests/pipeline/train-lib.py" eval sae-ft)
+read -r ev0 l00 _ n < <(sf-cat -i held.sf | "$PY" "$SF_ROOT/tests/sfstream.py" sae-eval "$SAE")
+read -r ev1 l01 _ _ < <(sf-cat -i held.sf | "$PY" "$SF_ROOT/tests/sfstream.py" sae-eval sae-ft)
 echo "ft-code held-out ($n tokens): untouched SAE EV $ev0 (L0 $l00), after --init-from EV $ev1 (L0 $l01)"
 awk -v a="$ev0" -v b="$ev1" 'BEGIN { exit !(b > a + 0.02) }' || die "EV did not improve: $ev0 -> $ev1"

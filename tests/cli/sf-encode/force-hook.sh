@@ -1,1 +1,1 @@
-"$PY" "$SF_ROOT/tests/pipeline/encode-lib.py" sae s && "$PY" "$SF_ROOT/tests/pipeline/encode-lib.py" acts '{"hook": "blocks.3.hook_resid_post"}' | sf-cat --pack | sf-encode --sae s --force-hook | sf-cat --summary | sed -n 2p
+"$PY" "$SF_ROOT/tests/sfstream.py" sae s && "$PY" "$SF_ROOT/tests/sfstream.py" acts '{"hook": "blocks.3.hook_resid_post"}' | sf-cat --pack | sf-encode --sae s --force-hook | sf-cat --summary | sed -n 2p

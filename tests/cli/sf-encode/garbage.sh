@@ -1,1 +1,1 @@
-"$PY" "$SF_ROOT/tests/pipeline/encode-lib.py" sae s && echo "not frames at all" | sf-encode --sae s > /dev/null
+"$PY" "$SF_ROOT/tests/sfstream.py" sae s && echo "not frames at all" | sf-encode --sae s > /dev/null

@@ -1,4 +1,4 @@
-"$PY" "$SF_ROOT/tests/pipeline/encode-lib.py" sae s && "$PY" "$SF_ROOT/tests/pipeline/encode-lib.py" acts '{"nan": [4]}' | sf-cat --pack | sf-encode --sae s --splice | sf-cat | "$PY" -c "
+"$PY" "$SF_ROOT/tests/sfstream.py" sae s && "$PY" "$SF_ROOT/tests/sfstream.py" acts '{"nan": [4]}' | sf-cat --pack | sf-encode --sae s --splice | sf-cat | "$PY" -c "
 import json, sys, math
 fr = [json.loads(l) for l in sys.stdin]
 a = fr[1]; ip = a[\"feats\"][\"indptr\"][\"data\"]; r = a[\"recon\"][\"data\"]

@@ -1,1 +1,1 @@
-"$PY" "$SF_ROOT/tests/pipeline/forward-lib.py" tiny m gemma && sf-forward --model m --from blocks.7.hook_resid_post --loss < /dev/null > /dev/null
+"$PY" "$SF_ROOT/tests/sfstream.py" tiny m gemma && sf-forward --model m --from blocks.7.hook_resid_post --loss < /dev/null > /dev/null

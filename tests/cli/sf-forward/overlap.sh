@@ -1,4 +1,4 @@
-"$PY" "$SF_ROOT/tests/pipeline/forward-lib.py" tiny m mistral && "$PY" - <<'EOF'
+"$PY" "$SF_ROOT/tests/sfstream.py" tiny m mistral && "$PY" - <<'EOF'
 import json, struct
 src = open("m/model.safetensors", "rb").read()
 n = struct.unpack("<Q", src[:8])[0]

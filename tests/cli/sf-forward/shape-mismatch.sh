@@ -1,1 +1,1 @@
-"$PY" "$SF_ROOT/tests/pipeline/forward-lib.py" tiny m mistral && sed -i 's/"num_key_value_heads": 2/"num_key_value_heads": 4/' m/config.json && sf-forward --model m --hook blocks.0.hook_resid_post < /dev/null > /dev/null
+"$PY" "$SF_ROOT/tests/sfstream.py" tiny m mistral && sed -i 's/"num_key_value_heads": 2/"num_key_value_heads": 4/' m/config.json && sf-forward --model m --hook blocks.0.hook_resid_post < /dev/null > /dev/null

@@ -1,1 +1,1 @@
-"$PY" "$SF_ROOT/tests/pipeline/forward-lib.py" tiny m mistral && truncate -s 30000 m/model.safetensors && sf-forward --model m --hook blocks.0.hook_resid_post < /dev/null > /dev/null
+"$PY" "$SF_ROOT/tests/sfstream.py" tiny m mistral && truncate -s 30000 m/model.safetensors && sf-forward --model m --hook blocks.0.hook_resid_post < /dev/null > /dev/null

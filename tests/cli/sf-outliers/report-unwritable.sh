@@ -1,1 +1,1 @@
-"$PY" "$SF_ROOT/tests/pipeline/encode-lib.py" acts | sf-cat --pack | sf-outliers --max-norm 3 --report /nonexistent/dir/r.jsonl > /dev/null
+"$PY" "$SF_ROOT/tests/sfstream.py" acts | sf-cat --pack | sf-outliers --max-norm 3 --report /nonexistent/dir/r.jsonl > /dev/null
