@@ -10,6 +10,7 @@
 #define SF_ENCODE_NO_MAIN
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "../stages/sf-encode.c"
+#include "sgemm-yardstick.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static float uniform_pm(float a)   /* uniform in [-a, a) (xorshift64*) */
@@ -28,23 +29,9 @@ static float *filled(size_t n, float sd)
     return p;
 }
 
-/* The sgemm-peak yardstick (best square 2048 product, all threads), measured next to the run so
+/* The sgemm-peak yardstick (best square 4096 product, all threads), measured next to the run so
  * that both see the same load on a shared machine. */
-static double square_peak(void)
-{
-    const int n = 4096;
-    float *a = filled((size_t)n * n, 1.0f), *b = filled((size_t)n * n, 1.0f), *c = filled((size_t)n * n, 0.0f);
-    double best = 0;
-    for (int r = 0; r < 3; r++) {
-        double t = proto_now();
-        /* C(n,n) = A(n,n) · B(n,n) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
-        double g = 2.0 * n * n * n / (proto_now() - t) / 1e9;
-        if (g > best) best = g;
-    }
-    free(a); free(b); free(c);
-    return best;
-}
+static double square_peak(void) { return sgemm_best_gflops(4096, 3); }
 
 int main(int argc, char **argv)
 {

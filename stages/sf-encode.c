@@ -115,19 +115,19 @@ static int grow(void **p, size_t *cap, size_t n, size_t sz)
     return PROTO_OK;
 }
 
-/* Grows keeping contents (part feature arrays). */
-static int grow_keep(struct part *p, size_t need)
+/* Grows a CSR index/value pair to hold `need` entries, keeping its contents (doubling from 4096). */
+static int csr_reserve(uint32_t **index, float **value, size_t *cap, size_t need)
 {
-    if (need <= p->cap) return PROTO_OK;
-    size_t cap = p->cap ? p->cap : 4096;
-    while (cap < need) cap *= 2;
-    uint32_t *ix = realloc(p->index, cap * sizeof *ix);
+    if (need <= *cap) return PROTO_OK;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    uint32_t *ix = realloc(*index, c * sizeof *ix);
     if (!ix) return PROTO_E_NOMEM;
-    p->index = ix;
-    float *v = realloc(p->value, cap * sizeof *v);
+    *index = ix;
+    float *v = realloc(*value, c * sizeof *v);
     if (!v) return PROTO_E_NOMEM;
-    p->value = v;
-    p->cap = cap;
+    *value = v;
+    *cap = c;
     return PROTO_OK;
 }
 
@@ -250,7 +250,7 @@ static void topk_select(const float *z, int n, int k, int *hi, float *hv)
 
 static inline int emit(struct part *p, uint32_t j, float f)
 {
-    if (p->nnz == p->cap && grow_keep(p, p->nnz + 1) != 0) return PROTO_E_NOMEM;
+    if (p->nnz == p->cap && csr_reserve(&p->index, &p->value, &p->cap, p->nnz + 1) != 0) return PROTO_E_NOMEM;
     p->index[p->nnz] = j;
     p->value[p->nnz++] = f;
     return PROTO_OK;
@@ -277,7 +277,7 @@ static int encode_token(struct part *p, const float *pre_t, uint32_t *cnt)
             int any = 0;
             for (int q = 0; q < 16; q++) any |= pre_t[j0 + q] + b[j0 + q] > 0;
             if (!any) continue;
-            if (p->nnz + 16 > p->cap && grow_keep(p, p->nnz + 16)) return PROTO_E_NOMEM;
+            if (p->nnz + 16 > p->cap && csr_reserve(&p->index, &p->value, &p->cap, p->nnz + 16)) return PROTO_E_NOMEM;
             for (int j = j0; j < j0 + 16; j++) {   /* branchless: write always, count if active */
                 float z = pre_t[j] + b[j];
                 p->index[p->nnz] = (uint32_t)j;
@@ -411,16 +411,8 @@ static int encode_tokens(struct state *st, const float *x, int64_t n_tok, float 
             struct part *p = &st->part[i];
             if (p->err) return p->err;
             if (nnz + p->nnz > UINT32_MAX) { proto_set_detail("more than 2^32 features in one frame"); return PROTO_E_INVAL; }
-            if (nnz + p->nnz > st->nnz_cap) {
-                size_t cap = (nnz + p->nnz) * 2;
-                uint32_t *ix = realloc(st->index, cap * sizeof *ix);
-                if (!ix) return PROTO_E_NOMEM;
-                st->index = ix;
-                float *v = realloc(st->value, cap * sizeof *v);
-                if (!v) return PROTO_E_NOMEM;
-                st->value = v;
-                st->nnz_cap = cap;
-            }
+            if ((err = csr_reserve(&st->index, &st->value, &st->nnz_cap, nnz + p->nnz))) return err;
+            if (p->nnz == 0) continue;   /* p->index may be NULL: no memcpy from it */
             memcpy(st->index + nnz, p->index, p->nnz * sizeof *st->index);
             memcpy(st->value + nnz, p->value, p->nnz * sizeof *st->value);
             nnz += p->nnz;

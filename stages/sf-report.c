@@ -427,6 +427,22 @@ static bool line_plot(struct report *r, const char *id, const cJSON *arr, const 
 }
 
 /* ---- density scatter and parallel coordinates ---- */
+/* Counts the (base, finetune) log-density pairs in an nb x nb grid over [-10.5, 0.5]^2 (cells
+ * 11/nb wide; non-finite pairs skipped): cnt (nb, nb), [base bin][finetune bin]. Returns the
+ * largest count. */
+static unsigned density_grid(const double *lb, const double *lf, size_t n, int nb, unsigned *cnt)
+{
+    const double w = 11.0 / nb;
+    unsigned max = 0;
+    memset(cnt, 0, (size_t)nb * nb * sizeof *cnt);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(lb[i]) || !isfinite(lf[i])) continue;
+        unsigned *c = &cnt[bin_of((lb[i] + 10.5) / w, nb) * nb + bin_of((lf[i] + 10.5) / w, nb)];
+        if (++*c > max) max = *c;
+    }
+    return max;
+}
+
 static bool density_scatter(struct report *r, const char *id, const double *lb, const double *lf, size_t n, double r_json)
 {
     double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, m = 0;
@@ -450,14 +466,8 @@ static bool density_scatter(struct report *r, const char *id, const double *lb, 
                 sb_printf(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"#4c78a8\" fill-opacity=\"0.45\"/>\n", px(&p, lb[i]), py(&p, lf[i]));
     } else {
         static unsigned grid[SCATTER_BINS][SCATTER_BINS];   /* [x bin][y bin] counts */
-        memset(grid, 0, sizeof grid);
         const double w = 11.0 / SCATTER_BINS;
-        unsigned gmax = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!isfinite(lb[i]) || !isfinite(lf[i])) continue;
-            int a = bin_of((lb[i] + 10.5) / w, SCATTER_BINS), b = bin_of((lf[i] + 10.5) / w, SCATTER_BINS);
-            if (++grid[a][b] > gmax) gmax = grid[a][b];
-        }
+        unsigned gmax = density_grid(lb, lf, n, SCATTER_BINS, &grid[0][0]);
         for (int a = 0; a < SCATTER_BINS; a++)
             for (int b = 0; b < SCATTER_BINS; b++) {
                 if (!grid[a][b]) continue;
@@ -507,13 +517,7 @@ static bool density_parallel(struct report *r, const char *id, const double *lb,
     } else {
         enum { NB = 44 };   /* 11 / PAR_BIN bins over [-10.5, 0.5] */
         static unsigned cnt[NB][NB];
-        memset(cnt, 0, sizeof cnt);
-        unsigned cmax = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!isfinite(lb[i]) || !isfinite(lf[i])) continue;
-            int a = bin_of((lb[i] + 10.5) / PAR_BIN, NB), b = bin_of((lf[i] + 10.5) / PAR_BIN, NB);
-            if (++cnt[a][b] > cmax) cmax = cnt[a][b];
-        }
+        unsigned cmax = density_grid(lb, lf, n, NB, &cnt[0][0]);
         for (int a = 0; a < NB; a++)
             for (int b = 0; b < NB; b++) {
                 if (!cnt[a][b]) continue;
