@@ -24,7 +24,7 @@ usage() {
   cat <<'EOF'
 usage: pipelines/transfer.sh --base DIR --finetune DIR --sae DIR --data FILE... [options]
 
-Runs the SAE transfer study (../shared/STUDY.md) of one base/finetune pair and writes
+Runs the SAE transfer study (proto/PROTOCOL.md section 6) of one base/finetune pair and writes
 OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
 
   --base DIR, --finetune DIR   Hugging Face checkpoint directories (the base's tokenizer is used)

@@ -1,6 +1,6 @@
 /* sae-dir.h - the one SAELens directory loader: DIR/cfg.json + DIR/sae_weights.safetensors ->
  * struct proto_sae, for every architecture sf-encode runs (sf-encode, sf-train --init-from,
- * sf-reduce's decoder rows). Semantics: ../shared/STUDY.md and SAELens 3.22.
+ * sf-reduce's decoder rows). Semantics: proto/PROTOCOL.md §6 and SAELens 3.22.
  *
  * cfg.json, with SAELens's defaults and legacy names (absent and null are the same):
  *   architecture               standard | topk (= standard with topk) | jumprelu | gated

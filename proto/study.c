@@ -1,4 +1,4 @@
-/* study.c - metrics of the study (../STUDY.md) that more than one stage computes. */
+/* study.c - metrics of the study (proto/PROTOCOL.md §6) that more than one stage computes. */
 #include <math.h>
 #include "study.h"
 

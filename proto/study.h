@@ -1,4 +1,4 @@
-/* study.h - metrics of the study (../shared/STUDY.md, reproduced in proto/PROTOCOL.md) that more
+/* study.h - metrics of the study (proto/PROTOCOL.md §6) that more
  * than one stage computes, kept in one place so every stage measures the same thing. */
 #ifndef SAEFLOW_STUDY_H
 #define SAEFLOW_STUDY_H

@@ -7,7 +7,7 @@
  * sae_weights.safetensors, read by proto/sae-dir.h): architectures standard / topk / jumprelu / gated, activation fns
  * relu / tanh-relu / topk, apply_b_dec_to_input, normalize_activations none /
  * constant_norm_rescale / expected_average_only_in / layer_norm, finetuning_scaling_factor
- * (exact semantics: ../shared/STUDY.md and SAELens 3.22 `SAE.encode_*` / `decode`).
+ * (exact semantics: proto/PROTOCOL.md §6 and SAELens 3.22 `SAE.encode_*` / `decode`).
  * Batched: the encoder is one sgemm per frame (split only when the pre-activations of a frame
  * would pass ENC_MAX_BYTES); the decoder walks the non-zero features (cost ∝ L0·d_in); the
  * activation and decode run on --threads workers (proto_parallel_run) over contiguous token

@@ -2,7 +2,7 @@
  *
  * Reads a stream of frames; every `acts` frame gets `keep` u8 [rows, ctx] (1 = kept, 0 =
  * outlier); other frames pass through untouched. A token is an outlier when ‖x‖ > T with T from
- * one rule (../shared/STUDY.md "Outliers"): --max-norm T; --norm-scalar s --multiplier m
+ * one rule (proto/PROTOCOL.md §6 "Outliers"): --max-norm T; --norm-scalar s --multiplier m
  * (s·‖x‖ > m·sqrt(d_model)); --estimate N --multiplier m (s = sqrt(d_model)/E‖x‖ over the
  * first N tokens of this stream). The rule goes into the output header's meta; since the header
  * precedes the data, --estimate holds the first frames (packed, in memory) until N tokens have

@@ -1,8 +1,8 @@
 /* sf-report - the report a researcher looks at: sf-reduce JSON in, one self-contained HTML out.
  *
- * Reads one or more sf-reduce JSON documents (../shared/SPEC.md §4; one study each, shown side by
+ * Reads one or more sf-reduce JSON documents (proto/PROTOCOL.md §5; one study each, shown side by
  * side) and writes one HTML file: a summary table and a verdict per study at the top, then the
- * plots of ../shared/STUDY.md ("Plots the report must show") as inline SVG (no network, no
+ * plots of the original study (the seed; listed in proto/PROTOCOL.md §6) as inline SVG (no network, no
  * JavaScript), then a provenance footer. Blocks missing from a document are skipped with a note.
  * With --png DIR every plot is also written as DIR/<plot id>.png (rsvg-convert).
  * Plot ids and the verdict thresholds are listed in usage().

@@ -7,7 +7,7 @@
  * logit weight similarity and the unembedding Frobenius figures; --weights-only compares two
  * checkpoints tensor by tensor without any stream. --merge a.json b.json ... combines the
  * "partial" blocks of shard results into the result one pass over all shards would give.
- * Keys: ../shared/SPEC.md §4; definitions: ../shared/STUDY.md; layout choices: usage().
+ * Keys: proto/PROTOCOL.md §5; definitions: proto/PROTOCOL.md §6; layout choices: usage().
  * The parts of this stage and what each holds: reduce.h. This file: options, usage, main.
  */
 #include <stdio.h>
@@ -33,7 +33,7 @@ static void usage(FILE *fp)
 "       sf-reduce --weights-only --base-model DIR --finetune-model DIR\n"
 "       sf-reduce --merge A.json B.json ...\n"
 "\n"
-"Reduces saeflow streams to one JSON document (../shared/SPEC.md section 4) in one pass, with\n"
+"Reduces saeflow streams to one JSON document (proto/PROTOCOL.md section 5) in one pass, with\n"
 "memory independent of the number of tokens. What each frame kind gives:\n"
 "  sim frames                      -> \"similarity\" (cos/l2 means, by position, by row, histograms)\n"
 "  acts + feats (+ recon, keep)    -> \"model\": l0, l1, log_density, dead_*, r2_pooled,\n"
@@ -61,7 +61,7 @@ static void usage(FILE *fp)
 "  --pretty                 indent the JSON\n"
 "  --no-partial             leave out the \"partial\" block (the result can then not be merged)\n"
 "\n"
-"Definitions (../shared/STUDY.md), and the choices this stage makes:\n"
+"Definitions (proto/PROTOCOL.md section 6), and the choices this stage makes:\n"
 "  l0: mean #features with f > 1e-8; density: #tokens with f > 1e-10 / N;\n"
 "  log_density = log10(density + 1e-10); dead <=> log_density <= -9. Exclusively dead in base:\n"
 "  L_b <= -8 < L_f (and vice versa); regular: -5 <= L <= -1 in both models.\n"
