@@ -27,6 +27,10 @@
 # Every stage runs in its own process group (set -m), so stopping one stops what it started;
 # on exit (normal, error, Ctrl-C) every group still running is stopped and $SF_TMP removed.
 
+# the stages: build/bin (or $SF_BUILD/bin, another build dir) first on PATH
+SF_BIN=${SF_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build}/bin
+[ -d "$SF_BIN" ] && PATH="$SF_BIN:$PATH"
+
 SF_PIDS=() SF_NAMES=()
 declare -A SF_RC=() SF_KILLED=()
 SF_PROG=$(basename "$0")

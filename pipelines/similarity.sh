@@ -6,7 +6,6 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib.sh"
-SF_BIN=${SF_BUILD:-$HERE/../build}/bin; [ -d "$SF_BIN" ] && PATH="$SF_BIN:$PATH"   # SF_BUILD: another build dir
 usage() {
   cat <<'USAGE'
 usage: pipelines/similarity.sh --base DIR --finetune DIR --hook H --data FILE... [options]

@@ -4,7 +4,6 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib.sh"
-SF_BIN=${SF_BUILD:-$HERE/../build}/bin; [ -d "$SF_BIN" ] && PATH="$SF_BIN:$PATH"   # SF_BUILD: another build dir
 
 usage() {
   cat <<'USAGE'
