@@ -1,6 +1,10 @@
 # saeflow - plain GNU make. `make` builds every stage into build/bin/; `make test` runs tests/run.
 # Library flags come from pkg-config only. Stages are stages/NAME.c or stages/NAME/*.c[c]
 # (a folder stage with .cc files is linked with $(CXX)); per-stage extra libraries: LDLIBS_NAME.
+# The default build is portable (x86-64 baseline, -O2 -g): its binaries run on any x86-64 host and
+# under valgrind. `make native` builds the same with OPT='-O2 -g -march=native' into build-native/
+# (faster loops on this CPU; the binaries may die with SIGILL on another host or under valgrind).
+# OpenBLAS's kernel is chosen at run time either way (proto/blas.h).
 
 BUILD    ?= build
 CC       ?= cc
@@ -35,7 +39,7 @@ BENCH_SRC   := $(wildcard bench/*.c)
 BENCHES     := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz-*.c)
 
-.PHONY: all test asan bench fuzz clean debug test-long report-check
+.PHONY: all test asan bench fuzz clean debug native test-long report-check
 all: $(BINS) $(UNITS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
@@ -84,6 +88,9 @@ test-long: all
 debug:
 	$(MAKE) BUILD=build-debug OPT="-O0 -g"
 
+native:
+	$(MAKE) BUILD=build-native OPT="-O2 -g -march=native" all
+
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 asan:
 	$(MAKE) BUILD=build-asan OPT="$(ASAN_FLAGS)" all
@@ -104,7 +111,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf build build-asan build-debug build-fuzz
+	rm -rf build build-asan build-debug build-fuzz build-native
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -11,6 +11,9 @@
 #                          failed (exit N)" naming the stage that caused it and returns its
 #                          code (1 for a signal). Stages started after it form a new batch.
 #   sf_cfg_get FILE KEY    a scalar of a flat JSON file (cfg.json, config.json), unquoted
+#   sf_lock DIR            hold DIR/.lock (flock, fd 9) until the script and its stages end;
+#                          if another run holds it: "PROG: error: DIR: in use by ..." naming
+#                          that run (pid, host, start time, as it wrote them) and exit 1
 # Stage bodies (CMD of sf_stage; IN and OUT are files or fifos):
 #   sf_tee IN OUT...       copy stream IN to every OUT
 #   sf_zstd IN OUT         zstd-compress IN into OUT
@@ -116,6 +119,18 @@ sf_blame() { # FIRST (the first stage that ended non-zero): names the culprit, r
   echo "$SF_PROG: error: stage $(sf_name_of "$culprit") failed ($why)" >&2
   [ "$rc" -ge 1 ] && [ "$rc" -le 3 ] && return "$rc"
   return 1
+}
+
+sf_lock() { # DIR
+  local lock="$1/.lock" who
+  exec 9<>"$lock" || { echo "$SF_PROG: error: $lock: cannot open the lock file" >&2; exit 1; }
+  if ! flock -n 9; then
+    who=$(head -c 300 "$lock" 2>/dev/null | tr -d '\n')
+    echo "$SF_PROG: error: $1: in use by another run (${who:-its pid not written yet}); wait for it or use another output" >&2
+    exit 1
+  fi
+  printf 'pid %s on %s, started %s: %s\n' "$$" "$(hostname 2>/dev/null || echo ?)" \
+      "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$SF_PROG" > "$lock"
 }
 
 sf_cfg_get() { # FILE KEY: the value of "KEY": ... in a JSON file (strings unquoted)

@@ -40,7 +40,8 @@ OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
   --outlier-norm-scalar S      use this s instead of estimating it (Gemma-2b in the seed: 0.31279)
                                (no outlier rule given: no token is filtered)
   --ablate                     also the zero-ablation CE and KL (ce_recovered)
-  --out DIR                    output directory (default study-out)
+  --out DIR                    output directory (default study-out); one run at a time: a
+                               second run into DIR refuses (exit 1) while DIR/.lock is held
   --keep-streams DIR           also save the streams as .zst files (see above)
   --threads N                  threads per compute stage (default 1; both branches run at once)
   --title TEXT                 a name for the study in the report (default: FINETUNE's basename)
@@ -107,7 +108,8 @@ CFG="$SAE/cfg.json"
 [ "$BOS" = false ] && BOSFLAG=--no-bos || BOSFLAG=--bos
 [ -n "$TITLE" ] || TITLE=$(basename "$FT")
 
-mkdir -p "$OUT"
+mkdir -p "$OUT" || exit 1
+sf_lock "$OUT"       # a second run into the same --out refuses (exit 1), naming this one
 rm -f "$OUT/result.json" "$OUT/report.html"    # never leave an old result beside a failed run
 [ -n "$KEEP" ] && mkdir -p "$KEEP"
 sf_setup transfer.sh

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "blas.h"
 #include "cli.h"
 
 const char *g_prog = "saeflow";
@@ -19,6 +20,7 @@ void proto_cli_init(struct proto_cli *cli, const char *argv0)
     g_prog = b ? b + 1 : (argv0 ? argv0 : "saeflow");
     memset(cli, 0, sizeof *cli);
     cli->in = "-"; cli->out = "-"; cli->progress = -1;
+    proto_blas_init();   /* OpenBLAS kernel choice: may re-exec once, so before any input (blas.h) */
 }
 
 int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage)(FILE *))
@@ -63,10 +65,18 @@ void proto_cli_help_common(FILE *fp)
 void proto_cli_finish(struct proto_cli *cli, bool writes_frames)
 {
     if (cli->threads > 0 && openblas_set_num_threads) openblas_set_num_threads(cli->threads);
+    proto_info("%s", proto_blas_describe());   /* -v: the kernel the stage computes with */
     if (writes_frames && !cli->force && strcmp(cli->out, "-") == 0 && isatty(1)) {
         proto_error("stdout is a terminal, refusing to write binary frames (use -o FILE, a pipe, or -f)");
         exit(PROTO_EXIT_USAGE);
     }
+    proto_cli_check_distinct(cli->out, cli->in);
+}
+
+void proto_cli_check_distinct(const char *out, const char *in)
+{
+    if (proto_same_file(out, in))
+        proto_usage_error("%s: the output is the same file as the input %s (it would be overwritten while read)", out, in);
 }
 
 bool proto_cli_progress_on(const struct proto_cli *cli)

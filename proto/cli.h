@@ -50,8 +50,11 @@ int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage
 void proto_cli_help_common(FILE *fp);
 /* After parsing: applies --threads (OpenBLAS, when linked), checks stdout is not a terminal
  * when frames go there (exit 2 unless -f). Pass writes_frames=false for stages whose stdout is
- * JSON/HTML. */
+ * JSON/HTML. Exits 2 when -o is the same file as -i (proto_cli_check_distinct). */
 void proto_cli_finish(struct proto_cli *cli, bool writes_frames);
+/* Exit 2 when the output out is the same file as the input in (proto_same_file); called by
+ * proto_cli_finish for -o/-i, and by stages for their other inputs and outputs. */
+void proto_cli_check_distinct(const char *out, const char *in);
 bool proto_cli_progress_on(const struct proto_cli *cli);
 
 /* Checked number parsing: exit 2 with a message on garbage or out of range. */

@@ -1,8 +1,13 @@
-/* file.c - small file helpers. */
+/* file.c - small file helpers: whole-file reads, same-file test, temp + rename outputs. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include "proto.h"
 
 int proto_read_file(const char *path, char **out, size_t *len)
@@ -23,4 +28,73 @@ int proto_read_file(const char *path, char **out, size_t *len)
     if (rc != PROTO_OK) { free(b); return rc; }
     b[n] = 0; *out = b; if (len) *len = n;
     return PROTO_OK;
+}
+
+/* ---- same file, whole-or-nothing output ---- */
+
+/* True for endpoints that are not files in the file system: "-", tcp://, ipc://, inproc://. */
+static bool not_a_file(const char *ep)
+{
+    return !ep || !*ep || strcmp(ep, "-") == 0 || strncmp(ep, "tcp://", 6) == 0 ||
+           strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0;
+}
+
+bool proto_same_file(const char *a, const char *b)
+{
+    if (not_a_file(a) || not_a_file(b)) return false;
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
+}
+
+int proto_tmp_create(const char *path, char *tmp, size_t cap)
+{
+    static unsigned counter;
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned r = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL) ^ (++counter * 40503u);
+        if ((size_t)snprintf(tmp, cap, "%s.tmp-%06x", path, r & 0xffffff) >= cap) {
+            proto_set_detail("%s: path too long", path); return PROTO_E_IO;
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) { close(fd); return PROTO_OK; }
+        if (errno != EEXIST) { proto_set_detail("%s: %s", path, strerror(errno)); return PROTO_E_IO; }
+    }
+    proto_set_detail("%s: no free temporary name", path);
+    return PROTO_E_IO;
+}
+
+/* fsync of a written file p (by name; messages say name), so a rename never publishes data
+ * still in flight. */
+static int sync_path(const char *p, const char *name)
+{
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { proto_set_detail("%s: %s", name, strerror(errno)); return PROTO_E_IO; }
+    int bad = fsync(fd) != 0 && errno != EINVAL && errno != EROFS;
+    int e = errno;
+    close(fd);
+    if (bad) { proto_set_detail("%s: %s", name, strerror(e)); return PROTO_E_IO; }
+    return PROTO_OK;
+}
+
+int proto_tmp_commit(const char *tmp, const char *path)
+{
+    int err = sync_path(tmp, path);
+    if (!err && rename(tmp, path) != 0) { proto_set_detail("%s: %s", path, strerror(errno)); err = PROTO_E_IO; }
+    if (err) unlink(tmp);
+    return err;
+}
+
+int proto_write_atomic(const char *path, const void *data, size_t n)
+{
+    char tmp[4200];
+    int err = proto_tmp_create(path, tmp, sizeof tmp);
+    if (err) return err;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) { proto_set_detail("%s: %s", path, strerror(errno)); unlink(tmp); return PROTO_E_IO; }
+    errno = 0;
+    bool bad = n && fwrite(data, 1, n, f) != n;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) { bad = true; e = errno; }
+    if (bad) { proto_set_detail("%s: %s", path, strerror(e ? e : EIO)); unlink(tmp); return PROTO_E_IO; }
+    return proto_tmp_commit(tmp, path);
 }

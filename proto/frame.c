@@ -4,6 +4,7 @@
 #include <string.h>
 #include <zstd.h>
 #include "proto.h"
+#include "blas.h"
 
 static const char *g_kind_names[] = {"header", "tokens", "acts", "loss", "sim", "end", "other"};
 const char *proto_kind_name(enum proto_kind k) { return (unsigned)k <= PROTO_KIND_OTHER ? g_kind_names[k] : "?"; }
@@ -300,13 +301,29 @@ static int parse_tensor(const msgpack_object *o, const char *key, struct proto_t
         numel *= t->shape[i];
     }
     if (!da || da->type != MSGPACK_OBJECT_BIN) { proto_set_detail("%s: data must be a bin", key); return PROTO_E_SCHEMA; }
-    size_t nbytes = (size_t)numel * proto_dtype_size(t->dtype);
+    size_t nbytes = (size_t)numel * proto_dtype_size(t->dtype);   /* numel <= 2^40: no overflow */
     bool zstd = z && z->type == MSGPACK_OBJECT_BOOLEAN && z->via.boolean;
-    if (!zstd && da->via.bin.size == nbytes && ((uintptr_t)da->via.bin.ptr & 63) == 0) {
+    /* the data length is checked against the shape BEFORE any memory is reserved for it */
+    uint64_t have = zstd ? ZSTD_getFrameContentSize(da->via.bin.ptr, da->via.bin.size) : da->via.bin.size;
+    if (zstd && (have == ZSTD_CONTENTSIZE_ERROR || have == ZSTD_CONTENTSIZE_UNKNOWN)) {
+        proto_set_detail("%s: zstd data of %u bytes does not state its decompressed size (shape needs %zu)", key, da->via.bin.size, nbytes);
+        return PROTO_E_SCHEMA;
+    }
+    if (have != nbytes) {
+        char shp[96] = "";
+        for (int i = 0; i < t->ndim; i++) snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s%llu", i ? " " : "", (unsigned long long)t->shape[i]);
+        proto_set_detail("%s: data is %llu bytes%s, shape [%s] %s needs %zu", key, (unsigned long long)have,
+                         zstd ? " decompressed" : "", shp, proto_dtype_name(t->dtype), nbytes);
+        return PROTO_E_SCHEMA;
+    }
+    if (!zstd && ((uintptr_t)da->via.bin.ptr & 63) == 0) {
         t->data = da->via.bin.ptr;   /* already 64-byte aligned (the reader arranges it for large bins): use in place */
         return PROTO_OK;
     }
-    if (proto_buf_reserve(slot, nbytes ? nbytes : 1) != PROTO_OK) return PROTO_E_NOMEM;
+    if (proto_buf_reserve(slot, nbytes ? nbytes : 1) != PROTO_OK) {
+        proto_set_detail("%s: no memory for %zu bytes of data", key, nbytes);
+        return PROTO_E_NOMEM;
+    }
     if (zstd) {
         size_t r = ZSTD_decompress(slot->p, nbytes, da->via.bin.ptr, da->via.bin.size);
         if (ZSTD_isError(r) || r != nbytes) {
@@ -314,15 +331,7 @@ static int parse_tensor(const msgpack_object *o, const char *key, struct proto_t
                              ZSTD_isError(r) ? ZSTD_getErrorName(r) : "wrong size");
             return PROTO_E_SCHEMA;
         }
-    } else {
-        if (da->via.bin.size != nbytes) {
-            char shp[96] = "";
-            for (int i = 0; i < t->ndim; i++) snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s%llu", i ? " " : "", (unsigned long long)t->shape[i]);
-            proto_set_detail("%s: data is %u bytes, shape [%s] %s needs %zu", key, da->via.bin.size, shp, proto_dtype_name(t->dtype), nbytes);
-            return PROTO_E_SCHEMA;
-        }
-        if (nbytes) memcpy(slot->p, da->via.bin.ptr, nbytes);
-    }
+    } else if (nbytes) memcpy(slot->p, da->via.bin.ptr, nbytes);
     t->data = slot->p;
     return PROTO_OK;
 }
@@ -560,10 +569,11 @@ int proto_meta_pack(const struct proto_meta *m, msgpack_packer *pk)
         msgpack_pack_array(pk, ns + add_stage);
         for (uint32_t i = 0; i < ns; i++) msgpack_pack_object(pk, stages->via.array.ptr[i]);
         if (add_stage) {
-            msgpack_pack_map(pk, 3);
+            msgpack_pack_map(pk, 4);
             pack_str(pk, "name"); pack_str(pk, m->stage_name);
             pack_str(pk, "version"); pack_str(pk, SAEFLOW_VERSION);
             pack_str(pk, "args"); pack_str(pk, m->stage_args ? m->stage_args : "");
+            pack_str(pk, "blas"); pack_str(pk, proto_blas_kernel());   /* the kernel it computed with */
         }
     }
     return PROTO_OK;

@@ -91,7 +91,14 @@ static int cfg_numbers(const cJSON *cfg, struct proto_hf_config *c)
     if ((r = proto_json_num(cfg, "rms_norm_eps", &eps)) < 0 || (r = proto_json_num(cfg, "rope_theta", &c->theta)) < 0)
         return r;
     c->eps = (float)eps;
-    if (!(c->theta > 0)) { proto_set_detail("rope_theta %g is not positive", c->theta); return PROTO_E_FORMAT; }
+    if (!(c->eps > 0) || !isfinite(c->eps) || eps >= 1) {   /* a bad eps only warned, then ran */
+        proto_set_detail("rms_norm_eps %g is not a positive number below 1", eps);
+        return PROTO_E_FORMAT;
+    }
+    if (!(c->theta > 0) || !isfinite(c->theta)) { proto_set_detail("rope_theta %g is not positive", c->theta); return PROTO_E_FORMAT; }
+    long long mp = 0;
+    if ((r = proto_json_int(cfg, "max_position_embeddings", 1, INT32_MAX, &mp)) < 0) return r;
+    c->max_pos = (int)mp;
     if (c->arch != PROTO_HF_MISTRAL) return PROTO_OK;
     if ((r = proto_json_num(cfg, "sliding_window", &w)) < 0) return r;
     if (r && (w != floor(w) || w < 1)) {

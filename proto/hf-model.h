@@ -52,7 +52,8 @@ enum proto_hf_act { PROTO_HF_SILU, PROTO_HF_GELU_TANH };
 const char *proto_hf_arch_name(enum proto_hf_arch a);
 
 /* config.json of a model we can run. Every dimension is checked positive and small enough that
- * the product of two never overflows; head_dim is even; n_heads is a multiple of n_kv_heads. */
+ * the product of two never overflows; head_dim is even; n_heads is a multiple of n_kv_heads;
+ * rms_norm_eps is in (0, 1), rope_theta positive and finite. */
 struct proto_hf_config {
     enum proto_hf_arch arch;
     int d_model;              /* hidden_size */
@@ -64,6 +65,7 @@ struct proto_hf_config {
     int vocab;                /* vocab_size */
     float eps;                /* rms_norm_eps (default 1e-6) */
     double theta;             /* rope_theta (default 10000) */
+    int max_pos;              /* max_position_embeddings; 0 when config.json does not say */
     int window;               /* Mistral sliding_window W (query i sees keys i-W < j <= i); 0 = none */
     bool tied;                /* logits use the embedding (tie_word_embeddings; default: Gemma) */
     enum proto_hf_act act;    /* silu; Gemma v1: tanh GELU whatever hidden_act says */

@@ -1,6 +1,8 @@
 /* io.c - endpoints: readers and writers of frame streams over fds, files, .zst files and
  * ZeroMQ PUSH/PULL. The reader enforces the stream grammar: header first, seq 0,1,2,... with no
- * gap, end last with the right count; EOF before end is PROTO_E_TRUNCATED. */
+ * gap, end last with the right frame and row counts, nothing after it on a file or pipe (EOF);
+ * EOF before end is PROTO_E_TRUNCATED. A frame may hold at most READ_MAX_OBJECTS msgpack
+ * objects, checked before msgpack-c unpacks it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -144,12 +146,18 @@ static ssize_t read_some(int fd, void *buf, size_t n)
  * needed, PROTO_E_PARSE for a byte that starts no msgpack object. Only headers are looked at
  * (bins and strings are skipped by length), so rescanning a partial frame is cheap. */
 #define ALIGN_MIN_BIN (1u << 16)   /* bins this large are received 64-byte aligned */
+/* At most this many msgpack objects (every value, key, array and map counts one) in one frame:
+ * msgpack-c's unpacker takes 24 bytes per object (a 20 MB frame of nils took 490 MB), so a frame
+ * costs at most ~1.6 MB beyond its own bytes. Real frames hold a few dozen (tensors are bins). */
+#define READ_MAX_OBJECTS (1u << 16)
+#define MP_TOO_MANY (-1000)         /* mp_size: over READ_MAX_OBJECTS (no proto error code) */
 static long long mp_size(const unsigned char *p, size_t n, size_t *big_body)
 {
     *big_body = 0;
     size_t pos = 0;
-    uint64_t pending = 1;
+    uint64_t pending = 1, objs = 0;
     while (pending) {
+        if (++objs > READ_MAX_OBJECTS) return MP_TOO_MANY;
         if (pos >= n) return 0;
         unsigned b = p[pos];
         uint64_t hs = 1, body = 0, add = 0;
@@ -241,6 +249,22 @@ static long read_more(struct proto_reader *r)
     return (long)out.pos;
 }
 
+/* mp_size's failures and msgpack_unpack_next's, with a detail. */
+static int mp_fail(const struct proto_reader *r, long long code)
+{
+    unsigned long long k = (unsigned long long)r->frames;
+    if (code == MP_TOO_MANY) {
+        proto_set_detail("after %llu data frames: a frame of more than %u msgpack objects (the bound per frame)", k, READ_MAX_OBJECTS);
+        return PROTO_E_SCHEMA;
+    }
+    if (code == MSGPACK_UNPACK_NOMEM_ERROR) {   /* msgpack-c says so for nesting over 32 levels too */
+        proto_set_detail("after %llu data frames: msgpack nested deeper than 32 levels, or out of memory", k);
+        return PROTO_E_PARSE;
+    }
+    proto_set_detail("after %llu data frames: bytes are not msgpack", k);
+    return PROTO_E_PARSE;
+}
+
 static int next_object(struct proto_reader *r, const msgpack_object **obj)
 {
     if (r->type == EP_ZMQ) {
@@ -252,9 +276,11 @@ static int next_object(struct proto_reader *r, const msgpack_object **obj)
             if (errno == EAGAIN) { proto_set_detail("no frame within %d s (SAEFLOW_ZMQ_TIMEOUT)", zmq_timeout_ms() / 1000); return PROTO_E_TIMEOUT; }
             proto_set_detail("zmq_msg_recv: %s", zmq_strerror(errno)); return PROTO_E_ZMQ;
         }
-        size_t off = 0, size = zmq_msg_size(&r->msg);
-        msgpack_unpack_return ret = msgpack_unpack_next(&r->res, zmq_msg_data(&r->msg), size, &off);
-        if (ret == MSGPACK_UNPACK_NOMEM_ERROR) return PROTO_E_NOMEM;
+        size_t off = 0, size = zmq_msg_size(&r->msg), big;
+        long long need = mp_size(zmq_msg_data(&r->msg), size, &big);   /* the object bound, before unpacking */
+        if (need == MP_TOO_MANY) return mp_fail(r, need);
+        msgpack_unpack_return ret = need <= 0 ? MSGPACK_UNPACK_PARSE_ERROR : msgpack_unpack_next(&r->res, zmq_msg_data(&r->msg), size, &off);
+        if (ret == MSGPACK_UNPACK_NOMEM_ERROR) return mp_fail(r, ret);
         if (ret != MSGPACK_UNPACK_SUCCESS || off != size) { proto_set_detail("message of %zu bytes is not one msgpack frame", size); return PROTO_E_PARSE; }
         *obj = &r->res.data;
         return PROTO_OK;
@@ -269,12 +295,11 @@ static int next_object(struct proto_reader *r, const msgpack_object **obj)
             if (to + n + READ_CHUNK > r->cap) { /* read_more grows it; align next time round */ }
             else { memmove(r->buf + to, r->buf + r->start, n); r->start = to; r->len = to + n; }
         }
-        if (size < 0) { proto_set_detail("after %llu data frames: bytes are not msgpack", (unsigned long long)r->frames); return PROTO_E_PARSE; }
+        if (size < 0) return mp_fail(r, size);
         if (size > 0) {
             size_t off = 0;
             msgpack_unpack_return ret = msgpack_unpack_next(&r->res, r->buf + r->start, (size_t)size, &off);
-            if (ret == MSGPACK_UNPACK_NOMEM_ERROR) return PROTO_E_NOMEM;
-            if (ret != MSGPACK_UNPACK_SUCCESS || off != (size_t)size) { proto_set_detail("after %llu data frames: bytes are not msgpack", (unsigned long long)r->frames); return PROTO_E_PARSE; }
+            if (ret != MSGPACK_UNPACK_SUCCESS || off != (size_t)size) return mp_fail(r, ret);
             r->start += (size_t)size;   /* the objects point into buf until the next read_more */
             *obj = &r->res.data;
             return PROTO_OK;
@@ -288,6 +313,40 @@ static int next_object(struct proto_reader *r, const msgpack_object **obj)
             return PROTO_E_TRUNCATED;
         }
     }
+}
+
+/* After the end frame a file or pipe must be at EOF: one more byte is a second stream or garbage
+ * that would otherwise be dropped unseen (ZeroMQ is not checked: a message after the end could
+ * only be seen by waiting for it). */
+static int check_eof_after_end(struct proto_reader *r)
+{
+    if (r->type == EP_ZMQ) return PROTO_OK;
+    for (;;) {
+        if (r->len > r->start) {
+            proto_set_detail("data after the end frame (at least %zu bytes after %llu data frames)",
+                             r->len - r->start, (unsigned long long)r->frames);
+            return PROTO_E_SEQ;
+        }
+        long k = read_more(r);
+        if (k <= 0) return (int)k;
+    }
+}
+
+/* The end frame's counts against what arrived; then nothing may follow it. */
+static int check_end(struct proto_reader *r, struct proto_frame *end)
+{
+    const struct proto_value *fr = proto_frame_get(end, "frames"), *rows = proto_frame_get(end, "rows");
+    if (fr->u != r->frames) {
+        proto_set_detail("end frame counts %llu frames, %llu arrived", (unsigned long long)fr->u, (unsigned long long)r->frames);
+        return PROTO_E_SEQ;
+    }
+    if (rows && (rows->type != PROTO_V_UINT || rows->u != r->rows)) {
+        if (rows->type != PROTO_V_UINT) proto_set_detail("end frame 'rows' is not a uint");
+        else proto_set_detail("end frame counts %llu rows, %llu arrived in %llu data frames", (unsigned long long)rows->u,
+                              (unsigned long long)r->rows, (unsigned long long)r->frames);
+        return PROTO_E_SEQ;
+    }
+    return check_eof_after_end(r);
 }
 
 int proto_reader_next(struct proto_reader *r, struct proto_frame *out)
@@ -312,11 +371,7 @@ int proto_reader_next(struct proto_reader *r, struct proto_frame *out)
     }
     if (out->kind == PROTO_KIND_HEADER) { proto_set_detail("second header frame after %llu data frames", (unsigned long long)r->frames); return PROTO_E_SEQ; }
     if (out->kind == PROTO_KIND_END) {
-        const struct proto_value *fr = proto_frame_get(out, "frames");
-        if (fr->u != r->frames) {
-            proto_set_detail("end frame counts %llu frames, %llu arrived", (unsigned long long)fr->u, (unsigned long long)r->frames);
-            return PROTO_E_SEQ;
-        }
+        if ((err = check_end(r, out))) return err;
         r->state = 2;
         return PROTO_END;
     }

@@ -286,5 +286,15 @@ int proto_st_write(const char *path, const struct proto_st_entry *e, int n, enum
 /* ---- small file helpers ---- */
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int proto_read_file(const char *path, char **out, size_t *len);
+/* True when endpoints a and b name the same file: same st_dev/st_ino when both exist, the same
+ * string otherwise. "-", tcp://, ipc:// and inproc:// are never files. */
+bool proto_same_file(const char *a, const char *b);
+/* Whole-or-nothing outputs. proto_tmp_create makes an empty file PATH.tmp-XXXXXX (0666 less the
+ * umask) and puts its name in tmp; write it, then proto_tmp_commit fsyncs it and renames it over
+ * path (on failure the temp is removed; on a failed write, unlink(tmp) yourself). */
+int proto_tmp_create(const char *path, char *tmp, size_t cap);
+int proto_tmp_commit(const char *tmp, const char *path);
+/* Writes n bytes to path through a temp file + rename: path is whole or untouched. */
+int proto_write_atomic(const char *path, const void *data, size_t n);
 
 #endif

@@ -172,6 +172,12 @@ static int load_tensor(const struct proto_st *st, const char *name, int ndim, ui
     size_t n = (size_t)d0 * (ndim == 2 ? (size_t)d1 : 1);
     if (!(*out = proto_aligned_alloc(n * sizeof(float) + 64))) return PROTO_E_NOMEM;
     proto_convert_to_f32(*out, t->data, t->dtype, n);
+    for (size_t i = 0; i < n; i++) {   /* a NaN weight would silently encode to nothing */
+        if (isfinite((*out)[i])) continue;
+        if (ndim == 2) proto_set_detail("%s[%zu, %zu] is %g: the SAE has non-finite weights", name, i / (size_t)d1, i % (size_t)d1, (*out)[i]);
+        else proto_set_detail("%s[%zu] is %g: the SAE has non-finite weights", name, i, (*out)[i]);
+        return PROTO_E_FORMAT;
+    }
     return PROTO_OK;
 }
 

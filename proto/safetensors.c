@@ -75,6 +75,36 @@ static int parse_entry(const cJSON *e, struct proto_st_tensor *t, const char *ba
     return PROTO_OK;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    const struct proto_st_tensor *x = a, *y = b;
+    return strcmp(x->name, y->name);
+}
+
+/* No two tensors may have the same name (readers would disagree on which one is meant: the
+ * Python and Rust readers refuse it or take the last) or share bytes. Sorts a copy. */
+static int check_layout(const struct proto_st *st)
+{
+    struct proto_st_tensor *s = malloc((size_t)st->n * sizeof *s);   /* (n) */
+    int rc = PROTO_OK;
+    if (!s) return PROTO_E_NOMEM;
+    memcpy(s, st->t, (size_t)st->n * sizeof *s);
+    qsort(s, (size_t)st->n, sizeof *s, cmp_name);
+    for (int i = 1; i < st->n && rc == PROTO_OK; i++)
+        if (strcmp(s[i - 1].name, s[i].name) == 0) {
+            proto_set_detail("tensor '%s' appears twice in the header", s[i].name);
+            rc = PROTO_E_FORMAT;
+        }
+    if (rc == PROTO_OK) qsort(s, (size_t)st->n, sizeof *s, cmp_begin);
+    for (int i = 1; i < st->n && rc == PROTO_OK; i++)
+        if ((const char *)s[i - 1].data + s[i - 1].nbytes > (const char *)s[i].data && s[i].nbytes && s[i - 1].nbytes) {
+            proto_set_detail("tensors '%s' and '%s' overlap", s[i - 1].name, s[i].name);
+            rc = PROTO_E_FORMAT;
+        }
+    free(s);
+    return rc;
+}
+
 int proto_st_parse(struct proto_st *st, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
@@ -108,20 +138,7 @@ int proto_st_parse(struct proto_st *st, const void *buf, size_t len)
         st->n++;
     }
     cJSON_Delete(root);
-    if (rc == PROTO_OK && st->n > 1) {   /* no two tensors may share bytes */
-        struct proto_st_tensor *s = malloc((size_t)st->n * sizeof *s);
-        if (!s) rc = PROTO_E_NOMEM;
-        else {
-            memcpy(s, st->t, (size_t)st->n * sizeof *s);
-            qsort(s, (size_t)st->n, sizeof *s, cmp_begin);
-            for (int i = 1; i < st->n && rc == PROTO_OK; i++)
-                if ((const char *)s[i - 1].data + s[i - 1].nbytes > (const char *)s[i].data && s[i].nbytes && s[i - 1].nbytes) {
-                    proto_set_detail("tensors '%s' and '%s' overlap", s[i - 1].name, s[i].name);
-                    rc = PROTO_E_FORMAT;
-                }
-            free(s);
-        }
-    }
+    if (rc == PROTO_OK && st->n > 1) rc = check_layout(st);
     if (rc != PROTO_OK) { free(st->t); st->t = NULL; st->n = 0; }
     return rc;
 }

@@ -133,6 +133,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
     if (!o->base || !o->ft) proto_usage_error("--base and --finetune are both required");
     if (strcmp(o->base, o->ft) == 0 && strcmp(o->base, "-") == 0) proto_usage_error("--base and --finetune cannot both be stdin");
     proto_cli_finish(&o->cli, true);
+    proto_cli_check_distinct(o->cli.out, o->base);
+    proto_cli_check_distinct(o->cli.out, o->ft);
 }
 
 /* ======================== main ======================== */

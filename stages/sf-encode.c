@@ -137,6 +137,11 @@ static int state_init(struct state *st, struct opts *o)
     st->o = o;
     int err = proto_sae_load(o->sae_dir, o->norm_scale, &st->sae);
     if (err) return err;
+    if (!st->sae.hook[0] && !o->force_hook) {   /* nothing could tell a wrong hook from the right one */
+        proto_set_detail("%s/cfg.json has no hook_name: the hook of the frames cannot be checked "
+                         "(use --force-hook to apply the SAE to any hook)", o->sae_dir);
+        return PROTO_E_FORMAT;
+    }
     if (st->sae.norm == PROTO_SAE_NORM_EXPECTED_AVG && !st->sae.norm_scale_known)   /* SAELens runs unscaled */
         proto_warn("%s: normalize_activations is expected_average_only_in but no scaling factor "
                    "is known (cfg norm_scaling_factor or --norm-scaling-factor): using 1", o->sae_dir);
@@ -542,7 +547,8 @@ static void usage(FILE *fp)
         "  --sae DIR                 the SAE directory (required; may also be given as the operand)\n"
         "  --splice                  add recon\n"
         "  --drop-acts               drop acts from the output (downstream does not need it)\n"
-        "  --force-hook              apply the SAE even when the frames' hook differs from cfg hook_name\n"
+        "  --force-hook              apply the SAE even when the frames' hook differs from cfg hook_name,\n"
+        "                            or when cfg.json has no hook_name (without it: exit 1)\n"
         "                            (a d_model other than the SAE's d_in is always an error)\n"
         "  --norm-scaling-factor S   the factor s of normalize_activations expected_average_only_in\n"
         "                            (x' = s*x, recon = recon'/s); default: cfg.json norm_scaling_factor\n"

@@ -751,6 +751,11 @@ static int check_tokens(const struct state *st, const struct proto_frame *fr, co
         proto_set_detail("frame %llu: no tokens i32 [rows, ctx] tensor", (unsigned long long)fr->seq);
         return PROTO_E_SCHEMA;
     }
+    if (st->m.c.max_pos && t->shape[1] > (uint64_t)st->m.c.max_pos) {
+        proto_set_detail("frame %llu: ctx %llu is longer than the model's max_position_embeddings %d (config.json)",
+                         (unsigned long long)fr->seq, (unsigned long long)t->shape[1], st->m.c.max_pos);
+        return PROTO_E_MISMATCH;
+    }
     const int32_t *tok = t->data;
     uint64_t n = t->shape[0] * t->shape[1];
     for (uint64_t i = 0; i < n; i++)

@@ -834,6 +834,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
     if (o->n_heads % o->n_kv_heads) proto_usage_error("--heads %d is not a multiple of --kv-heads %d", o->n_heads, o->n_kv_heads);
     if ((o->d_model / o->n_heads) % 2) proto_usage_error("head_dim %d must be even (RoPE)", o->d_model / o->n_heads);
     proto_cli_finish(&o->cli, false);
+    if (o->finetune_of) proto_cli_check_distinct(o->cli.out, o->finetune_of);   /* a finetune must not overwrite its base */
 }
 
 int main(int argc, char **argv)

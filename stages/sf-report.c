@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <spawn.h>
 #include <time.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 #include "proto.h"
 #include "cli.h"
@@ -276,18 +277,30 @@ static void emit_png(struct report *r, const char *id, const char *svg, size_t l
     snprintf(svgp, sizeof svgp, "%s/%s.svg", r->png_dir, id);
     snprintf(pngp, sizeof pngp, "%s/%s.png", r->png_dir, id);
     FILE *fp = fopen(svgp, "wb");
-    if (!fp || fwrite(svg, 1, len, fp) != len) {
-        r->err = errno ? errno : EIO; snprintf(r->err_where, sizeof r->err_where, "%s", svgp);
-        if (fp) fclose(fp);
+    errno = 0;
+    bool bad = !fp || fwrite(svg, 1, len, fp) != len;
+    int e = errno;
+    if (fp && fclose(fp) != 0 && !bad) { bad = true; e = errno; }
+    if (bad) {
+        r->err = e ? e : EIO; snprintf(r->err_where, sizeof r->err_where, "%s", svgp);
+        if (fp) remove(svgp);
         return;
     }
-    fclose(fp);
-    char *argv[] = {"rsvg-convert", "-b", "white", "-o", pngp, svgp, NULL};
+    char tmp[4200];
+    if (proto_tmp_create(pngp, tmp, sizeof tmp) != PROTO_OK) {
+        r->err = errno ? errno : EIO; snprintf(r->err_where, sizeof r->err_where, "%s", pngp);
+        remove(svgp);
+        return;
+    }
+    char *argv[] = {"rsvg-convert", "-b", "white", "-o", tmp, svgp, NULL};
     pid_t pid;
     int st = 0;
     if (posix_spawnp(&pid, "rsvg-convert", NULL, NULL, argv, environ) != 0 || waitpid(pid, &st, 0) < 0 ||
         !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         r->err = ENOENT; snprintf(r->err_where, sizeof r->err_where, "rsvg-convert %s (is librsvg2-bin installed?)", svgp);
+        unlink(tmp);
+    } else if (proto_tmp_commit(tmp, pngp) != PROTO_OK) {   /* the PNG is whole or absent */
+        r->err = errno ? errno : EIO; snprintf(r->err_where, sizeof r->err_where, "%s", pngp);
     } else r->png_count++;
     remove(svgp);
 }
@@ -956,6 +969,7 @@ static void parse(struct opts *o, int argc, char **argv)
     }
     if (o->n_in == 0) o->in[o->n_in++] = "-";
     proto_cli_finish(&o->cli, false);
+    for (int i = 0; i < o->n_in; i++) proto_cli_check_distinct(o->cli.out, o->in[i]);
 }
 
 /* Reads one study (IN: a file or "-"): false, with the error printed, when it cannot be read. */
@@ -1020,9 +1034,11 @@ int main(int argc, char **argv)
     sb_printf(s, "</body></html>\n");
     if (r.err) { proto_error("%s: %s", r.err_where, strerror(r.err)); rc = PROTO_EXIT_FAIL; }
     if (rc == PROTO_EXIT_OK) {
-        FILE *fp = strcmp(o.cli.out, "-") == 0 ? stdout : fopen(o.cli.out, "wb");
-        if (!fp || fwrite(s->p, 1, s->n, fp) != s->n || (fp != stdout ? fclose(fp) : fflush(fp)) != 0) {
-            proto_error("%s: %s", strcmp(o.cli.out, "-") == 0 ? "stdout" : o.cli.out, strerror(errno));
+        if (strcmp(o.cli.out, "-") != 0) {   /* temp + rename: the report is whole or absent */
+            int err = proto_write_atomic(o.cli.out, s->p, s->n);
+            if (err) { proto_error("%s", proto_detail()); rc = proto_exit_code(err); }
+        } else if (fwrite(s->p, 1, s->n, stdout) != s->n || fflush(stdout) != 0) {
+            proto_error("stdout: %s", strerror(errno));
             rc = PROTO_EXIT_FAIL;
         }
         proto_info("%zu bytes of HTML, %d PNG", s->n, r.png_count);

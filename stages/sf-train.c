@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -130,10 +131,10 @@ static int write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     if (!f) { proto_set_detail("%s: %s", path, strerror(errno)); return PROTO_E_IO; }
-    fputs(text, f);
-    fputc('\n', f);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) { proto_set_detail("%s: write failed", path); return PROTO_E_IO; }
+    errno = 0;
+    int bad = fputs(text, f) == EOF || fputc('\n', f) == EOF || ferror(f), e = errno;
+    if (fclose(f) != 0 && !bad) { bad = 1; e = errno; }
+    if (bad) { proto_set_detail("%s: %s", path, strerror(e ? e : EIO)); return PROTO_E_IO; }
     return PROTO_OK;
 }
 
@@ -181,27 +182,52 @@ static cJSON *cfg_build(const struct sae *s, const struct provenance *pv, const 
     return c;
 }
 
-static int sae_save(const struct sae *s, const char *dir, const float *log_density /* (d_sae) */)
+/* Writes the SAE directory whole or not at all: every file goes to DIR/NAME.tmp-XXXXXX first;
+ * only when all three are written (and fsynced) are they renamed into place, the weights first and
+ * cfg.json last, so a failed save (full disk) leaves no partial file and any older SAE in DIR as it
+ * was. names[i] are the final names; writing file i is write_one(i, tmp). */
+static const char *const save_names[3] = {"sae_weights.safetensors", "sparsity.safetensors", "cfg.json"};
+
+static int save_one(const struct sae *s, const float *log_density, const char *text, int i, const char *tmp)
 {
-    char path[4200];
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) { proto_set_detail("%s: %s", dir, strerror(errno)); return PROTO_E_IO; }
-    char *text = cJSON_Print(s->cfg);
-    if (!text) return PROTO_E_NOMEM;
-    snprintf(path, sizeof path, "%s/cfg.json", dir);
-    int err = write_text(path, text);
-    free(text);
-    if (err) return err;
+    if (i == 2) return write_text(tmp, text);
+    if (i == 1) {
+        struct proto_st_entry sp = {"sparsity", log_density, 1, {(uint64_t)s->d_sae, 0}};
+        return proto_st_write(tmp, &sp, 1, PROTO_F32);
+    }
     struct proto_st_entry w[4] = {
         {"W_dec", s->W_dec, 2, {(uint64_t)s->d_sae, (uint64_t)s->d_in}},
         {"W_enc", s->W_enc, 2, {(uint64_t)s->d_in, (uint64_t)s->d_sae}},
         {"b_dec", s->b_dec, 1, {(uint64_t)s->d_in, 0}},
         {"b_enc", s->b_enc, 1, {(uint64_t)s->d_sae, 0}},
     };
-    snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
-    if ((err = proto_st_write(path, w, 4, PROTO_F32))) return err;
-    struct proto_st_entry sp = {"sparsity", log_density, 1, {(uint64_t)s->d_sae, 0}};
-    snprintf(path, sizeof path, "%s/sparsity.safetensors", dir);
-    return proto_st_write(path, &sp, 1, PROTO_F32);
+    return proto_st_write(tmp, w, 4, PROTO_F32);
+}
+
+static int sae_save(const struct sae *s, const char *dir, const float *log_density /* (d_sae) */)
+{
+    char path[3][4200], tmp[3][4300];
+    bool created = mkdir(dir, 0777) == 0;
+    if (!created && errno != EEXIST) { proto_set_detail("%s: %s", dir, strerror(errno)); return PROTO_E_IO; }
+    char *text = cJSON_Print(s->cfg);
+    int err = text ? PROTO_OK : PROTO_E_NOMEM, made = 0;
+    for (; made < 3 && !err; made++) {
+        snprintf(path[made], sizeof path[made], "%s/%s", dir, save_names[made]);
+        if ((err = proto_tmp_create(path[made], tmp[made], sizeof tmp[made]))) break;
+        if ((err = save_one(s, log_density, text, made, tmp[made]))) {   /* name the file, not its temp */
+            char d[1024];
+            size_t n = strlen(tmp[made]);
+            snprintf(d, sizeof d, "%s", proto_detail());
+            if (strncmp(d, tmp[made], n) == 0) proto_set_detail("%s%s", path[made], d + n);
+        }
+    }
+    free(text);
+    for (int i = 0; i < 3 && !err; i++) err = proto_tmp_commit(tmp[i], path[i]);
+    if (err) {   /* what is not renamed yet goes (commit removes its own temp on failure) */
+        for (int i = 0; i < made; i++) unlink(tmp[i]);
+        if (created) rmdir(dir);   /* only if empty */
+    }
+    return err;
 }
 
 /* --init-from: an existing SAELens SAE the trainer can continue (standard architecture, relu or

@@ -338,6 +338,15 @@ int set_ctx(struct acc *a, uint64_t ctx, uint64_t seq)
 int need_feats(struct modelacc *m, struct scratch *s, uint32_t d_sae, uint64_t seq)
 {
     int err;
+    if (d_sae > MAX_D_SAE) {   /* before any accumulator is sized from it */
+        proto_set_detail("frame %llu: feats d_sae %u is over the bound of %u", (unsigned long long)seq, d_sae, MAX_D_SAE);
+        return PROTO_E_SCHEMA;
+    }
+    if (m->hdr_d_sae && m->hdr_d_sae != d_sae) {
+        proto_set_detail("frame %llu: feats d_sae %u, the stream header says %llu", (unsigned long long)seq, d_sae,
+                         (unsigned long long)m->hdr_d_sae);
+        return PROTO_E_MISMATCH;
+    }
     if (!m->has_feats && (err = model_init_feats(m, d_sae))) return err;
     if (m->d_sae != d_sae) {
         proto_set_detail("frame %llu: feats d_sae %u, earlier frames had %u", (unsigned long long)seq, d_sae, m->d_sae);

@@ -171,7 +171,9 @@ static int input_open(struct acc *a, struct input *in, const char *ep, const cha
     cJSON_AddStringToObject(in->prov, "endpoint", ep);
     cJSON_AddItemToObject(in->prov, "header", mv && mv->type == PROTO_V_OBJ ? mp_to_json(&mv->obj) : cJSON_CreateObject());
     cJSON_AddItemToArray(a->prov_inputs, in->prov);
+    a->m[mi].hdr_d_sae = 0;
     if (mv && mv->type == PROTO_V_OBJ) {
+        proto_meta_uint(&mv->obj, "d_sae", &a->m[mi].hdr_d_sae);
         if (!a->hook[0]) proto_meta_str(&mv->obj, "hook", a->hook, sizeof a->hook);
         if (!a->sae[0]) proto_meta_str(&mv->obj, "sae", a->sae, sizeof a->sae);
         double th;

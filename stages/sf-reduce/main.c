@@ -89,7 +89,9 @@ static void usage(FILE *fp)
 "  -10.05..0.15 step 0.1. Bins are [left, right), the last one closed.\n"
 "Extra keys: \"provenance\" (each input's header meta and end frame, the flags), \"partial\" (raw\n"
 "  running sums; what --merge adds up), per block \"tokens\", \"d_sae\" and \"outlier_threshold\" (the\n"
-"  input header's, set by sf-outliers; for the norm_hist plot). \"throughput\" has this stage\n"
+"  input header's, set by sf-outliers; for the norm_hist plot). Bounds: feats.d_sae must equal the\n"
+"  input header's d_sae (when it has one) and be at most 2^24 (16777216), else exit 1; memory is then\n"
+"  at most about 56 bytes per feature (x2 paired) plus the frame being read. \"throughput\" has this stage\n"
 "  and every upstream stage that put \"seconds.STAGE\" (a number) into its stream's end-frame meta.\n"
 "\n");
     proto_cli_help_common(fp);
@@ -151,6 +153,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
     if (o->weights_only && (!o->base_model || o->n_base || o->n_in)) proto_usage_error("--weights-only needs --base-model and --finetune-model and no stream");
     if ((o->base_model || o->sae_dir) && !o->n_base && !o->merge && !o->weights_only) proto_usage_error("--base-model/--sae need --base/--finetune streams (or --weights-only)");
     proto_cli_finish(&o->cli, false);
+    for (int i = 0; i < o->n_in; i++) proto_cli_check_distinct(o->cli.out, o->in[i]);
+    for (int i = 0; i < o->n_base; i++) { proto_cli_check_distinct(o->cli.out, o->base[i]); proto_cli_check_distinct(o->cli.out, o->ft[i]); }
+    for (int i = 0; i < o->n_merge; i++) proto_cli_check_distinct(o->cli.out, o->merge_files[i]);
 }
 
 /* ======================== main ======================== */

@@ -232,7 +232,7 @@ static int feats_from(struct modelacc *m, const cJSON *o)
 {
     long long d_sae;
     int err;
-    if ((err = in_partial(proto_json_need(proto_json_int(o, "d_sae", 1, UINT32_MAX, &d_sae), "d_sae")))) return err;
+    if ((err = in_partial(proto_json_need(proto_json_int(o, "d_sae", 1, MAX_D_SAE, &d_sae), "d_sae")))) return err;
     if (!m->has_feats && (err = model_init_feats(m, (uint32_t)d_sae))) return err;
     if (m->d_sae != (uint32_t)d_sae) {
         proto_set_detail("partial: d_sae %g, earlier parts had %u", (double)d_sae, m->d_sae);
@@ -334,7 +334,7 @@ static int transfer_from(struct acc *a, const cJSON *o)
 {
     long long d_sae;
     int err;
-    if ((err = in_partial(proto_json_need(proto_json_int(o, "d_sae", 1, UINT32_MAX, &d_sae), "d_sae")))) return err;
+    if ((err = in_partial(proto_json_need(proto_json_int(o, "d_sae", 1, MAX_D_SAE, &d_sae), "d_sae")))) return err;
     if (!a->has_x) { if ((err = x_init(&a->x, (uint32_t)d_sae))) return err; a->has_x = true; }
     if (a->x.d_sae != (uint32_t)d_sae) {
         proto_set_detail("partial: transfer d_sae %g, earlier parts had %u", (double)d_sae, a->x.d_sae);

@@ -38,6 +38,7 @@
 #define SIM_HI      0.8      /* activation_similarity.frac_above_0.8 */
 #define MAX_INPUTS  16
 #define PARTIAL_VERSION 1
+#define MAX_D_SAE   (1u << 24)   /* largest feats.d_sae accepted (accumulators are 56 bytes per feature) */
 
 /* ======================== options ======================== */
 struct opts {
@@ -110,6 +111,7 @@ struct modelacc {
     double ss_res, ev_sum, cos_sum, ratio_sum;
     struct lossacc loss[N_LOSS];
     double outlier_threshold;            /* from the header meta (sf-outliers), NaN when unknown */
+    uint64_t hdr_d_sae;                  /* the current input header's d_sae (sf-encode), 0 when unknown */
     bool has_feats, has_acts, has_recon, has_loss;
 };
 

@@ -30,6 +30,10 @@
  * batch holds 16, each next one twice as many, so a short run tokenizes little extra) or bytes */
 #define BATCH_DOCS 1024
 #define BATCH_BYTES ((size_t)4 << 20)
+/* --max-doc-bytes default. A document is tokenized whole (SAELens tokenizes each document whole
+ * before batching; cutting its text would change the ids at the cut), and SentencePiece takes
+ * about 130 bytes of memory per byte of one document (4 MiB: 0.5 GB, 3.5 s), so it is bounded. */
+#define MAX_DOC_BYTES ((int64_t)4 << 20)
 
 /* ------------------------------------------------------------------ options */
 
@@ -49,6 +53,7 @@ struct opts {
     int64_t rows;                  /* rows per frame */
     int64_t max_tokens;            /* -1: all */
     int64_t skip_rows;
+    int64_t max_doc_bytes;         /* 0: no limit */
     bool stream;                   /* write the header at once (no total_rows) */
     enum dump dump;
     char **inputs; int n_inputs;
@@ -58,7 +63,7 @@ static struct opts opts_default(void)
 {
     struct opts o = {0};
     o.field = "text"; o.format = FMT_AUTO; o.ctx = 128; o.bos = true; o.bos_id = -1;
-    o.rows = 8; o.max_tokens = -1;
+    o.rows = 8; o.max_tokens = -1; o.max_doc_bytes = MAX_DOC_BYTES;
     return o;
 }
 
@@ -381,6 +386,11 @@ static int do_text(struct state *st, const char *s, size_t n, const char *name, 
     if (st->saw_ids) { snprintf(st->msg, sizeof st->msg, "%s: text input after pre-tokenized input (use one kind per run)", where); return -1; }
     st->saw_text = true;
     if (!st->have_tok) { snprintf(st->msg, sizeof st->msg, "%s: text input needs --tokenizer", where); return -1; }
+    if (st->o->max_doc_bytes && n > (uint64_t)st->o->max_doc_bytes) {
+        snprintf(st->msg, sizeof st->msg, "%s: document of %zu bytes is over --max-doc-bytes %lld (raise it, or split the document)",
+                 where, n, (long long)st->o->max_doc_bytes);
+        return -1;
+    }
     if (st->n_threads <= 1) {
         st->ids.n = 0;
         char err[512];
@@ -556,6 +566,12 @@ static int read_text(struct state *st, FILE *f, const char *name)
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
         if (got == 0) break;
+        if (!st->o->paragraphs && st->o->max_doc_bytes && n > (uint64_t)st->o->max_doc_bytes) {  /* one document: stop early */
+            free(buf);
+            snprintf(st->msg, sizeof st->msg, "%s: document of more than %lld bytes is over --max-doc-bytes (raise it, or split the document)",
+                     name, (long long)st->o->max_doc_bytes);
+            return -1;
+        }
     }
     if (ferror(f)) { free(buf); snprintf(st->msg, sizeof st->msg, "%s: read failed: %s", name, strerror(errno)); return -1; }
     int rc = 0;
@@ -618,7 +634,11 @@ static void usage(FILE *fp)
         "                     it only sets the header's bos)\n"
         "      --field NAME   JSONL text field (default text); with --format ids the ids field\n"
         "                     (default input_ids, then tokens)\n"
-        "      --paragraphs   plain text: each run of non-blank lines is one document\n\n"
+        "      --paragraphs   plain text: each run of non-blank lines is one document\n"
+        "      --max-doc-bytes N  refuse (exit 1, naming FILE:LINE) a document over N bytes\n"
+        "                     (default 4194304; 0 = no limit). Documents are tokenized whole,\n"
+        "                     as SAELens does, and SentencePiece needs ~130 bytes of memory per\n"
+        "                     byte of one (4 MiB: ~0.5 GB, per --threads thread)\n\n"
         "Tokenizer:\n"
         "      --tokenizer PATH  tokenizer.json (Hugging Face BPE), tokenizer.model\n"
         "                     (SentencePiece), or a model directory (tokenizer.json preferred);\n"
@@ -662,7 +682,7 @@ static void usage(FILE *fp)
 static void parse_args(int argc, char **argv, struct opts *o)
 {
     enum { OPT_TOK = PROTO_OPT_FIRST_FREE, OPT_FIELD, OPT_FORMAT, OPT_PARA, OPT_CTX, OPT_BOS, OPT_NOBOS,
-           OPT_BOSID, OPT_ROWS, OPT_MAXTOK, OPT_SKIP, OPT_STREAM, OPT_DUMP };
+           OPT_BOSID, OPT_ROWS, OPT_MAXTOK, OPT_SKIP, OPT_STREAM, OPT_DUMP, OPT_MAXDOC };
     static const struct option longopts[] = {
         PROTO_CLI_LONGOPTS,
         {"tokenizer", required_argument, 0, OPT_TOK}, {"field", required_argument, 0, OPT_FIELD},
@@ -671,7 +691,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
         {"no-bos", no_argument, 0, OPT_NOBOS}, {"bos-id", required_argument, 0, OPT_BOSID},
         {"rows", required_argument, 0, OPT_ROWS}, {"max-tokens", required_argument, 0, OPT_MAXTOK},
         {"skip-rows", required_argument, 0, OPT_SKIP}, {"stream", no_argument, 0, OPT_STREAM},
-        {"dump-ids", no_argument, 0, OPT_DUMP}, {0, 0, 0, 0}};
+        {"dump-ids", no_argument, 0, OPT_DUMP}, {"max-doc-bytes", required_argument, 0, OPT_MAXDOC},
+        {0, 0, 0, 0}};
     int c;
     bool in_set = false;
     while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS, longopts, NULL)) != -1) {
@@ -696,6 +717,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case OPT_SKIP: o->skip_rows = proto_parse_ll("--skip-rows", optarg, 0, (long long)1 << 62); break;
         case OPT_STREAM: o->stream = true; break;
         case OPT_DUMP: o->dump = DUMP_IDS; break;
+        case OPT_MAXDOC: o->max_doc_bytes = proto_parse_ll("--max-doc-bytes", optarg, 0, INT64_MAX); break;
         default: proto_usage_error("unknown option");
         }
     }
@@ -715,6 +737,8 @@ int main(int argc, char **argv)
     proto_cli_init(&o.cli, argv[0]);
     parse_args(argc, argv, &o);
     proto_cli_finish(&o.cli, o.dump == DUMP_NONE);
+    for (int i = 0; i < o.n_inputs; i++) proto_cli_check_distinct(o.cli.out, o.inputs[i]);
+    if (o.tokenizer) proto_cli_check_distinct(o.cli.out, o.tokenizer);
 
     int rc = PROTO_EXIT_OK, err = 0;
     struct state st;

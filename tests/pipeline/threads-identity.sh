@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Output bytes do not depend on --threads (issue 12): on the stories260k fixture, sf-forward
+# --hook, sf-forward --from --loss --ablate (with the relu SAE's recon), sf-encode (relu and topk
+# SAEs, --splice) and sf-train (a few steps, relu and topk) give byte-identical outputs at
+# --threads 1, 2 and 3. Frames are compared as sf-cat JSON lines without the header (it records
+# the args) and the end frame's timings; sf-train's sae_weights.safetensors and sparsity byte
+# for byte. OPENBLAS_NUM_THREADS is left to --threads here.
+source "$SF_ROOT/tests/lib.sh"
+need_fixtures
+unset OPENBLAS_NUM_THREADS
+F=$SF_FIXTURES; M=$F/models/stories260k; H=blocks.2.hook_resid_post
+sf-tokenize --tokenizer "$M/tokenizer.model" --ctx 64 --rows 6 --max-tokens 2304 -q \
+  "$F/data/stories.jsonl" -o tok.sf || die "sf-tokenize"
+frames() { sf-cat -i "$1" | grep -v -e '"kind":"header"' -e '"kind":"end"'; }
+bad=()
+same() { # same WHAT FILE_FOR_T1 FILE_FOR_T2 FILE_FOR_T3 (already JSON lines or raw files)
+  [ -s "$2" ] || die "$1: --threads 1 wrote nothing"
+  cmp -s "$2" "$3" || bad+=("$1 (1 vs 2 threads)")
+  cmp -s "$2" "$4" || bad+=("$1 (1 vs 3 threads)")
+}
+for t in 1 2 3; do
+  sf-forward -q --threads $t --model "$M" --hook $H -i tok.sf -o acts$t.sf || die "sf-forward --hook --threads $t"
+  frames acts$t.sf > acts$t.jsonl
+  for s in relu topk; do
+    sf-encode -q --threads $t --sae "$F/saes/stories260k-L2-$s" --splice -i acts1.sf -o enc-$s$t.sf ||
+      die "sf-encode $s --threads $t"
+    frames enc-$s$t.sf > enc-$s$t.jsonl
+  done
+  sf-forward -q --threads $t --model "$M" --from $H --loss --ablate -i enc-relu1.sf -o loss$t.sf ||
+    die "sf-forward --loss --threads $t"
+  frames loss$t.sf > loss$t.jsonl
+  sf-train -q --threads $t --d-sae 256 --batch 512 --steps 6 --l1-warmup 2 -i acts1.sf -o sae-relu$t ||
+    die "sf-train relu --threads $t"
+  sf-train -q --threads $t --d-sae 256 --k 8 --batch 512 --steps 6 -i acts1.sf -o sae-topk$t ||
+    die "sf-train topk --threads $t"
+done
+same "sf-forward --hook" acts{1,2,3}.jsonl
+same "sf-encode relu --splice" enc-relu{1,2,3}.jsonl
+same "sf-encode topk --splice" enc-topk{1,2,3}.jsonl
+same "sf-forward --from --loss --ablate" loss{1,2,3}.jsonl
+for s in relu topk; do
+  for f in sae_weights sparsity; do same "sf-train $s $f" sae-${s}{1,2,3}/$f.safetensors; done
+done
+[ ${#bad[@]} = 0 ] || die "differ with --threads: $(IFS=';'; echo "${bad[*]}")"
+echo "sf-forward, sf-encode, sf-train: identical bytes at --threads 1, 2, 3"
