@@ -4,7 +4,9 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config
       libopenblas-dev libzstd-dev libmsgpack-dev libzmq3-dev libcjson-dev libsentencepiece-dev
-      zstd python3 python3-numpy python3-sentencepiece libxml2-utils librsvg2-bin valgrind)
+      zstd python3 python3-numpy python3-sentencepiece libxml2-utils librsvg2-bin valgrind
+      chromium    # headless, for tests/pipeline/report-chromium.sh (about a minute from Debian)
+      parallel)   # GNU parallel: pipelines/parallel.sh (sharded studies)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

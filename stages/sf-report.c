@@ -30,7 +30,8 @@ extern char **environ;
 #define V_CE_RATIO_OK    1.5    /* finetune ce_delta <= 1.5 x base ce_delta */
 #define V_ACTSIM_OK      0.9    /* regular-feature activation similarity mean >= 0.9 */
 #define V_PEARSON_OK     0.8    /* density Pearson r >= 0.8 */
-#define V_CE_FLOOR       0.01   /* the base ce_delta is floored at 0.01 nats in the ratio */
+#define V_CE_FLOOR       0.01   /* a base ce_delta under 0.01 nats is floored at it for the ratio */
+#define V_OUTLIER_MAX    0.01   /* an outlier fraction above 1% in either model: undetermined */
 #define V_CE_RATIO_BAD   3.0    /* breaks: ce_delta ratio > 3 */
 #define V_ACTSIM_BAD     0.5    /* breaks: activation similarity < 0.5 */
 #define V_R2_BAD         0.0    /* breaks: finetune r2_pooled < 0 */
@@ -39,6 +40,7 @@ extern char **environ;
 #define SCATTER_BINS     88     /* cells per axis of that histogram, over log density [-10.5, 0.5] */
 #define PAR_LINES        1500   /* above this many features parallel coordinates are binned */
 #define PAR_BIN          0.25   /* bin width (log10 density) of the binned parallel coordinates */
+#define PAR_XB      0.66    /* parallel coordinates: the finetune axis (0..1 across the plot) */
 #define VAL_BINS         40     /* bins of histograms computed here from "values" arrays */
 #define PW 430                  /* plot width, height (px) and margins */
 #define PH 300
@@ -166,57 +168,105 @@ static double nice_step(double range)
     return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * m;
 }
 
-static void fmt_tick(char *b, double v, bool logax)
+/* One label format for every tick of an axis, so labels never mix formats or repeat: log axes
+ * (values are log10) "1eK"; |t| >= 1e4 as k/M/G with the decimals the step needs; 0 < |t| < 1e-3
+ * "%.Ne" with the step's digits; else "%.Nf" with the step's decimals. */
+struct tickfmt { double unit, eps; const char *suffix; int dec; bool sci, logax; };   /* |v| < eps prints "0" */
+
+static struct tickfmt tick_format(double t0, double t1, double st, bool logax)
 {
-    if (logax) { snprintf(b, 32, "1e%g", v); return; }
-    if (fabs(v) < 1e-12) v = 0;
-    if (fabs(v) >= 1e5 || (fabs(v) < 1e-3 && v != 0)) snprintf(b, 32, "%.0e", v);
-    else snprintf(b, 32, "%g", v);
+    struct tickfmt f = {1, 1e-9 * st, "", 0, false, logax};
+    double mx = fmax(fabs(t0), fabs(t1));
+    if (logax || !(st > 0) || !isfinite(mx)) return f;
+    if (mx >= 1e4) {
+        f.unit = mx >= 1e9 ? 1e9 : mx >= 1e6 ? 1e6 : 1e3;
+        f.suffix = mx >= 1e9 ? "G" : mx >= 1e6 ? "M" : "k";
+    } else if (mx < 1e-3 && mx > 0) {
+        f.sci = true;
+        f.dec = (int)fmax(0, floor(log10(mx)) - floor(log10(st) + 1e-9));
+        return f;
+    }
+    f.dec = (int)fmax(0, -floor(log10(st / f.unit) + 1e-9));
+    return f;
 }
 
-/* Opens an <svg id=ID> with background, title, axes with ticks and labels. Axis ranges are in
- * the plotted units; xlog/ylog only change tick labels (values are already log10). */
+static void fmt_tick(char *b, double v, const struct tickfmt *f)
+{
+    if (fabs(v) < f->eps || fabs(v) < 1e-12) v = 0;
+    if (f->logax) snprintf(b, 32, "1e%g", v);
+    else if (v == 0 && (f->sci || f->unit > 1)) snprintf(b, 32, "0");
+    else if (f->sci) snprintf(b, 32, "%.*e", f->dec, v);
+    else snprintf(b, 32, "%.*f%s", f->dec, v / f->unit, f->suffix);
+}
+
+/* One tick: a mark and its label (class xt / yt) at plot units t. */
+static void tick(struct plot *p, bool xaxis, double t, const char *label)
+{
+    if (xaxis) {
+        double x = px(p, t);
+        sb_printf(p->s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>"
+                  "<text class=\"xt\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, PH - MB, x, PH - MB + 4, x, PH - MB + 16, label);
+    } else {
+        double y = py(p, t);
+        sb_printf(p->s, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>"
+                  "<text class=\"yt\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ML - 4, y, ML, y, ML - 6, y + 4, label);
+    }
+}
+
+/* Ticks of one axis over [a0, a1] (plot units; logax: values are log10). Under 2 decades a log
+ * axis gets ticks at 1, 2, 5 x 10^k; whole: the step is at least 1 (counts). */
+static void axis_ticks(struct plot *p, bool xaxis, double a0, double a1, bool logax, bool whole)
+{
+    char b[32];
+    if (logax && a1 - a0 < 2 && a0 > -300 && a1 < 300) {
+        static const double mant[3] = {1, 2, 5};
+        struct tickfmt f = tick_format(pow(10, a0), pow(10, a1), pow(10, floor(a0)), false);
+        for (double d = floor(a0); d <= a1; d += 1)
+            for (int k = 0; k < 3; k++) {
+                double t = d + log10(mant[k]);
+                if (t < a0 - 1e-9 || t > a1 + 1e-9) continue;
+                fmt_tick(b, mant[k] * pow(10, d), &f);
+                tick(p, xaxis, t, b);
+            }
+        return;
+    }
+    double st = logax ? fmax(1, round(nice_step(a1 - a0))) : nice_step(a1 - a0);
+    if (whole) st = fmax(st, 1);
+    double t0 = ceil(a0 / st - 1e-9) * st;
+    struct tickfmt f = tick_format(t0, a1, st, logax);
+    for (double t = t0, k = 0; t <= a1 + 1e-9 * st && k < 40; t += st, k++) {
+        fmt_tick(b, t, &f);
+        tick(p, xaxis, t, b);
+    }
+}
+
+/* Opens an <svg id=ID role=img> with its title (<title>, aria-label) and a white background. */
+static void svg_open(struct sb *s, const char *id, const char *title, int h)
+{
+    sb_printf(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"%s\" role=\"img\" aria-label=\"", id);
+    sb_esc(s, title);
+    sb_printf(s, "\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\n",
+              PW, h, PW, h);
+    sb_printf(s, "<title>"); sb_esc(s, title); sb_printf(s, "</title>\n");
+    sb_printf(s, "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", PW, h);
+    sb_printf(s, "<text x=\"%d\" y=\"18\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">", PW / 2);
+    sb_esc(s, title); sb_printf(s, "</text>\n");
+}
+
+/* Opens a plot: svg_open, the frame, axes with ticks and labels. Axis ranges are in the plotted
+ * units; xlog/ylog only change tick labels (values are already log10); an "" x label: no x ticks. */
 static void plot_begin(struct plot *p, struct sb *s, const char *id, const char *title, const char *xl,
                        const char *yl, double x0, double x1, bool xlog, double y0, double y1, bool ylog)
 {
     if (!(x1 > x0)) { x0 -= 0.5; x1 = x0 + 1; }
     if (!(y1 > y0)) { y1 = y0 + 1; }
     p->s = s; p->x0 = x0; p->x1 = x1; p->y0 = y0; p->y1 = y1;
-    sb_printf(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"%s\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-              "font-family=\"DejaVu Sans, Arial, sans-serif\" font-size=\"11\">\n", id, PW, PH, PW, PH);
-    sb_printf(s, "<title>"); sb_esc(s, title); sb_printf(s, "</title>\n");
-    sb_printf(s, "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", PW, PH);
-    sb_printf(s, "<text x=\"%d\" y=\"18\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">", PW / 2);
-    sb_esc(s, title); sb_printf(s, "</text>\n");
+    svg_open(s, id, title, PH);
     sb_printf(s, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#f7f7f7\" stroke=\"#333\"/>\n",
               ML, MT, PW - ML - MR, PH - MT - MB);
-    char b[32];
-    double st = xlog ? fmax(1, round(nice_step(x1 - x0))) : nice_step(x1 - x0);
-    if (xlog && x1 - x0 < 2 && x0 > -300 && x1 < 300) {   /* under 2 decades: ticks at 1, 2, 5 x 10^k */
-        static const double mant[3] = {1, 2, 5};
-        for (double d = floor(x0); xl[0] && d <= x1; d += 1)
-            for (int k = 0; k < 3; k++) {
-                double t = d + log10(mant[k]), x = px(p, t);
-                if (t < x0 - 1e-9 || t > x1 + 1e-9) continue;
-                snprintf(b, sizeof b, "%g", mant[k] * pow(10, d));
-                sb_printf(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>"
-                          "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, PH - MB, x, PH - MB + 4, x, PH - MB + 16, b);
-            }
-    } else
-    for (double t = ceil(x0 / st - 1e-9) * st, k = 0; xl[0] && t <= x1 + 1e-9 * st && k < 40; t += st, k++) {   /* "" label: no x ticks */
-        double x = px(p, t);
-        fmt_tick(b, t, xlog);
-        sb_printf(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>"
-                  "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", x, PH - MB, x, PH - MB + 4, x, PH - MB + 16, b);
-    }
-    st = ylog ? fmax(1, round(nice_step(y1 - y0))) : nice_step(y1 - y0);
-    if (strcmp(yl, "count") == 0 || strcmp(yl, "features") == 0 || strcmp(yl, "rows") == 0) st = fmax(st, 1);   /* whole counts */
-    for (double t = ceil(y0 / st - 1e-9) * st, k = 0; t <= y1 + 1e-9 * st && k < 40; t += st, k++) {
-        double y = py(p, t);
-        fmt_tick(b, t, ylog);
-        sb_printf(s, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>"
-                  "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ML - 4, y, ML, y, ML - 6, y + 4, b);
-    }
+    if (xl[0]) axis_ticks(p, true, x0, x1, xlog, false);
+    bool whole = strcmp(yl, "count") == 0 || strcmp(yl, "features") == 0 || strcmp(yl, "rows") == 0;
+    axis_ticks(p, false, y0, y1, ylog, whole);
     sb_printf(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", (ML + PW - MR) / 2, PH - 10);
     sb_esc(s, xl); sb_printf(s, "</text>\n");
     sb_printf(s, "<text transform=\"translate(14,%d) rotate(-90)\" text-anchor=\"middle\">", (MT + PH - MB) / 2);
@@ -378,7 +428,23 @@ static bool hist_plot(struct report *r, const char *id, const cJSON *h, const ch
     return true;
 }
 
-/* Histogram of a "values" array computed here (VAL_BINS bins over [lo, hi]; NaN/null skipped). */
+/* A plot with nothing to draw (an empty set): a short svg with its title and the message, the id
+ * kept so links and the plot list stay whole; no axes. */
+static void empty_plot(struct report *r, const char *id, const char *title, const char *msg)
+{
+    enum { EH = 64 };
+    size_t at = fig_begin(r);
+    char t[320];
+    snprintf(t, sizeof t, "%s: %s", title, msg);
+    svg_open(&r->html, id, t, EH);
+    sb_printf(&r->html, "<text x=\"%d\" y=\"46\" text-anchor=\"middle\" fill=\"#555\">", PW / 2);
+    sb_esc(&r->html, msg); sb_printf(&r->html, "</text>\n</svg>\n");
+    fig_end(r, id, at, title);
+}
+
+/* Histogram of a "values" array computed here (VAL_BINS bins over [lo, hi]; NaN/null skipped; a
+ * lo/hi of NaN: the data's). An empty set is said in words; equal values get a narrow range
+ * next to them (on the open side when lo or hi is fixed) and a note. */
 static bool values_plot(struct report *r, const char *id, const cJSON *arr, double lo, double hi, const char *title,
                         const char *xl, const char *extra, const char *what /* "features" or "rows" */)
 {
@@ -387,9 +453,20 @@ static bool values_plot(struct report *r, const char *id, const cJSON *arr, doub
     if (!v) return false;
     double mn = INFINITY, mx = -INFINITY;
     for (size_t i = 0; i < n; i++) if (isfinite(v[i])) { mn = fmin(mn, v[i]); mx = fmax(mx, v[i]); m++; }
-    if (isnan(lo)) lo = m ? mn : 0;
-    if (isnan(hi)) hi = m ? mx : 1;
-    if (!(hi > lo)) hi = lo + 1;
+    char b[96];
+    if (m == 0) {
+        if (n) snprintf(b, sizeof b, "no %s with a defined value (%zu NaN/undefined)", what, n);
+        else snprintf(b, sizeof b, "no %s in this set", what);
+        empty_plot(r, id, title, b); free(v);
+        return true;
+    }
+    bool fixlo = !isnan(lo), fixhi = !isnan(hi);
+    if (!fixlo) lo = mn;
+    if (!fixhi) hi = mx;
+    if (!(hi > lo)) {
+        double w = fmax(0.1 * fabs(mx), 0.1);
+        if (fixhi) lo = hi - w; else if (fixlo) hi = lo + w; else { lo -= w / 2; hi += w / 2; }
+    }
     double e[VAL_BINS + 1], c[VAL_BINS] = {0};
     for (int k = 0; k <= VAL_BINS; k++) e[k] = lo + (hi - lo) * k / VAL_BINS;
     for (size_t i = 0; i < n; i++) {
@@ -402,12 +479,11 @@ static bool values_plot(struct report *r, const char *id, const cJSON *arr, doub
     struct plot p;
     plot_begin(&p, &r->html, id, title, xl, what, lo, hi, false, 0, ymax * 1.3 + (ymax == 0), false);
     bars(&p, e, c, VAL_BINS, "#54a24b");
-    char b[96];
     int k = 0;
     if (extra) plot_note(&p, k++, "#000", extra);
-    if (m == 0) snprintf(b, sizeof b, "empty set: no %s", what);
-    else snprintf(b, sizeof b, "%zu %s (%zu NaN/undefined)", m, what, n - m);
+    snprintf(b, sizeof b, "%zu %s (%zu NaN/undefined)", m, what, n - m);
     plot_note(&p, k++, "#555", b);
+    if (mn == mx) { snprintf(b, sizeof b, "every value is %.4g", mn); plot_note(&p, k++, "#555", b); }
     plot_end(&p);
     fig_end(r, id, at, title);
     free(v);
@@ -521,7 +597,7 @@ static bool density_parallel(struct report *r, const char *id, const double *lb,
     plot_begin(&p, &r->html, id, "Parallel coordinates of feature log10 densities", "",
                "log10 density", 0, 1, false, -10.5, 0.5, false);
     struct sb *s = &r->html;
-    double xa = px(&p, 0.08), xb = px(&p, 0.92);
+    double xa = px(&p, 0.06), xb = px(&p, PAR_XB);   /* the legend sits right of xb, off the bands */
     if (n <= PAR_LINES) {
         for (size_t i = 0; i < n; i++)
             if (isfinite(lb[i]) && isfinite(lf[i]))
@@ -545,39 +621,94 @@ static bool density_parallel(struct report *r, const char *id, const double *lb,
     sb_printf(s, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-weight=\"bold\">base</text>"
               "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-weight=\"bold\">finetune</text>\n",
               xa, PH - MB + 30, xb, PH - MB + 30);
-    plot_note(&p, 0, "#d62728", "red: dead in base (<= -8)");
-    plot_note(&p, 1, "#4c78a8", "blue: regular in base [-5, -1]");
-    if (n > PAR_LINES) plot_note(&p, 2, "#555", "binned 0.25 x 0.25; width/opacity = log count");
+    static const char *const leg[][2] = {{"#d62728", "dead in base"}, {"#d62728", "(log10 <= -8)"},
+                                         {"#4c78a8", "regular in base"}, {"#4c78a8", "(-5 to -1)"},
+                                         {"#999999", "other"}, {"#555", ""}, {"#555", "binned 0.25,"}, {"#555", "width and"},
+                                         {"#555", "opacity: log"}, {"#555", "count"}};
+    for (int k = 0; k < (n > PAR_LINES ? 10 : 5); k++) {
+        if (!leg[k][1][0]) continue;
+        sb_printf(s, "<text class=\"legend\" x=\"%.1f\" y=\"%d\" fill=\"%s\" font-size=\"10\">", xb + 10, MT + 14 + 13 * k, leg[k][0]);
+        sb_esc(s, leg[k][1]); sb_printf(s, "</text>\n");
+    }
     plot_end(&p);
     fig_end(r, id, at, "Where each feature's base density lands in the finetune");
     return true;
 }
 
 /* ======================== verdict ======================== */
+/* Appends ", " (when w > 0) and a formatted part to why (n), at *w. */
+static void why_add(char *why, size_t n, size_t *w, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void why_add(char *why, size_t n, size_t *w, const char *fmt, ...)
+{
+    if (*w >= n) return;
+    if (*w) *w += (size_t)snprintf(why + *w, n - *w, ", ");
+    if (*w >= n) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(why + *w, n - *w, fmt, ap);
+    va_end(ap);
+    if (k > 0) *w += (size_t)k;
+}
+
+/* The CE delta ratio finetune / base for the verdict, NaN when a delta is missing. A base delta
+ * under V_CE_FLOOR nats (a near-perfect SAE, or a negative one: splicing lowers the base's loss)
+ * is floored at V_CE_FLOOR, so the ratio compares the finetune's delta with that floor instead of
+ * dividing by almost nothing; a negative finetune delta (splicing lowers its loss) counts as 0.
+ * note gets what was adjusted ("" when nothing). */
+static double ce_ratio(double db, double df, char *note, size_t n)
+{
+    note[0] = 0;
+    if (isnan(db) || isnan(df)) return NAN;
+    size_t w = 0;
+    if (db < V_CE_FLOOR) why_add(note, n, &w, "base CE delta %.4f nats floored at %.2f", db, V_CE_FLOOR);
+    if (df < 0) why_add(note, n, &w, "finetune CE delta %.4f nats: splicing the SAE in lowers its loss", df);
+    return (df < 0 ? 0 : df) / (db < V_CE_FLOOR ? V_CE_FLOOR : db);
+}
+
+/* Inputs the verdict cannot rest on: an outlier fraction above V_OUTLIER_MAX in either model
+ * (outliers keep their activation in the spliced pass: CE spliced and R² cover the rest only). */
+static bool untrusted(const struct study *st, char *why, size_t n, size_t *w)
+{
+    bool bad = false;
+    for (int m = 0; m < st->n_models; m++) {
+        double f = num_or_nan(st->blk[m], "outlier_fraction");
+        if (!(f > V_OUTLIER_MAX)) continue;
+        why_add(why, n, w, "%.2f%% of the %s tokens are outliers (over %.0f%%: CE spliced and R² cover only the other %.2f%%)",
+                100 * f, st->names[m], 100 * V_OUTLIER_MAX, 100 * (1 - f));
+        bad = true;
+    }
+    return bad;
+}
+
 /* Writes the verdict text of a study into b; returns a css class. */
 static const char *verdict(const struct study *st, char *b, size_t bn)
 {
     const cJSON *base = st->n_models == 2 ? st->blk[0] : NULL, *ft = st->n_models == 2 ? st->blk[1] : NULL;
     const cJSON *tr = proto_json_get(st->doc, "transfer");
     if (!base || !ft) { snprintf(b, bn, "no verdict: a single-model study (no base/finetune pair)"); return "na"; }
-    double db = num_or_nan(base, "ce_delta"), df = num_or_nan(ft, "ce_delta");
-    double ratio = df / fmax(db, V_CE_FLOOR);   /* NaN when either is missing */
+    char cew[256], why[512] = "", bad[768] = "";
+    size_t w = 0, wb = 0;
+    double ratio = ce_ratio(num_or_nan(base, "ce_delta"), num_or_nan(ft, "ce_delta"), cew, sizeof cew);
     double as = num_or_nan(proto_json_get(tr, "activation_similarity"), "mean"), pr = num_or_nan(tr, "density_pearson"), r2 = num_or_nan(ft, "r2_pooled");
-    char why[256] = "";
-    size_t w = 0;
-    if (isfinite(ratio)) w += (size_t)snprintf(why + w, sizeof why - w, "CE delta ratio %.2f", ratio);
-    if (isfinite(as)) w += (size_t)snprintf(why + w, sizeof why - w, "%sactivation similarity %.3f", w ? ", " : "", as);
-    if (isfinite(pr)) w += (size_t)snprintf(why + w, sizeof why - w, "%sdensity r %.3f", w ? ", " : "", pr);
-    if (isfinite(r2)) w += (size_t)snprintf(why + w, sizeof why - w, "%sfinetune R² %.3f", w ? ", " : "", r2);
+    if (isfinite(ratio)) why_add(why, sizeof why, &w, cew[0] ? "CE delta ratio %.2f (%s)" : "CE delta ratio %.2f%s", ratio, cew);
+    if (isfinite(as)) why_add(why, sizeof why, &w, "activation similarity %.3f", as);
+    if (isfinite(pr)) why_add(why, sizeof why, &w, "density r %.3f", pr);
+    if (isfinite(r2)) why_add(why, sizeof why, &w, "finetune R² %.3f", r2);
+    if (untrusted(st, bad, sizeof bad, &wb)) {   /* CE spliced and R² are not to be trusted; the feature figures cover every token */
+        const char *feat = isfinite(as) && as < V_ACTSIM_BAD ? "; by its features alone (activation similarity, density r) it does not transfer"
+                         : isfinite(as) && isfinite(pr) && as >= V_ACTSIM_OK && pr >= V_PEARSON_OK ? "; by its features alone it transfers" : "";
+        snprintf(b, bn, "undetermined: %s%s (figures as measured: %s)", bad, feat, w ? why : "none");
+        return "na";
+    }
     if ((isfinite(ratio) && ratio > V_CE_RATIO_BAD) || (isfinite(as) && as < V_ACTSIM_BAD) || (isfinite(r2) && r2 < V_R2_BAD)) {
         snprintf(b, bn, "SAE does not transfer (%s)", why); return "bad";
     }
     if (!isfinite(ratio) || !isfinite(as) || !isfinite(pr)) {
         char miss[96] = "";
         size_t k = 0;
-        if (!isfinite(ratio)) k += (size_t)snprintf(miss + k, sizeof miss - k, "CE delta");
-        if (!isfinite(as)) k += (size_t)snprintf(miss + k, sizeof miss - k, "%sactivation similarity", k ? ", " : "");
-        if (!isfinite(pr)) k += (size_t)snprintf(miss + k, sizeof miss - k, "%sdensity r", k ? ", " : "");
+        if (!isfinite(ratio)) why_add(miss, sizeof miss, &k, "CE delta");
+        if (!isfinite(as)) why_add(miss, sizeof miss, &k, "activation similarity");
+        if (!isfinite(pr)) why_add(miss, sizeof miss, &k, "density r");
         snprintf(b, bn, "undetermined: missing %s (%s)", miss, w ? why : "nothing else known");
         return "na";
     }
@@ -628,6 +759,27 @@ static double study_val(const struct study *st, const struct row *rw)
     return num_or_nan(o, rw->sub);
 }
 
+/* The studies' "warnings" (sf-reduce, proto/PROTOCOL.md §5) at the top; nothing when none. */
+static void warnings_section(struct report *r, const struct study *st, int ns)
+{
+    struct sb *s = &r->html;
+    int n = 0;
+    for (int i = 0; i < ns; i++) n += cJSON_GetArraySize(proto_json_get(st[i].doc, "warnings"));
+    if (n == 0) return;
+    sb_printf(s, "<section id=\"warnings\"><h2>Warnings</h2>\n<ul class=\"warnings\">\n");
+    for (int i = 0; i < ns; i++) {
+        const cJSON *w;
+        cJSON_ArrayForEach(w, proto_json_get(st[i].doc, "warnings")) {
+            const char *code = str_or_null(w, "code"), *msg = str_or_null(w, "message");
+            sb_printf(s, "<li class=\"warn\" data-code=\""); sb_esc(s, code ? code : "unknown");
+            sb_printf(s, "\">study %d (", i + 1); sb_esc(s, st[i].path); sb_printf(s, "): <b>");
+            sb_esc(s, code ? code : "unknown"); sb_printf(s, "</b>: "); sb_esc(s, msg ? msg : "(no message)");
+            sb_printf(s, "</li>\n");
+        }
+    }
+    sb_printf(s, "</ul></section>\n");
+}
+
 static void summary(struct report *r, struct study *st, int ns)
 {
     struct sb *s = &r->html;
@@ -659,11 +811,13 @@ static void summary(struct report *r, struct study *st, int ns)
         sb_printf(s, "<li class=\"%s\" id=\"verdict-%d\">study %d (", cls, i + 1, i + 1);
         sb_esc(s, st[i].path); sb_printf(s, "): <b>"); sb_esc(s, v); sb_printf(s, "</b></li>\n");
     }
-    sb_printf(s, "</ul>\n<p class=\"thresholds\">Thresholds: <i>transfers</i> when finetune CE delta &#8804; %.1f&#215; base CE delta (floored at %.2f nats), "
+    sb_printf(s, "</ul>\n<p class=\"thresholds\">Thresholds: <i>transfers</i> when finetune CE delta &#8804; %.1f&#215; base CE delta, "
               "regular-feature activation similarity mean &#8805; %.1f and density Pearson r &#8805; %.1f; <i>does not transfer</i> "
               "when CE delta ratio &gt; %.0f, activation similarity &lt; %.1f or finetune R&#178; pooled &lt; %.0f; otherwise "
-              "<i>transfers partly</i>; <i>undetermined</i> when a figure is missing.</p>\n",
-              V_CE_RATIO_OK, V_CE_FLOOR, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD);
+              "<i>transfers partly</i>; <i>undetermined</i> when a figure is missing, when either model has over %.0f%% outliers "
+              "(the seed's method assumes under 1%%), with what the feature figures alone say; a base CE delta under %.2f nats is floored at it for the "
+              "ratio, a negative finetune CE delta counts as 0.</p>\n",
+              V_CE_RATIO_OK, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD, 100 * V_OUTLIER_MAX, V_CE_FLOOR);
 }
 
 /* True when a HIST has geometric (LOGZ) edges spanning > 2 decades: drawn on a log x axis. */
@@ -889,7 +1043,19 @@ static const char *CSS =
     ".grid{display:flex;flex-wrap:wrap;gap:6px}figure{margin:2px}figcaption{font-size:11px;color:#555;max-width:430px}"
     ".note{color:#8a5a00;background:#fff6e0;padding:4px 8px}li.ok b{color:#1a7f37}li.bad b{color:#c62828}"
     "li.mid b{color:#b26a00}li.na b{color:#555}.thresholds{font-size:12px;color:#444}footer{font-size:12px;color:#444}"
-    "li.kv{display:inline-block;margin-right:16px}code{font-size:11px}";
+    "li.kv{display:inline-block;margin-right:16px}code{font-size:11px}"
+    "#warnings{border:2px solid #c62828;padding:4px 12px;margin:12px 0}#warnings h2{color:#c62828;margin:4px 0}"
+    "li.warn{margin:4px 0}:root{color-scheme:light dark}"
+    /* print: a figure, table or verdict is never split over pages, a heading never ends one */
+    "@media print{body{margin:0;max-width:none}figure,table,svg,li.warn,ul.verdicts{break-inside:avoid;page-break-inside:avoid}"
+    "h1,h2,h3,h4{break-after:avoid;page-break-after:avoid}.grid{display:block}figure{display:inline-block;vertical-align:top}"
+    "section{break-before:auto}}"
+    /* dark: the page dark, the plots kept as white cards (their colours are chosen for white) */
+    "@media (prefers-color-scheme:dark){body{background:#15171a;color:#ddd}td,th{border-color:#555}"
+    "tr.study td{background:#1f2a36}figcaption,.thresholds,footer{color:#aaa}"
+    ".note{color:#f0c674;background:#3a2f14}li.ok b{color:#5cc26e}li.bad b{color:#ff6b6b}li.mid b{color:#f0a040}"
+    "li.na b{color:#bbb}#warnings{border-color:#ff6b6b}#warnings h2{color:#ff6b6b}a{color:#8ab4f8}"
+    "svg{border-radius:3px}}";
 
 /* ======================== usage ======================== */
 static void usage(FILE *fp)
@@ -906,16 +1072,20 @@ static void usage(FILE *fp)
 "  --png DIR        also write every plot as DIR/<plot id>.png (rsvg-convert, librsvg2-bin)\n"
 "  --title TEXT     report title (default \"saeflow report\")\n"
 "\n"
-"Layout: summary table (per-model metrics side by side; the similarity and transfer figures of each\n"
-"study) and one verdict line per study, then per study: similarity plots, per-model plots, transfer\n"
-"plots, the per-model metrics table; a provenance footer (inputs' header metas, stage versions and\n"
-"args, sf-reduce args, date). Table numbers: \"%%.4f\" (\"%%.4g\" from 1e9), counts \"%%.0f\", fractions\n"
-"as percentages \"%%.2f%%%%\"; a missing value is a dash.\n"
+"Layout: the studies' warnings when there are any (sf-reduce's \"warnings\": outliers over 1%%, too\n"
+"few tokens, NaNs, a cut vocabulary), a summary table (per-model metrics side by side; the similarity\n"
+"and transfer figures of each study) and one verdict line per study, then per study: similarity\n"
+"plots, per-model plots, transfer plots, the per-model metrics table; a provenance footer (inputs'\n"
+"header metas, stage versions and args, sf-reduce args, date). Table numbers: \"%%.4f\" (\"%%.4g\"\n"
+"from 1e9), counts \"%%.0f\", fractions as percentages \"%%.2f%%%%\"; a missing value is a dash.\n"
 "\n"
-"Verdict thresholds: \"SAE transfers\" when finetune ce_delta <= %.1f x base ce_delta (floored at\n"
-"%.2f nats), regular-feature activation similarity mean >= %.1f and density Pearson r >= %.1f;\n"
-"\"does not transfer\" when the ce_delta ratio > %.0f, activation similarity < %.1f or finetune\n"
-"r2_pooled < %.0f; else \"transfers partly\"; \"undetermined\" when one of the three is missing.\n"
+"Verdict thresholds: \"SAE transfers\" when finetune ce_delta <= %.1f x base ce_delta, regular-feature\n"
+"activation similarity mean >= %.1f and density Pearson r >= %.1f; \"does not transfer\" when the\n"
+"ce_delta ratio > %.0f, activation similarity < %.1f or finetune r2_pooled < %.0f; else \"transfers\n"
+"partly\"; \"undetermined\" (with the reason) when one of the three is missing, when either model has\n"
+"over %.0f%% outliers (the seed's method assumes under 1%%; it then says what the feature figures\n"
+"alone say); a base ce_delta under %.2f nats is floored at it for the ratio, a negative finetune\n"
+"ce_delta counts as 0. The result's \"warnings\" are listed at the top of the report (section id warnings).\n"
 "\n"
 "Plot ids (<svg id=...>, S = study number 1, 2, ...; MODEL = base, finetune or model):\n"
 "  plot-S-sim-cos-hist, plot-S-sim-l2-hist        token histograms of cos and L2 (sf-reduce bins)\n"
@@ -928,7 +1098,9 @@ static void usage(FILE *fp)
 "  plot-S-transfer-density-parallel               parallel coordinates of log densities\n"
 "  plot-S-transfer-err-dead-base, plot-S-transfer-err-dead-finetune   activation error histograms\n"
 "  plot-S-transfer-act-sim, plot-S-transfer-logit-sim                 regular-feature similarities\n"
-"  tables: summary, metrics-S; verdict lines: verdict-S; footer: provenance\n"
+"  tables: summary, metrics-S; verdict lines: verdict-S; warnings: warnings; footer: provenance\n"
+"An empty set's plot is a short one saying \"no features in this set\" (no axes); every plot is an\n"
+"<svg role=\"img\"> with an aria-label and a <title>. Print and dark-mode (prefers-color-scheme) CSS.\n"
 "\n"
 "Large SAEs: above %d features the density scatter is a %dx%d 2-D histogram over log density\n"
 "[-10.5, 0.5] (cell shade = log count; the regression line and r use every feature); above %d\n"
@@ -938,7 +1110,7 @@ static void usage(FILE *fp)
 "Examples:\n"
 "  sf-reduce --base b.sf --finetune f.sf > study.json && sf-report study.json -o report.html\n"
 "  sf-report gemma-python.json gemma-chat.json -o both.html --png plots/\n"
-"\n", V_CE_RATIO_OK, V_CE_FLOOR, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD,
+"\n", V_CE_RATIO_OK, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD, 100 * V_OUTLIER_MAX, V_CE_FLOOR,
             SCATTER_POINTS, SCATTER_BINS, SCATTER_BINS, PAR_LINES, PAR_BIN);
     proto_cli_help_common(fp);
 }
@@ -1014,6 +1186,7 @@ int main(int argc, char **argv)
     sb_printf(s, "</title>\n<style>%s</style></head>\n<body>\n<h1>", CSS);
     sb_esc(s, o.title);
     sb_printf(s, "</h1>\n");
+    warnings_section(&r, st, ns);
     summary(&r, st, ns);
     for (int i = 0; i < ns; i++) {
         sb_printf(s, "<section id=\"study-%d\"><h2>Study %d: ", i + 1, i + 1);

@@ -3,6 +3,7 @@
  * and the logit similarity), throughput, nan_counts, provenance and the partial block. */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "reduce.h"
@@ -296,6 +297,95 @@ static void upstream_throughput(const cJSON *prov, uint64_t ctx, cJSON *th)
     }
 }
 
+/* ---- warnings (issue 16) ---- */
+/* warnings[] += {code, message}; the caller adds the numbers. */
+static cJSON *warn_add(cJSON *w, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static cJSON *warn_add(cJSON *w, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt); vsnprintf(msg, sizeof msg, fmt, ap); va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "code", code);
+    cJSON_AddStringToObject(o, "message", msg);
+    cJSON_AddItemToArray(w, o);
+    return o;
+}
+
+/* outlier_fraction above WARN_OUTLIER_FRAC in one model */
+static void warn_outliers(const struct modelacc *m, const char *name, cJSON *w)
+{
+    double f = ratio((double)m->outliers, (double)m->a_tok);
+    if (!m->has_acts || !(f > WARN_OUTLIER_FRAC)) return;
+    cJSON *o = warn_add(w, "outlier_fraction_high",
+                        "%s: %.2f%% of the tokens are outliers (limit %.0f%%; the seed's method assumes under 1%%: "
+                        "0.24%% Gemma-2b, 0.7%% Mistral-7B): outliers keep their activation in the spliced pass, so "
+                        "CE spliced, R2, EV cover only the other %.2f%%", name, 100 * f, 100 * WARN_OUTLIER_FRAC, 100 * (1 - f));
+    cJSON_AddStringToObject(o, "model", name);
+    cJSON_AddNumberToObject(o, "outlier_fraction", f);
+    cJSON_AddNumberToObject(o, "outliers", (double)m->outliers);
+    cJSON_AddNumberToObject(o, "tokens", (double)m->a_tok);
+    if (!isnan(m->outlier_threshold)) cJSON_AddNumberToObject(o, "outlier_threshold", m->outlier_threshold);
+    cJSON_AddNumberToObject(o, "limit", WARN_OUTLIER_FRAC);
+}
+
+/* fewer than WARN_MIN_TOKENS tokens of feats: the regular set's lower density edge is below 1/N */
+static void warn_tokens(const struct modelacc *m, cJSON *w)
+{
+    if (!m->has_feats || !m->f_tok || (double)m->f_tok >= WARN_MIN_TOKENS) return;
+    double N = (double)m->f_tok;
+    cJSON *o = warn_add(w, "few_tokens_for_density",
+                        "%.0f tokens: the smallest density measurable is 1/N = 10^%.2f, and a feature at the regular set's "
+                        "lower edge (10^%.0f) is expected to fire %.2f times; densities near that edge (and the regular "
+                        "set) need at least %.0f tokens", N, -log10(N), REG_LO, N * pow(10, REG_LO), WARN_MIN_TOKENS);
+    cJSON_AddNumberToObject(o, "tokens", N);
+    cJSON_AddNumberToObject(o, "min_tokens", WARN_MIN_TOKENS);
+    cJSON_AddNumberToObject(o, "min_log_density", -log10(N));
+}
+
+/* nan_counts, except transfer.activation_similarity_all (undefined for every dead feature by
+ * construction: expected, not a data problem) */
+static void warn_nan(const cJSON *nc, cJSON *w)
+{
+    const cJSON *e;
+    double total = 0;
+    cJSON *where = cJSON_CreateArray();
+    cJSON_ArrayForEach(e, nc) {
+        if (strcmp(e->string, "transfer.activation_similarity_all") == 0) continue;
+        total += cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "count"));
+        cJSON_AddItemToArray(where, cJSON_CreateString(e->string));
+    }
+    if (cJSON_GetArraySize(where) == 0) { cJSON_Delete(where); return; }
+    cJSON *o = warn_add(w, "nan_counted", "%.0f non-finite or undefined values left out of %d figure(s) (see nan_counts)",
+                        total, cJSON_GetArraySize(where));
+    cJSON_AddNumberToObject(o, "count", total);
+    cJSON_AddItemToObject(o, "where", where);
+}
+
+/* the finetune's unembedding has more rows than the base's (known only with the checkpoints) */
+static void warn_vocab(const struct ckpts *ck, cJSON *w)
+{
+    if (!ck || !ck->on || !ck->ub.E || !ck->uf.E || ck->uf.V <= ck->ub.V) return;
+    cJSON *o = warn_add(w, "finetune_vocab_cut",
+                        "the finetune's vocabulary (%llu) is cut to the base's (%llu): its %llu added row(s) never "
+                        "appear in the loss or the logit similarity", (unsigned long long)ck->uf.V,
+                        (unsigned long long)ck->ub.V, (unsigned long long)(ck->uf.V - ck->ub.V));
+    cJSON_AddNumberToObject(o, "base_vocab", (double)ck->ub.V);
+    cJSON_AddNumberToObject(o, "finetune_vocab", (double)ck->uf.V);
+}
+
+/* The "warnings" array of a (nc: its nan_counts). */
+static cJSON *warnings(const struct acc *a, const struct ckpts *ck, const cJSON *nc)
+{
+    cJSON *w = cJSON_CreateArray();
+    if (a->paired) { warn_outliers(&a->m[0], "base", w); warn_outliers(&a->m[1], "finetune", w); }
+    else warn_outliers(&a->m[0], "model", w);
+    warn_tokens(&a->m[0], w);
+    warn_nan(nc, w);
+    warn_vocab(ck, w);
+    return w;
+}
+
 /* The result document of a (prov: provenance(), consumed) into *out. */
 int finalize(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON *prov, cJSON **out)
 {
@@ -318,6 +408,7 @@ int finalize(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON 
     cJSON_AddNumberToObject(me, "rows", (double)a->reduce_rows);
     cJSON_AddNumberToObject(me, "seconds", a->seconds);
     cJSON_AddNumberToObject(me, "tokens_per_s", ratio((double)a->reduce_tokens, a->seconds));
+    cJSON_AddItemToObject(doc, "warnings", warnings(a, ck, nc));
     cJSON_AddItemToObject(doc, "nan_counts", nc); nc = NULL;
     cJSON_AddItemToObject(doc, "provenance", prov);
     if (!o->no_partial) cJSON_AddItemToObject(doc, "partial", acc_partial(a));

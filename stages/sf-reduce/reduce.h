@@ -206,4 +206,42 @@ int finalize(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON 
 cJSON *provenance(struct acc *a, const struct opts *o);
 int write_doc(const cJSON *doc, const struct opts *o);
 
+/* --- warnings (issue 16) --- */
+/* The "warnings" array of the result (finalize.c): figures that make the study's verdict
+ * untrustworthy. The seed's outlier handling assumes a small outlier set (0.24% Gemma-2b, 0.7%
+ * Mistral-7B): above WARN_OUTLIER_FRAC in either model CE spliced, R², EV cover too few tokens.
+ * Below WARN_MIN_TOKENS (= 10^-REG_LO) tokens a feature at the regular set's lower density edge
+ * (10^REG_LO) is expected to fire less than once: that edge cannot be resolved. */
+#define WARN_OUTLIER_FRAC 0.01
+#define WARN_MIN_TOKENS   100000.0
+
+
+/* --- shards (issue 13) ---
+ * A study plan (pipelines/transfer.sh --plan OUT writes OUT/study.json) fixes what every shard of
+ * one study shares: {"saeflow_plan": 1, "plan_hash": H, "settings": {..., "rows": rows per frame,
+ * "frames": F, "total_rows": T, "hook", "ctx", "base", "finetune", "sae", outlier rule ...}}.
+ * Shard K of N (0-based) covers frames [K*F/N, (K+1)*F/N), i.e. rows [lo, hi) with lo = first
+ * frame * rows, hi = min(end frame * rows, T). sf-reduce --plan FILE --shard K/N checks its
+ * streams had hi - lo rows and writes partial.shard = {plan_hash, k, n, row_start, row_end,
+ * settings}; --merge [--plan FILE] checks the parts form the plan exactly once, orders them by
+ * row range, and takes the checkpoint and SAE paths from the settings. */
+struct shardopts {
+    const char *plan;               /* --plan FILE, NULL without */
+    long long k, n;                 /* --shard K/N; n == 0: not given */
+    char *hash;                     /* the plan's (or the first part's) plan_hash, owned */
+    cJSON *settings;                /* the plan's (or the first part's) settings, owned */
+    uint64_t rows_per_frame, frames, total_rows, row_lo, row_hi;
+    const char *base_model, *ft_model, *sae_dir;   /* borrowed from settings */
+};
+/* "K/N" -> so->k, so->n (usage error otherwise) */
+void shard_parse_arg(const char *arg, struct shardopts *so);
+/* Reads so->plan (hash, settings) and, with --shard, the row range. */
+int plan_load(struct shardopts *so, const char **where);
+/* The shard block into doc's partial; the streams must have had the plan's rows. */
+int shard_annotate(cJSON *doc, const struct acc *a, const struct shardopts *so);
+/* --merge: checks the parts against each other (and the plan), reorders o->merge_files by row
+ * range, and sets so's paths from the settings. Unsharded parts (no partial.shard) pass as before. */
+int merge_check(struct opts *o, struct shardopts *so, const char **where);
+void shard_free(struct shardopts *so);
+
 #endif

@@ -8,8 +8,11 @@ need_py json
 cat out.txt
 grep -q "report: demo/report.html" out.txt || die "demo.sh did not say where the report is"
 [ -s demo/report.html ] || die "demo/report.html missing"
-grep -q "SAE transfers (" demo/report.html || die "the report has no 'SAE transfers' verdict (mild)"
-grep -q "SAE does not transfer (" demo/report.html || die "the report has no 'SAE does not transfer' verdict (strong)"
+grep -q 'id="verdict-1">.*<b>SAE transfers (' demo/report.html || die "the report has no 'SAE transfers' verdict (mild)"
+# the strong finetune's norms grow: ~10% of its tokens are outliers under the base's rule, so CE
+# spliced and R² are not trusted, and the verdict says what the feature figures alone say
+grep -q 'id="verdict-2">.*<b>undetermined: [0-9.]*% of the finetune tokens are outliers.*by its features alone (activation similarity, density r) it does not transfer' demo/report.html ||
+  die "the report has no 'undetermined ... by its features alone it does not transfer' verdict (strong)"
 "$PY" - <<'PY' || die "mild vs strong"
 import json
 m, s = (json.load(open(f'demo/{k}/result.json')) for k in ['mild', 'strong'])
