@@ -37,6 +37,8 @@ int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage
     case PROTO_OPT_NO_PROGRESS: cli->progress = 0; return 1;
     case PROTO_OPT_THREADS: cli->threads = (int)proto_parse_ll("--threads", arg, 1, 1024); return 1;
     case PROTO_OPT_ZSTD: cli->zstd = true; return 1;
+    case PROTO_OPT_INSECURE: cli->insecure = true; proto_zmq_set_insecure(true); return 1;
+    case PROTO_OPT_KEYS: cli->keys = arg; proto_zmq_set_keys(arg); return 1;
     case '?': case ':':
         fprintf(stderr, "try '%s --help'\n", g_prog);
         exit(PROTO_EXIT_USAGE);
@@ -50,13 +52,16 @@ void proto_cli_help_common(FILE *fp)
         "Common options:\n"
         "  -i, --in ENDPOINT     input (default -: stdin)\n"
         "  -o, --out ENDPOINT    output (default -: stdout)\n"
-        "      ENDPOINT: - | FILE | FILE.zst | tcp://HOST:PORT | tcp://*:PORT (bind) | ipc://PATH\n"
+        "      ENDPOINT: - | FILE | FILE.zst | tcp://HOST:PORT (connect) | tcp://@ADDR:PORT (bind ADDR)\n"
+        "                | tcp://*:PORT (bind all) | ipc://PATH\n"
         "  -q, --quiet           errors only;  -v, --verbose  more messages\n"
         "  -f, --force           write frames to a terminal anyway\n"
         "      --progress        progress line on stderr (default: when stderr is a terminal)\n"
         "      --no-progress     no progress line\n"
         "      --threads N       compute threads (OpenBLAS)\n"
         "      --zstd            compress tensor payloads with zstd (readers accept both)\n"
+        "      --keys DIR        CURVE keys for tcp:// (sf-cat --keygen DIR; else SAEFLOW_ZMQ_KEYS)\n"
+        "      --insecure        allow a tcp bind to a non-loopback address without keys\n"
         "  -h, --help            this help;  -V, --version  version\n"
         "Exit codes: 0 ok; 1 runtime failure (I/O, bad frame, mismatch); 2 usage error;\n"
         "  3 input truncated (upstream ended without an end frame).\n");
@@ -71,12 +76,15 @@ void proto_cli_finish(struct proto_cli *cli, bool writes_frames)
         exit(PROTO_EXIT_USAGE);
     }
     proto_cli_check_distinct(cli->out, cli->in);
+    if (cli->insecure && !proto_zmq_keys())
+        proto_warn("--insecure: tcp:// streams are neither authenticated nor encrypted; anyone who reaches the port can read or inject frames");
 }
 
 void proto_cli_check_distinct(const char *out, const char *in)
 {
     if (proto_same_file(out, in))
         proto_usage_error("%s: the output is the same file as the input %s (it would be overwritten while read)", out, in);
+    if (proto_zmq_check_exposure(out) != PROTO_OK || proto_zmq_check_exposure(in) != PROTO_OK) proto_die(PROTO_EXIT_USAGE, "%s", proto_detail());
 }
 
 bool proto_cli_progress_on(const struct proto_cli *cli)

@@ -28,18 +28,21 @@ struct proto_cli {
     int threads;           /* --threads N, 0 = default */
     bool force;            /* -f: write frames to a terminal anyway */
     bool zstd;             /* --zstd: compress tensor payloads */
+    bool insecure;         /* --insecure: allow a keyless tcp bind to a non-loopback address */
+    const char *keys;      /* --keys DIR: CURVE keys for tcp:// (else SAEFLOW_ZMQ_KEYS) */
 };
 /* Long options of the common flags; put PROTO_CLI_LONGOPTS in a stage's option table and
  * PROTO_CLI_SHORTOPTS in its short string; then hand unknown codes to proto_cli_common. */
 #define PROTO_CLI_SHORTOPTS "i:o:qvfhV"
-enum { PROTO_OPT_PROGRESS = 1000, PROTO_OPT_NO_PROGRESS, PROTO_OPT_THREADS, PROTO_OPT_ZSTD, PROTO_OPT_FIRST_FREE = 1100 };
+enum { PROTO_OPT_PROGRESS = 1000, PROTO_OPT_NO_PROGRESS, PROTO_OPT_THREADS, PROTO_OPT_ZSTD, PROTO_OPT_INSECURE, PROTO_OPT_KEYS, PROTO_OPT_FIRST_FREE = 1100 };
 #define PROTO_CLI_LONGOPTS \
     {"in", required_argument, 0, 'i'}, {"out", required_argument, 0, 'o'}, \
     {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'}, \
     {"force", no_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, \
     {"version", no_argument, 0, 'V'}, {"progress", no_argument, 0, PROTO_OPT_PROGRESS}, \
     {"no-progress", no_argument, 0, PROTO_OPT_NO_PROGRESS}, \
-    {"threads", required_argument, 0, PROTO_OPT_THREADS}, {"zstd", no_argument, 0, PROTO_OPT_ZSTD}
+    {"threads", required_argument, 0, PROTO_OPT_THREADS}, {"zstd", no_argument, 0, PROTO_OPT_ZSTD}, \
+    {"insecure", no_argument, 0, PROTO_OPT_INSECURE}, {"keys", required_argument, 0, PROTO_OPT_KEYS}
 
 void proto_cli_init(struct proto_cli *cli, const char *argv0);
 /* Handles a common option code. Returns 1 if handled, 0 if not a common option.
@@ -50,10 +53,13 @@ int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage
 void proto_cli_help_common(FILE *fp);
 /* After parsing: applies --threads (OpenBLAS, when linked), checks stdout is not a terminal
  * when frames go there (exit 2 unless -f). Pass writes_frames=false for stages whose stdout is
- * JSON/HTML. Exits 2 when -o is the same file as -i (proto_cli_check_distinct). */
+ * JSON/HTML. Exits 2 when -o is the same file as -i (proto_cli_check_distinct), or when a
+ * tcp endpoint binds a non-loopback address without keys or --insecure; says once on stderr
+ * that --insecure is in force. */
 void proto_cli_finish(struct proto_cli *cli, bool writes_frames);
-/* Exit 2 when the output out is the same file as the input in (proto_same_file); called by
- * proto_cli_finish for -o/-i, and by stages for their other inputs and outputs. */
+/* Exit 2 when the output out is the same file as the input in (proto_same_file), or when either
+ * is an exposed tcp bind (proto_zmq_check_exposure); called by proto_cli_finish for -o/-i, and
+ * by stages for their other inputs and outputs. */
 void proto_cli_check_distinct(const char *out, const char *in);
 bool proto_cli_progress_on(const struct proto_cli *cli);
 

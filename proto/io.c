@@ -1,12 +1,15 @@
 /* io.c - endpoints: readers and writers of frame streams over fds, files, .zst files and
- * ZeroMQ PUSH/PULL. The reader enforces the stream grammar: header first, seq 0,1,2,... with no
+ * ZeroMQ links (DEALER -> ROUTER, heartbeats, an acknowledged end, CURVE keys). The reader enforces the stream grammar: header first, seq 0,1,2,... with no
  * gap, end last with the right frame and row counts, nothing after it on a file or pipe (EOF);
  * EOF before end is PROTO_E_TRUNCATED. A frame may hold at most READ_MAX_OBJECTS msgpack
  * objects, checked before msgpack-c unpacks it. */
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 #include <zstd.h>
@@ -20,43 +23,303 @@ enum ep_type { EP_FD, EP_ZSTD, EP_ZMQ };
 /* ---- endpoint strings ---- */
 static bool has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 static bool ends_with(const char *s, const char *x) { size_t a = strlen(s), b = strlen(x); return a >= b && strcmp(s + a - b, x) == 0; }
-static int zmq_timeout_ms(void)
+/* ---- ZeroMQ links ----
+ * Data travels writer DEALER -> reader ROUTER, one frame per message; the reader answers the end
+ * frame with an "ack" frame back to the peer that sent it (PROTOCOL.md §2), and the writer's
+ * close waits for it. Liveness: ZMTP heartbeats (SAEFLOW_ZMQ_HEARTBEAT s, default 10) drop a
+ * dead or unreachable peer; a socket monitor counts the peers that completed a handshake, so a
+ * wait never times out while one is connected (a slow producer is alive) and fails as soon as the
+ * last one leaves ("peer gone"). SAEFLOW_ZMQ_TIMEOUT bounds only a wait with no peer at all. */
+#define ZAP_MAX_KEYS 64
+struct zap { void *sock; int n; uint8_t key[ZAP_MAX_KEYS][32]; pthread_t th; bool live; };
+#define ZLINK_FDS 32
+struct zlink {
+    void *ctx, *sock, *mon;
+    struct zap *zap;
+    int pend[ZLINK_FDS], npend;   /* connections (fds) still in their handshake */
+    int live[ZLINK_FDS], nlive;   /* connections that completed it: the peers */
+    bool seen, gone;              /* a peer connected; the last one left after that */
+    bool binds, refused;          /* refused: (connecting side) the peer refused our CURVE key */
+    double idle_since;            /* since when no peer is connected */
+};
+static char g_zmq_keys[4096];
+static bool g_zmq_keys_set, g_zmq_insecure;
+void proto_zmq_set_keys(const char *dir) { snprintf(g_zmq_keys, sizeof g_zmq_keys, "%s", dir ? dir : ""); g_zmq_keys_set = dir != NULL; }
+void proto_zmq_set_insecure(bool on) { g_zmq_insecure = on; }
+const char *proto_zmq_keys(void)
 {
-    const char *e = getenv("SAEFLOW_ZMQ_TIMEOUT");
-    long s = e ? strtol(e, NULL, 10) : 600;
-    if (s <= 0 || s > 86400) s = 600;
-    return (int)(s * 1000);
+    const char *e = getenv("SAEFLOW_ZMQ_KEYS");
+    const char *d = g_zmq_keys_set ? g_zmq_keys : e;
+    return d && *d ? d : NULL;
 }
-/* tcp with host "*" binds, any other host connects; ipc binds on the writer side */
-static bool zmq_binds(const char *ep, bool writer)
+static double now_s(void)
 {
-    if (has_prefix(ep, "ipc://")) return writer;
-    return has_prefix(ep, "tcp://*:");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
-/* Writers keep a send high-water mark of 4 frames (back-pressure on the producer). Readers
- * have none (0 = unbounded queue): libzmq 4.3.4 drops the data of a connection whose reader is
- * held back by its receive high-water mark when the writer closes (measured here: about one
- * stream in three lost its last frames over ipc://). So a ZeroMQ reader may queue frames ahead
- * of a slow consumer; SAEFLOW_ZMQ_RCVHWM=N bounds it (at that risk). */
-static int zmq_setup(void **ctx, void **sock, const char *ep, int type, bool writer)
+static int env_seconds(const char *name, int dflt)
 {
-    const char *e = getenv("SAEFLOW_ZMQ_RCVHWM");
-    int to = zmq_timeout_ms(), hwm = writer ? 4 : (e ? atoi(e) : 0), linger = writer ? to : 0;
-    if (!has_prefix(ep, "tcp://") && !has_prefix(ep, "ipc://")) { proto_set_detail("%s: unsupported endpoint", ep); return PROTO_E_ENDPOINT; }
-    if (!(*ctx = zmq_ctx_new())) { proto_set_detail("zmq_ctx_new: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
-    if (!(*sock = zmq_socket(*ctx, type))) { proto_set_detail("zmq_socket: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
-    zmq_setsockopt(*sock, writer ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(*sock, writer ? ZMQ_SNDTIMEO : ZMQ_RCVTIMEO, &to, sizeof to);
-    zmq_setsockopt(*sock, ZMQ_LINGER, &linger, sizeof linger);
-    int rc = zmq_binds(ep, writer) ? zmq_bind(*sock, ep) : zmq_connect(*sock, ep);
-    if (rc != 0) { proto_set_detail("%s: %s", ep, zmq_strerror(errno)); return PROTO_E_ZMQ; }
+    const char *e = getenv(name);
+    long s = e ? strtol(e, NULL, 10) : dflt;
+    return s <= 0 || s > 86400 ? dflt : (int)s;
+}
+static int zmq_timeout_s(void) { return env_seconds("SAEFLOW_ZMQ_TIMEOUT", 600); }
+
+/* An endpoint as ZeroMQ takes it: "tcp://@ADDR:P" binds ADDR, a host of "*" binds every
+ * interface, any other tcp host connects; ipc:// binds on the writer side. */
+struct zep { char addr[300]; bool tcp, bind, loopback; };
+static int zep_parse(const char *ep, bool writer, struct zep *z)
+{
+    memset(z, 0, sizeof *z);
+    if (has_prefix(ep, "ipc://")) { snprintf(z->addr, sizeof z->addr, "%s", ep); z->bind = writer; z->loopback = true; return PROTO_OK; }
+    if (!has_prefix(ep, "tcp://")) { proto_set_detail("%s: unsupported endpoint", ep); return PROTO_E_ENDPOINT; }
+    const char *host = ep + 6;
+    z->tcp = true;
+    if (*host == '@') { host++; z->bind = true; }
+    else z->bind = *host == '*';
+    const char *colon = strrchr(host, ':');
+    if (!colon || colon == host || !colon[1] || strlen(host) >= sizeof z->addr - 8) { proto_set_detail("%s: expected tcp://HOST:PORT, tcp://@ADDR:PORT or tcp://*:PORT", ep); return PROTO_E_ENDPOINT; }
+    snprintf(z->addr, sizeof z->addr, "tcp://%s", host);
+    size_t hl = (size_t)(colon - host);
+    z->loopback = has_prefix(host, "127.") || (hl == 5 && has_prefix(host, "[::1]")) || (hl == 2 && has_prefix(host, "lo"))
+                  || (hl == 9 && has_prefix(host, "localhost"));
+    return PROTO_OK;
+}
+int proto_zmq_check_exposure(const char *ep)
+{
+    struct zep z;
+    if (!ep || (!has_prefix(ep, "tcp://") && !has_prefix(ep, "ipc://"))) return PROTO_OK;
+    int err = zep_parse(ep, false, &z);
+    if (err) return err;
+    if (!z.tcp || !z.bind || z.loopback || proto_zmq_keys() || g_zmq_insecure) return PROTO_OK;
+    proto_set_detail("%s: binds a non-loopback address without keys (give --keys DIR, or --insecure to expose an unauthenticated stream)", ep);
+    return PROTO_E_ENDPOINT;
+}
+
+/* ---- CURVE keys (Z85 text files, one key a line) and the ZAP handler ---- */
+static int read_key(const char *dir, const char *file, char out[41])
+{
+    char path[4200], *text = NULL;
+    size_t n = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    if (proto_read_file(path, &text, &n) != PROTO_OK) { proto_set_detail("%s: cannot read key: %s", path, strerror(errno)); return PROTO_E_IO; }
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ')) text[--n] = 0;
+    uint8_t bin[32];
+    bool ok = n == 40 && zmq_z85_decode(bin, text) != NULL;
+    if (ok) memcpy(out, text, 41);
+    free(text);
+    if (!ok) { proto_set_detail("%s: not a Z85 CURVE key (40 characters)", path); return PROTO_E_FORMAT; }
+    return PROTO_OK;
+}
+static int zap_load(struct zap *z, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) { proto_set_detail("%s: %s", dir, strerror(errno)); return PROTO_E_IO; }
+    struct dirent *e;
+    int err = PROTO_OK;
+    while (!err && (e = readdir(d))) {
+        if (!has_prefix(e->d_name, "client") || !ends_with(e->d_name, ".pub")) continue;
+        char k[41];
+        if ((err = read_key(dir, e->d_name, k))) break;
+        if (z->n == ZAP_MAX_KEYS) { proto_set_detail("%s: more than %d client keys", dir, ZAP_MAX_KEYS); err = PROTO_E_FORMAT; break; }
+        zmq_z85_decode(z->key[z->n++], k);
+    }
+    closedir(d);
+    if (!err && z->n == 0) { proto_set_detail("%s: no client*.pub key (sf-cat --keygen makes one)", dir); err = PROTO_E_FORMAT; }
+    return err;
+}
+static bool zap_allowed(const struct zap *z, zmq_msg_t *part, int n)
+{
+    if (n < 7 || zmq_msg_size(&part[5]) != 5 || memcmp(zmq_msg_data(&part[5]), "CURVE", 5) != 0) return false;
+    if (zmq_msg_size(&part[6]) != 32) return false;
+    for (int i = 0; i < z->n; i++) if (memcmp(z->key[i], zmq_msg_data(&part[6]), 32) == 0) return true;
+    return false;
+}
+/* ZAP (RFC 27): a request of 6+ parts (version, id, domain, address, identity, mechanism,
+ * credentials); the reply is version, id, status, text, user id, metadata. Ends when the
+ * context is terminated. */
+static void *zap_main(void *arg)
+{
+    struct zap *z = arg;
+    for (;;) {
+        zmq_msg_t part[8];
+        int n = 0, more = 1;
+        while (more) {
+            zmq_msg_t *m = &part[n < 8 ? n : 7];
+            if (n >= 8) zmq_msg_close(m);
+            zmq_msg_init(m);
+            if (zmq_msg_recv(m, z->sock, 0) < 0) { zmq_msg_close(m); for (int i = 0; i < n && i < 7; i++) zmq_msg_close(&part[i]); goto out; }
+            more = zmq_msg_more(m);
+            if (n < 8) n++;
+        }
+        bool ok = n >= 2 && zap_allowed(z, part, n);
+        zmq_send(z->sock, "1.0", 3, ZMQ_SNDMORE);
+        zmq_send(z->sock, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+        zmq_send(z->sock, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+        zmq_send(z->sock, ok ? "OK" : "unknown client key", ok ? 2 : 18, ZMQ_SNDMORE);
+        zmq_send(z->sock, "", 0, ZMQ_SNDMORE);
+        zmq_send(z->sock, "", 0, 0);
+        for (int i = 0; i < n; i++) zmq_msg_close(&part[i]);
+    }
+out:
+    zmq_close(z->sock);
+    return NULL;
+}
+static int zap_start(struct zlink *l, const char *dir)
+{
+    if (!(l->zap = calloc(1, sizeof *l->zap))) return PROTO_E_NOMEM;
+    int err = zap_load(l->zap, dir);
+    if (err) return err;
+    if (!(l->zap->sock = zmq_socket(l->ctx, ZMQ_REP)) || zmq_bind(l->zap->sock, "inproc://zeromq.zap.01") != 0) {
+        proto_set_detail("ZAP handler: %s", zmq_strerror(errno));
+        return PROTO_E_ZMQ;
+    }
+    if (pthread_create(&l->zap->th, NULL, zap_main, l->zap) != 0) { zmq_close(l->zap->sock); l->zap->sock = NULL; proto_set_detail("ZAP handler: cannot start a thread"); return PROTO_E_ZMQ; }
+    l->zap->live = true;
+    return PROTO_OK;
+}
+/* The binding side is the CURVE server (server.secret; clients from client*.pub, checked by the
+ * ZAP handler), the connecting side its client (server.pub, client.pub, client.secret). */
+static int zlink_curve(struct zlink *l, const struct zep *z, const char *dir)
+{
+    char a[41], b[41], c[41];
+    int err, one = 1;
+    if (z->bind) {
+        if ((err = read_key(dir, "server.secret", a)) || (err = zap_start(l, dir))) return err;
+        zmq_setsockopt(l->sock, ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, a, 40);
+        return PROTO_OK;
+    }
+    if ((err = read_key(dir, "server.pub", a)) || (err = read_key(dir, "client.pub", b)) || (err = read_key(dir, "client.secret", c))) return err;
+    zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, a, 40);
+    zmq_setsockopt(l->sock, ZMQ_CURVE_PUBLICKEY, b, 40);
+    zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, c, 40);
     return PROTO_OK;
 }
 
-static void zmq_teardown(void *ctx, void *sock)
+/* Socket options: heartbeats, high-water marks, linger, and a ZAP domain, which also makes
+ * libzmq refuse ZMTP 1.0/2.0 peers (handshake-less bytes on the port). */
+static void zlink_options(struct zlink *l, bool writer)
 {
-    if (sock) zmq_close(sock);
-    if (ctx) zmq_ctx_term(ctx);
+    const char *e = getenv("SAEFLOW_ZMQ_RCVHWM");
+    int hb = env_seconds("SAEFLOW_ZMQ_HEARTBEAT", 10) * 1000, ivl = hb / 5 > 100 ? hb / 5 : 100;
+    int hwm = writer ? 4 : (e ? atoi(e) : 16), linger = writer ? 1000 : 5000;
+    zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb, sizeof hb);
+    zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_TTL, &hb, sizeof hb);
+    zmq_setsockopt(l->sock, writer ? ZMQ_SNDHWM : ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(l->sock, ZMQ_ZAP_DOMAIN, "saeflow", 7);
+    if (!writer) { int one = 1; zmq_setsockopt(l->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one); }
+}
+static int zlink_monitor(struct zlink *l)
+{
+    char name[64];
+    snprintf(name, sizeof name, "inproc://saeflow-mon-%p", (void *)l);
+    int ev = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED
+             | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(l->sock, name, ev) != 0 || !(l->mon = zmq_socket(l->ctx, ZMQ_PAIR)) || zmq_connect(l->mon, name) != 0) {
+        proto_set_detail("zmq_socket_monitor: %s", zmq_strerror(errno));
+        return PROTO_E_ZMQ;
+    }
+    return PROTO_OK;
+}
+static int zlink_open(struct zlink *l, const char *ep, bool writer)
+{
+    struct zep z;
+    int err = zep_parse(ep, writer, &z);
+    if (err) return err;
+    if ((err = proto_zmq_check_exposure(ep))) return err;
+    l->idle_since = now_s();
+    l->binds = z.bind;
+    if (!(l->ctx = zmq_ctx_new())) { proto_set_detail("zmq_ctx_new: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
+    if (!(l->sock = zmq_socket(l->ctx, writer ? ZMQ_DEALER : ZMQ_ROUTER))) { proto_set_detail("zmq_socket: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
+    zlink_options(l, writer);
+    const char *keys = proto_zmq_keys();
+    if (z.tcp && keys && (err = zlink_curve(l, &z, keys))) return err;
+    if ((err = zlink_monitor(l))) return err;
+    if ((z.bind ? zmq_bind(l->sock, z.addr) : zmq_connect(l->sock, z.addr)) != 0) { proto_set_detail("%s: %s", ep, zmq_strerror(errno)); return PROTO_E_ZMQ; }
+    return PROTO_OK;
+}
+static void zlink_close(struct zlink *l)
+{
+    if (l->mon) zmq_close(l->mon);
+    if (l->sock) zmq_close(l->sock);
+    if (l->ctx) zmq_ctx_term(l->ctx);
+    if (l->zap && l->zap->live) pthread_join(l->zap->th, NULL);
+    else if (l->zap && l->zap->sock) zmq_close(l->zap->sock);
+    free(l->zap);
+    memset(l, 0, sizeof *l);
+}
+/* Peers by connection (fd): CONNECTED/ACCEPTED put the fd in pend, HANDSHAKE_SUCCEEDED (which
+ * names no fd) moves the oldest pending one to live, DISCONNECTED removes the fd. A connection
+ * that never completes a handshake (garbage, a ZMTP 1.0 peer, a refused key) never becomes a
+ * peer; a reader also marks live the fd each message came from (ZMQ_SRCFD). */
+static bool fd_del(int *set, int *n, int fd)
+{
+    for (int i = 0; i < *n; i++)
+        if (set[i] == fd) { memmove(set + i, set + i + 1, (size_t)(*n - i - 1) * sizeof *set); (*n)--; return true; }
+    return false;
+}
+static void fd_add(int *set, int *n, int fd)
+{
+    fd_del(set, n, fd);
+    if (*n == ZLINK_FDS) fd_del(set, n, set[0]);
+    set[(*n)++] = fd;
+}
+static void zlink_mark_live(struct zlink *l, int fd)
+{
+    fd_del(l->pend, &l->npend, fd);
+    for (int i = 0; i < l->nlive; i++) if (l->live[i] == fd) return;
+    fd_add(l->live, &l->nlive, fd);
+    l->seen = true;
+}
+static void zlink_event(struct zlink *l, unsigned ev, int fd)
+{
+    if (ev == ZMQ_EVENT_CONNECTED || ev == ZMQ_EVENT_ACCEPTED) fd_add(l->pend, &l->npend, fd);
+    else if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && l->npend) zlink_mark_live(l, l->pend[0]);
+    else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && !l->binds) l->refused = true;
+    else if (ev == ZMQ_EVENT_DISCONNECTED) {
+        fd_del(l->pend, &l->npend, fd);
+        if (fd_del(l->live, &l->nlive, fd) && l->nlive == 0) { l->idle_since = now_s(); l->gone = true; }
+    }
+}
+static void zlink_events(struct zlink *l)
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, l->mon, ZMQ_DONTWAIT) < 0) { zmq_msg_close(&m); return; }
+        uint16_t ev = 0;
+        uint32_t val = 0;
+        if (zmq_msg_size(&m) >= 6) { memcpy(&ev, zmq_msg_data(&m), 2); memcpy(&val, (char *)zmq_msg_data(&m) + 2, 4); }
+        while (zmq_msg_more(&m)) { zmq_msg_close(&m); zmq_msg_init(&m); if (zmq_msg_recv(&m, l->mon, 0) < 0) break; }
+        zmq_msg_close(&m);
+        zlink_event(l, ev, (int)val);
+    }
+}
+static const char zw_refused[] = "refused: the binding side does not know this client key (its DIR/client*.pub)";
+enum { ZW_READY = 0, ZW_GONE = 1, ZW_TIMEOUT = 2, ZW_REFUSED = 3 };
+/* Waits until the socket can take (ZMQ_POLLOUT) or give (ZMQ_POLLIN) a message: for ever while a
+ * peer is connected, SAEFLOW_ZMQ_TIMEOUT seconds while none is. What is already queued is
+ * received before a departed peer is reported; a writer stops sending at once. */
+static int zlink_wait(struct zlink *l, short ev)
+{
+    for (;;) {
+        zlink_events(l);
+        bool gone = l->gone, none = l->nlive == 0;
+        if (gone && ev == ZMQ_POLLOUT) return ZW_GONE;
+        if (l->refused && l->nlive == 0) return ZW_REFUSED;
+        long left = (long)((l->idle_since + zmq_timeout_s() - now_s()) * 1000);
+        long wait = gone ? 0 : !none ? -1 : left < 0 ? 0 : left;
+        zmq_pollitem_t it[2] = {{l->sock, 0, ev, 0}, {l->mon, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(it, 2, wait);
+        if (rc < 0 && errno != EINTR) { proto_set_detail("zmq_poll: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
+        if (rc > 0 && (it[0].revents & ev)) return ZW_READY;
+        if (gone) return ZW_GONE;
+        if (none && left <= 0 && !(it[1].revents & ZMQ_POLLIN)) return ZW_TIMEOUT;
+    }
 }
 
 /* ================= reader ================= */
@@ -66,7 +329,9 @@ struct proto_reader {
     int fd; bool own_fd;
     ZSTD_DStream *zd;
     unsigned char *zin; size_t zin_len, zin_pos; bool zin_eof; size_t zlast;
-    void *zctx, *zsock; zmq_msg_t msg; bool msg_live;
+    struct zlink z; zmq_msg_t msg; bool msg_live;
+    unsigned char peer[256]; size_t peer_len;   /* zmq: the routing id of the last message's sender */
+    uint64_t total_rows, first_rows;            /* zmq: header meta total_rows, rows of frame 0 (messages) */
     char *buf; size_t start, len, cap;   /* fd/zstd: bytes [start, len) not yet parsed */
     msgpack_unpacked res;
     struct proto_slots slots;
@@ -123,7 +388,7 @@ struct proto_reader *proto_reader_open(const char *ep, int *err)
     if (!r) { *err = PROTO_E_NOMEM; return NULL; }
     if (has_prefix(ep, "tcp://") || has_prefix(ep, "ipc://")) {
         r->type = EP_ZMQ;
-        if ((*err = zmq_setup(&r->zctx, &r->zsock, ep, ZMQ_PULL, false)) != PROTO_OK) { proto_reader_close(r); return NULL; }
+        if ((*err = zlink_open(&r->z, ep, false)) != PROTO_OK) { proto_reader_close(r); return NULL; }
         return r;
     }
     r->type = ends_with(ep, ".zst") ? EP_ZSTD : EP_FD;
@@ -265,17 +530,65 @@ static int mp_fail(const struct proto_reader *r, long long code)
     return PROTO_E_PARSE;
 }
 
+/* "after 29 of 64 frames" when the header's total_rows and frame 0's rows tell the total */
+static void reader_gone_detail(const struct proto_reader *r)
+{
+    unsigned long long k = (unsigned long long)r->frames;
+    int hb = env_seconds("SAEFLOW_ZMQ_HEARTBEAT", 10);
+    if (r->state == 0) proto_set_detail("peer gone: the writer disconnected (or missed heartbeats for %d s) before the header", hb);
+    else if (r->total_rows && r->first_rows)
+        proto_set_detail("peer gone: the writer disconnected (or missed heartbeats for %d s) after %llu of %llu frames", hb, k,
+                         (unsigned long long)((r->total_rows + r->first_rows - 1) / r->first_rows));
+    else proto_set_detail("peer gone: the writer disconnected (or missed heartbeats for %d s) after %llu frames", hb, k);
+}
+/* one message [routing id, frame] from the ROUTER into r->msg */
+static int zmq_next_msg(struct proto_reader *r)
+{
+    if (r->msg_live) zmq_msg_close(&r->msg);
+    zmq_msg_init(&r->msg); r->msg_live = true;
+    for (;;) {
+        int w = zlink_wait(&r->z, ZMQ_POLLIN);
+        if (w == ZW_GONE) { reader_gone_detail(r); return PROTO_E_TRUNCATED; }
+        if (w == ZW_REFUSED) { proto_set_detail("%s", zw_refused); return PROTO_E_ZMQ; }
+        if (w == ZW_TIMEOUT) { proto_set_detail("waiting for a writer: none connected for %d s (SAEFLOW_ZMQ_TIMEOUT)", zmq_timeout_s()); return PROTO_E_TIMEOUT; }
+        if (w < 0) return w;
+        zmq_msg_t id;
+        zmq_msg_init(&id);
+        if (zmq_msg_recv(&id, r->z.sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            if (errno == EAGAIN || errno == EINTR) continue;
+            proto_set_detail("zmq_msg_recv: %s", zmq_strerror(errno)); return PROTO_E_ZMQ;
+        }
+        bool more = zmq_msg_more(&id);
+        r->peer_len = zmq_msg_size(&id) < sizeof r->peer ? zmq_msg_size(&id) : 0;
+        memcpy(r->peer, zmq_msg_data(&id), r->peer_len);
+        zmq_msg_close(&id);
+        if (!more || zmq_msg_recv(&r->msg, r->z.sock, 0) < 0) { proto_set_detail("a message without a frame"); return PROTO_E_PARSE; }
+        int fd = zmq_msg_get(&r->msg, ZMQ_SRCFD);
+        if (fd >= 0) zlink_mark_live(&r->z, fd);
+        if (zmq_msg_more(&r->msg)) { proto_set_detail("after %llu data frames: a message of several parts", (unsigned long long)r->frames); return PROTO_E_PARSE; }
+        return PROTO_OK;
+    }
+}
+/* The close handshake: {"sf":1,"kind":"ack","frames":N} to the sender of the end frame. */
+static void reader_send_ack(struct proto_reader *r)
+{
+    msgpack_sbuffer sb; msgpack_sbuffer_init(&sb);
+    msgpack_packer pk; msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str(&pk, 2); msgpack_pack_str_body(&pk, "sf", 2); msgpack_pack_uint32(&pk, PROTO_VERSION);
+    msgpack_pack_str(&pk, 4); msgpack_pack_str_body(&pk, "kind", 4); msgpack_pack_str(&pk, 3); msgpack_pack_str_body(&pk, "ack", 3);
+    msgpack_pack_str(&pk, 6); msgpack_pack_str_body(&pk, "frames", 6); msgpack_pack_uint64(&pk, r->frames);
+    if (zmq_send(r->z.sock, r->peer, r->peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(r->z.sock, sb.data, sb.size, ZMQ_DONTWAIT);   /* a writer gone by now fails on its side */
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static int next_object(struct proto_reader *r, const msgpack_object **obj)
 {
     if (r->type == EP_ZMQ) {
-        if (r->msg_live) zmq_msg_close(&r->msg);
-        zmq_msg_init(&r->msg); r->msg_live = true;
-        for (;;) {
-            if (zmq_msg_recv(&r->msg, r->zsock, 0) >= 0) break;
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) { proto_set_detail("no frame within %d s (SAEFLOW_ZMQ_TIMEOUT)", zmq_timeout_ms() / 1000); return PROTO_E_TIMEOUT; }
-            proto_set_detail("zmq_msg_recv: %s", zmq_strerror(errno)); return PROTO_E_ZMQ;
-        }
+        int err = zmq_next_msg(r);
+        if (err) return err;
         size_t off = 0, size = zmq_msg_size(&r->msg), big;
         long long need = mp_size(zmq_msg_data(&r->msg), size, &big);   /* the object bound, before unpacking */
         if (need == MP_TOO_MANY) return mp_fail(r, need);
@@ -367,11 +680,14 @@ int proto_reader_next(struct proto_reader *r, struct proto_frame *out)
     if (r->state == 0) {
         if (out->kind != PROTO_KIND_HEADER) { proto_set_detail("first frame is '%s', expected 'header'", out->kind_name); return PROTO_E_SEQ; }
         r->state = 1;
+        const struct proto_value *mv = proto_frame_get(out, "meta");
+        if (mv && mv->type == PROTO_V_OBJ) proto_meta_uint(&mv->obj, "total_rows", &r->total_rows);
         return PROTO_OK;
     }
     if (out->kind == PROTO_KIND_HEADER) { proto_set_detail("second header frame after %llu data frames", (unsigned long long)r->frames); return PROTO_E_SEQ; }
     if (out->kind == PROTO_KIND_END) {
         if ((err = check_end(r, out))) return err;
+        if (r->type == EP_ZMQ) reader_send_ack(r);
         r->state = 2;
         return PROTO_END;
     }
@@ -381,6 +697,7 @@ int proto_reader_next(struct proto_reader *r, struct proto_frame *out)
     }
     const struct proto_tensor *tok = proto_frame_tensor(out, "tokens");
     if (tok) r->rows += tok->shape[0];
+    if (tok && r->frames == 0) r->first_rows = tok->shape[0];
     r->frames++;
     return PROTO_OK;
 }
@@ -394,7 +711,7 @@ void proto_reader_close(struct proto_reader *r)
     msgpack_unpacked_destroy(&r->res);
     free(r->buf);
     if (r->msg_live) zmq_msg_close(&r->msg);
-    zmq_teardown(r->zctx, r->zsock);
+    zlink_close(&r->z);
     if (r->zd) ZSTD_freeDStream(r->zd);
     free(r->zin);
     if (r->own_fd && r->fd >= 0) close(r->fd);
@@ -409,7 +726,7 @@ struct proto_writer {
     enum ep_type type;
     int fd; bool own_fd;
     ZSTD_CStream *zc; unsigned char *zout; size_t zout_cap;
-    void *zctx, *zsock;
+    struct zlink z; uint64_t sent; bool end_sent;   /* zmq: messages sent; the end frame among them */
     unsigned char *stage; size_t stage_len;   /* fd: small writes gathered here */
     msgpack_sbuffer sbuf;                     /* zmq: one message */
     msgpack_packer pk;
@@ -467,6 +784,55 @@ static int writer_cb(void *data, const char *buf, size_t len)
     }
     return w->err ? -1 : 0;
 }
+
+/* One message, waiting while the reader is connected and slow (heartbeats watch it). */
+static int zmq_send_frame(struct proto_writer *w, const void *p, size_t n)
+{
+    for (;;) {
+        int r = zlink_wait(&w->z, ZMQ_POLLOUT);
+        if (r == ZW_GONE) { proto_set_detail("peer gone: the reader disconnected (or missed heartbeats) after %llu messages (header, frames) were sent", (unsigned long long)w->sent); return PROTO_E_ZMQ; }
+        if (r == ZW_REFUSED) { proto_set_detail("%s", zw_refused); return PROTO_E_ZMQ; }
+        if (r == ZW_TIMEOUT) { proto_set_detail("waiting for a reader: none connected for %d s (SAEFLOW_ZMQ_TIMEOUT)", zmq_timeout_s()); return PROTO_E_TIMEOUT; }
+        if (r < 0) return r;
+        if (zmq_send(w->z.sock, p, n, ZMQ_DONTWAIT) >= 0) { w->sent++; return PROTO_OK; }
+        if (errno == EAGAIN || errno == EINTR) continue;
+        proto_set_detail("zmq_send: %s", zmq_strerror(errno));
+        return PROTO_E_ZMQ;
+    }
+}
+/* The string value of key "kind" in a msgpack map, compared with want. */
+static bool mp_kind_is(const void *bytes, size_t n, const char *want)
+{
+    msgpack_unpacked u; msgpack_unpacked_init(&u);
+    size_t off = 0;
+    bool yes = false;
+    if (msgpack_unpack_next(&u, bytes, n, &off) == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *k = proto_meta_get(&u.data, "kind");
+        yes = k && k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(want) && memcmp(k->via.str.ptr, want, k->via.str.size) == 0;
+    }
+    msgpack_unpacked_destroy(&u);
+    return yes;
+}
+/* The close handshake: after the end frame, wait for the reader's ack (PROTOCOL.md §2). */
+static int zmq_wait_ack(struct proto_writer *w)
+{
+    for (;;) {
+        int r = zlink_wait(&w->z, ZMQ_POLLIN);
+        if (r == ZW_GONE) { proto_set_detail("peer gone: the reader left before acknowledging the end frame (%llu messages sent)", (unsigned long long)w->sent); return PROTO_E_ZMQ; }
+        if (r == ZW_REFUSED) { proto_set_detail("%s", zw_refused); return PROTO_E_ZMQ; }
+        if (r == ZW_TIMEOUT) { proto_set_detail("waiting for a reader to acknowledge the end frame: none connected for %d s (SAEFLOW_ZMQ_TIMEOUT)", zmq_timeout_s()); return PROTO_E_TIMEOUT; }
+        if (r < 0) return r;
+        zmq_msg_t m; zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, w->z.sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            if (errno == EAGAIN || errno == EINTR) continue;
+            proto_set_detail("zmq_msg_recv: %s", zmq_strerror(errno)); return PROTO_E_ZMQ;
+        }
+        bool ack = mp_kind_is(zmq_msg_data(&m), zmq_msg_size(&m), "ack");
+        zmq_msg_close(&m);
+        if (ack) return PROTO_OK;
+    }
+}
 /* frame boundary: make the frame visible downstream */
 static int writer_boundary(struct proto_writer *w)
 {
@@ -475,13 +841,7 @@ static int writer_boundary(struct proto_writer *w)
     case EP_FD: w->err = stage_flush(w); break;
     case EP_ZSTD: w->err = zstd_feed(w, NULL, 0, ZSTD_e_flush); break;
     case EP_ZMQ:
-        for (;;) {
-            if (zmq_send(w->zsock, w->sbuf.data, w->sbuf.size, 0) >= 0) break;
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) { proto_set_detail("no reader took a frame within %d s (SAEFLOW_ZMQ_TIMEOUT)", zmq_timeout_ms() / 1000); w->err = PROTO_E_TIMEOUT; }
-            else { proto_set_detail("zmq_send: %s", zmq_strerror(errno)); w->err = PROTO_E_ZMQ; }
-            break;
-        }
+        w->err = zmq_send_frame(w, w->sbuf.data, w->sbuf.size);
         msgpack_sbuffer_clear(&w->sbuf);
         break;
     }
@@ -530,7 +890,7 @@ struct proto_writer *proto_writer_open(const char *ep, const struct proto_writer
     if (!w) { *err = PROTO_E_NOMEM; return NULL; }
     if (has_prefix(ep, "tcp://") || has_prefix(ep, "ipc://")) {
         w->type = EP_ZMQ;
-        if ((*err = zmq_setup(&w->zctx, &w->zsock, ep, ZMQ_PUSH, true)) != PROTO_OK) { proto_writer_close(w, false); return NULL; }
+        if ((*err = zlink_open(&w->z, ep, true)) != PROTO_OK) { proto_writer_close(w, false); return NULL; }
         return w;
     }
     w->type = ends_with(ep, ".zst") ? EP_ZSTD : EP_FD;
@@ -583,6 +943,7 @@ int proto_writer_raw(struct proto_writer *w, const void *bytes, size_t n)
     if (w->err) return w->err;
     if (writer_cb(w, bytes, n) != 0) return w->err ? w->err : PROTO_E_NOMEM;
     w->header_done = true;
+    if (w->type == EP_ZMQ && mp_kind_is(bytes, n, "end")) w->end_sent = true;   /* close waits for its ack */
     return writer_boundary(w);
 }
 
@@ -643,11 +1004,12 @@ int proto_writer_close(struct proto_writer *w, bool complete)
 {
     if (!w) return PROTO_OK;
     int err = w->err;
-    if (!err && complete) err = write_end(w);
+    if (!err && complete) { err = write_end(w); w->end_sent = true; }
+    if (!err && w->type == EP_ZMQ && w->end_sent) err = zmq_wait_ack(w);
     if (!err && w->type == EP_ZSTD && w->zc) err = zstd_feed(w, NULL, 0, ZSTD_e_end);
     if (!err && w->type != EP_ZMQ && w->stage) err = stage_flush(w);
     if (w->own_fd && w->fd >= 0 && close(w->fd) != 0 && !err) { proto_set_detail("writing output failed: %s", strerror(errno)); err = PROTO_E_IO; }
-    zmq_teardown(w->zctx, w->zsock);
+    zlink_close(&w->z);
     if (w->zc) ZSTD_freeCStream(w->zc);
     free(w->zout); free(w->stage);
     msgpack_sbuffer_destroy(&w->sbuf);

@@ -191,13 +191,28 @@ int proto_meta_set_obj(struct proto_meta *m, const char *key, const msgpack_obje
 int proto_meta_pack(const struct proto_meta *m, msgpack_packer *pk);
 
 /* ---- endpoints: readers and writers ----
- * ENDPOINT: "-" stdin/stdout; "tcp://host:port" or "ipc://path" (ZeroMQ PULL/PUSH): a tcp host
- * of "*" binds, any other host connects; for ipc:// the writer binds and the reader connects.
- * "FILE.zst" a zstd-compressed file; anything else a file path.
- * ZeroMQ waits time out after SAEFLOW_ZMQ_TIMEOUT seconds (default 600) -> PROTO_E_TIMEOUT.
- * Writers block after 4 queued frames; readers queue without bound (SAEFLOW_ZMQ_RCVHWM=N caps
- * it), because libzmq 4.3.4 loses the tail of a stream whose throttled reader sees the writer
- * close (see io.c). */
+ * ENDPOINT: "-" stdin/stdout; "FILE.zst" a zstd-compressed file; anything else a file path;
+ * ZeroMQ (PROTOCOL.md §1-2): "tcp://HOST:PORT" connects, "tcp://@ADDR:PORT" binds ADDR, a
+ * host of "*" binds every interface; "ipc://PATH": the writer binds, the reader connects.
+ * ZeroMQ writers are DEALER and readers ROUTER sockets (one frame per message, PUSH/PULL-like);
+ * the reader acknowledges the end frame and proto_writer_close waits for that ack, so a writer
+ * returns PROTO_OK only for a delivered stream. ZMTP heartbeats (SAEFLOW_ZMQ_HEARTBEAT s,
+ * default 10) detect a dead or unreachable peer: a reader then fails with PROTO_E_TRUNCATED,
+ * a writer with PROTO_E_ZMQ ("peer gone ..."). While a peer is connected a wait has no time
+ * limit (a slow producer is alive); SAEFLOW_ZMQ_TIMEOUT seconds (default 600) bound a wait with
+ * no peer connected -> PROTO_E_TIMEOUT ("timed out waiting"). Writers block after 4 queued
+ * frames, readers after 16 (SAEFLOW_ZMQ_RCVHWM=N, 0 = unbounded).
+ * Security: with keys (proto_zmq_set_keys or SAEFLOW_ZMQ_KEYS=DIR, made by sf-cat --keygen)
+ * tcp links use CURVE: the binding side is the server (DIR/server.secret) and admits only the
+ * clients whose public keys are DIR/client*.pub; the connecting side uses DIR/server.pub,
+ * DIR/client.pub and DIR/client.secret. Without keys a tcp bind to a non-loopback address is
+ * refused (PROTO_E_ENDPOINT) unless proto_zmq_set_insecure(true) (the --insecure flag). */
+void proto_zmq_set_keys(const char *dir);      /* NULL: SAEFLOW_ZMQ_KEYS decides */
+void proto_zmq_set_insecure(bool on);
+const char *proto_zmq_keys(void);              /* the key directory in force, or NULL */
+/* PROTO_OK, or PROTO_E_ENDPOINT with a detail when ep is a tcp bind to a non-loopback address
+ * while there are no keys and insecure is off (or ep is a malformed tcp endpoint). */
+int proto_zmq_check_exposure(const char *ep);
 struct proto_reader;
 struct proto_reader *proto_reader_open(const char *endpoint, int *err);
 struct proto_reader *proto_reader_open_fd(int fd, const char *name, int *err); /* does not close fd */

@@ -6,17 +6,21 @@
  * without tensor data; --check validates a whole stream; --head N stops after N data frames. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
 #include "json.h"
 #include "proto.h"
 
 /* ---- options ---- */
-enum mode { MODE_JSON, MODE_PACK, MODE_SUMMARY, MODE_CHECK };
-struct opts { struct proto_cli cli; enum mode mode; long long head; };
+enum mode { MODE_JSON, MODE_PACK, MODE_SUMMARY, MODE_CHECK, MODE_KEYGEN };
+struct opts { struct proto_cli cli; enum mode mode; long long head; const char *keygen; };
 
 /* ---- JSON output ---- */
 static void put_jstr(FILE *fp, const char *s, size_t n)
@@ -314,6 +318,39 @@ done:
     return rc;
 }
 
+/* ---- --keygen: CURVE key pairs for tcp:// links (PROTOCOL.md §2) ---- */
+static int write_key(const char *dir, const char *name, const char *key, mode_t mode)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) { proto_error("%s: %s", path, strerror(errno)); return PROTO_EXIT_FAIL; }
+    char line[48];
+    int n = snprintf(line, sizeof line, "%s\n", key);
+    bool ok = write(fd, line, (size_t)n) == n;
+    if (close(fd) != 0) ok = false;
+    if (!ok) { proto_error("%s: writing failed: %s", path, strerror(errno)); unlink(path); return PROTO_EXIT_FAIL; }
+    return PROTO_EXIT_OK;
+}
+static int run_keygen(const char *dir)
+{
+    if (!zmq_has("curve")) proto_die(PROTO_EXIT_FAIL, "this libzmq has no CURVE support");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) proto_die(PROTO_EXIT_FAIL, "%s: %s", dir, strerror(errno));
+    static const char *const names[4] = {"server.pub", "server.secret", "client.pub", "client.secret"};
+    for (int i = 0; i < 4; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (access(path, F_OK) == 0) proto_die(PROTO_EXIT_FAIL, "%s: already exists (keys are never overwritten)", path);
+    }
+    char pub[2][41], sec[2][41];
+    for (int k = 0; k < 2; k++)
+        if (zmq_curve_keypair(pub[k], sec[k]) != 0) proto_die(PROTO_EXIT_FAIL, "zmq_curve_keypair: %s", zmq_strerror(errno));
+    for (int k = 0; k < 2; k++) {
+        if (write_key(dir, names[2 * k], pub[k], 0644) || write_key(dir, names[2 * k + 1], sec[k], 0600)) return PROTO_EXIT_FAIL;
+    }
+    return PROTO_EXIT_OK;
+}
+
 /* ---- usage ---- */
 static void usage(FILE *fp)
 {
@@ -326,7 +363,9 @@ static void usage(FILE *fp)
         "                     (header and end frames included; nothing is checked)\n"
         "      --summary      one line per frame: kind, seq, keys with dtype[shape], bytes\n"
         "      --check        validate the whole stream; prints nothing; exit 0, 1 or 3\n"
-        "      --head N       stop after N data frames (no end frame is printed)\n\n");
+        "      --head N       stop after N data frames (no end frame is printed)\n"
+        "      --keygen DIR   write CURVE keys for tcp:// links into DIR (server.pub, server.secret,\n"
+        "                     client.pub, client.secret; Z85 text; never overwrites); use with --keys DIR\n\n");
     proto_cli_help_common(fp);
     fprintf(fp,
         "\nExamples:\n"
@@ -334,16 +373,18 @@ static void usage(FILE *fp)
         "  sf-forward ... | tee >(sf-cat --summary >&2) | sf-encode ...   tap a pipeline\n"
         "  sf-cat -i acts.zst --head 1 | jq '.acts.shape'\n"
         "  sf-cat --pack -i frames.jsonl -o stream.bin   make a stream by hand\n"
-        "  sf-cat --check -i ipc:///tmp/sf/acts           validate a stream from ZeroMQ\n");
+        "  sf-cat --check -i ipc:///tmp/sf/acts           validate a stream from ZeroMQ\n"
+        "  sf-cat --keygen keys; sf-cat --keys keys -i tcp://@10.0.0.7:5555   an authenticated link\n");
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { OPT_SUMMARY = PROTO_OPT_FIRST_FREE, OPT_CHECK, OPT_HEAD };
+    enum { OPT_SUMMARY = PROTO_OPT_FIRST_FREE, OPT_CHECK, OPT_HEAD, OPT_KEYGEN };
     static const struct option longopts[] = {
         PROTO_CLI_LONGOPTS,
         {"pack", no_argument, 0, 'p'}, {"summary", no_argument, 0, OPT_SUMMARY},
-        {"check", no_argument, 0, OPT_CHECK}, {"head", required_argument, 0, OPT_HEAD}, {0, 0, 0, 0}};
+        {"check", no_argument, 0, OPT_CHECK}, {"head", required_argument, 0, OPT_HEAD},
+        {"keygen", required_argument, 0, OPT_KEYGEN}, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS "p", longopts, NULL)) != -1) {
         if (proto_cli_common(&o->cli, c, optarg, usage)) continue;
@@ -352,6 +393,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case OPT_SUMMARY: o->mode = MODE_SUMMARY; break;
         case OPT_CHECK: o->mode = MODE_CHECK; break;
         case OPT_HEAD: o->head = proto_parse_ll("--head", optarg, 0, (long long)1 << 62); break;
+        case OPT_KEYGEN: o->mode = MODE_KEYGEN; o->keygen = optarg; break;
         default: proto_usage_error("unknown option");
         }
     }
@@ -363,6 +405,7 @@ int main(int argc, char **argv)
     struct opts o = {.mode = MODE_JSON, .head = -1};
     proto_cli_init(&o.cli, argv[0]);
     parse_args(argc, argv, &o);
+    if (o.mode == MODE_KEYGEN) return run_keygen(o.keygen);
     proto_cli_finish(&o.cli, o.mode == MODE_PACK);
     return o.mode == MODE_PACK ? run_pack(&o) : run_read(&o);
 }

@@ -109,7 +109,7 @@ static void usage(FILE *fp)
     fprintf(fp,
 "\nExamples:\n"
 "  sf-compare --base base.sf --finetune ft.sf | sf-reduce --pretty\n"
-"  sf-compare --base tcp://*:5555 --finetune tcp://*:5556 -o sim.sf.zst\n");
+"  sf-compare --base tcp://@127.0.0.1:5555 --finetune tcp://@127.0.0.1:5556 -o sim.sf.zst\n");
 }
 
 enum { OPT_BASE = PROTO_OPT_FIRST_FREE, OPT_FT };

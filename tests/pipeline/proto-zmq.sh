@@ -18,7 +18,7 @@ for i in 1 2 3; do   # one reader, two ipc streams (what sf-compare and sf-reduc
   [ "$(grep -c '^sim' s.txt)" = 60 ] || die "two streams run $i: $(grep -c '^sim' s.txt) of 60 frames"
 done
 port=$((20000 + RANDOM % 30000))
-sf-cat --summary -i "tcp://*:$port" > t.txt & p=$!
+sf-cat --insecure -q --summary -i "tcp://*:$port" > t.txt & p=$!
 "$gen" "tcp://127.0.0.1:$port" 60 2 16 8 || die "tcp writer failed"
 wait $p || die "tcp reader failed"
 [ "$(grep -c '^acts' t.txt)" = 60 ] || die "tcp: $(grep -c '^acts' t.txt) of 60 frames"

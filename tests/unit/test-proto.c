@@ -237,8 +237,8 @@ int main(void)
     snprintf(ep, sizeof ep, "ipc://%s/sock", dir); roundtrip_zmq(ep);
     int port = 20000 + getpid() % 20000;
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
-    {   /* tcp: the reader binds (host "*"), the writer connects */
-        char bind_ep[64]; snprintf(bind_ep, sizeof bind_ep, "tcp://*:%d", port);
+    {   /* tcp: the reader binds (tcp://@127.0.0.1, loopback), the writer connects */
+        char bind_ep[64]; snprintf(bind_ep, sizeof bind_ep, "tcp://@127.0.0.1:%d", port);
         pid_t pid = fork();
         if (pid == 0) _exit(write_stream(ep, -1, true) ? 1 : 0);
         int err, st;
