@@ -11,9 +11,16 @@
 #                          failed (exit N)" naming the stage that caused it and returns its
 #                          code (1 for a signal). Stages started after it form a new batch.
 #   sf_cfg_get FILE KEY    a scalar of a flat JSON file (cfg.json, config.json), unquoted
-#   sf_lock DIR            hold DIR/.lock (flock, fd 9) until the script and its stages end;
-#                          if another run holds it: "PROG: error: DIR: in use by ..." naming
-#                          that run (pid, host, start time, as it wrote them) and exit 1
+#   sf_lock DIR [NAME]     hold DIR/NAME (default .lock; flock, fd 9) until the script and its
+#                          stages end; if another run holds it: "PROG: error: DIR: in use by ..."
+#                          naming that run (pid, host, start time, as it wrote them) and exit 1
+#   sf_dir_hash DIR        sha256 over DIR's *.json, *.safetensors and tokenizer.model files
+#                          (names and contents; one hex line)
+#   sf_files_hash FILE...  sha256 over the files' contents, in order (one hex line)
+#   sf_json_get FILE PATH  the value at a dotted PATH (a.b.c) of a JSON file (strings unquoted,
+#                          numbers as written); fails when absent
+#   sf_plan_vars FILE      the settings of a study plan as shell assignments P_KEY=VALUE (arrays
+#                          as P_KEY=(...)), for eval
 # Stage bodies (CMD of sf_stage; IN and OUT are files or fifos):
 #   sf_tee IN OUT...       copy stream IN to every OUT
 #   sf_zstd IN OUT         zstd-compress IN into OUT
@@ -121,8 +128,8 @@ sf_blame() { # FIRST (the first stage that ended non-zero): names the culprit, r
   return 1
 }
 
-sf_lock() { # DIR
-  local lock="$1/.lock" who
+sf_lock() { # DIR [NAME]
+  local lock="$1/${2:-.lock}" who
   exec 9<>"$lock" || { echo "$SF_PROG: error: $lock: cannot open the lock file" >&2; exit 1; }
   if ! flock -n 9; then
     who=$(head -c 300 "$lock" 2>/dev/null | tr -d '\n')
@@ -156,4 +163,35 @@ import json, sys
 try: v = json.loads(open(sys.argv[1]).readline(), parse_float=str)["meta"][sys.argv[2]]
 except (ValueError, KeyError, TypeError): sys.exit(1)
 print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
+}
+
+sf_dir_hash() { # DIR
+  ( cd "$1" && find . -maxdepth 1 -type f \( -name '*.json' -o -name '*.safetensors' -o -name tokenizer.model \) \
+      -printf '%P\n' | LC_ALL=C sort | xargs -r -d '\n' sha256sum ) | sha256sum | cut -d' ' -f1
+}
+
+sf_files_hash() { # FILE...
+  cat -- "$@" | sha256sum | cut -d' ' -f1
+}
+
+sf_json_get() { # FILE PATH
+  python3 -c '
+import json, sys
+try:
+    v = json.load(open(sys.argv[1]), parse_float=str)
+    for k in sys.argv[2].split("."): v = v[k]
+except (OSError, ValueError, KeyError, TypeError): sys.exit(1)
+print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
+}
+
+sf_plan_vars() { # FILE
+  python3 -c '
+import json, shlex, sys
+try: s = json.load(open(sys.argv[1]), parse_float=str)["settings"]
+except (OSError, ValueError, KeyError, TypeError) as e: sys.exit("%s: not a study plan (%s)" % (sys.argv[1], e))
+for k, v in s.items():
+    k = "P_" + "".join(c if c.isalnum() else "_" for c in k)
+    if isinstance(v, list): print(k + "=(" + " ".join(shlex.quote(str(x)) for x in v) + ")")
+    elif isinstance(v, bool): print(k + "=" + ("true" if v else "false"))
+    else: print(k + "=" + shlex.quote("" if v is None else str(v)))' "$1"
 }

@@ -15,6 +15,12 @@
 # estimates the norm scalar on the base activations of the first --outlier-estimate tokens in
 # a short pre-pass, then both branches use it. A failing stage stops everything; the message
 # names it; no process is left behind.
+#
+# Sharded (issue 13; README "Scaling out"): --plan OUT fixes the study (settings, the outlier
+# norm scalar, content hashes, the frame count) in OUT/study.json; --from-plan OUT --shard K/N
+# runs frames [K*F/N, (K+1)*F/N) of it into OUT/shards/K-of-N.json (skipped when that file is
+# there with the same plan hash); --merge-plan OUT merges them into OUT/result.json (+ report).
+# pipelines/parallel.sh and pipelines/slurm.sh drive these three.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib.sh"
@@ -22,6 +28,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage() {
   cat <<'EOF'
 usage: pipelines/transfer.sh --base DIR --finetune DIR --sae DIR --data FILE... [options]
+       pipelines/transfer.sh --plan OUT --base DIR --finetune DIR --sae DIR --data FILE... [options]
+       pipelines/transfer.sh --from-plan OUT --shard K/N [--threads N] [--progress]
+       pipelines/transfer.sh --merge-plan OUT [--shards N] [--title TEXT] [--no-report]
 
 Runs the SAE transfer study (proto/PROTOCOL.md section 6) of one base/finetune pair and writes
 OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
@@ -48,6 +57,18 @@ OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
   --no-report                  skip sf-report
   --progress                   a progress line (sf-reduce's: rows, tokens/s, ETA)
   -v                           print each stage's command line
+Sharded runs (the same numbers as one pass; see README "Scaling out"):
+  --plan OUT                   only plan the study: OUT/study.json holds every setting, the outlier
+                               norm scalar (estimated once, on the base), sha256 of both checkpoints,
+                               the SAE and the data, the row and frame counts, and its plan_hash;
+                               an OUT/study.json of another plan is refused (exit 1)
+  --from-plan OUT --shard K/N  run shard K of N (0 <= K < N <= frames): frames [K*F/N, (K+1)*F/N)
+                               into OUT/shards/K-of-N.json (atomically); exits 0 at once when that
+                               file exists with the plan's hash (resume)
+  --merge-plan OUT             sf-reduce --merge --plan OUT/study.json OUT/shards/*-of-N.json into
+                               OUT/result.json and OUT/report.html; refuses (exit 1, one line) a
+                               missing shard, one given twice, overlaps, gaps, another plan
+  --shards N                   with --merge-plan: merge the N-shard files (default: the only N there)
 Exit codes: 0 ok; 1 a stage failed (named on stderr); 2 usage error; 3 a stream was truncated.
 
 examples (the seed's settings: ctx 1024, BOS, 50 frames x 5 rows = 256,000 tokens; the SAE's
@@ -64,6 +85,7 @@ EOF
 
 BASE="" FT="" SAE="" DATA=() TOKENS=256000 CTX="" BOS="" HOOK="" ROWS=8 MAXNORM="" MULT="" EST=4096
 NSCALAR="" ABLATE="" OUT=study-out KEEP="" THREADS=1 TITLE="" REPORT=1 PROGRESS=--no-progress
+MODE=single PLANDIR="" SHARD="" NSHARDS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) BASE=${2:?}; shift 2 ;;
@@ -88,10 +110,206 @@ while [ $# -gt 0 ]; do
     --no-report) REPORT=""; shift ;;
     --progress) PROGRESS=--progress; shift ;;
     -v) SF_VERBOSE=1; shift ;;
+    --plan) MODE=plan; PLANDIR=${2:?}; shift 2 ;;
+    --from-plan) MODE=shard; PLANDIR=${2:?}; shift 2 ;;
+    --shard) SHARD=${2:?}; shift 2 ;;
+    --merge-plan) MODE=merge; PLANDIR=${2:?}; shift 2 ;;
+    --shards) NSHARDS=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) sf_usage_error "unknown option '$1'" ;;
   esac
 done
+
+# --- the outlier rule, from the base model: sets OUTL (sf-outliers flags) and S --------------
+estimate_outliers() {
+  OUTL=() S=""
+  if [ -n "$MAXNORM" ]; then
+    OUTL=(--max-norm "$MAXNORM")
+  elif [ -n "$MULT" ] && [ -n "$NSCALAR" ]; then
+    S=$NSCALAR; OUTL=(--norm-scalar "$NSCALAR" --multiplier "$MULT")
+  elif [ -n "$MULT" ]; then
+    sf_fifo est.tok est.acts est.out
+    sf_stage "sf-tokenize (estimate)" sf-tokenize --tokenizer "$BASE" --ctx "$CTX" "$BOSFLAG" --rows "$ROWS" \
+        --max-tokens "$EST" -q "${DATA[@]}" -o "$T/est.tok"
+    sf_stage "sf-forward (estimate, base)" sf-forward --model "$BASE" --hook "$HOOK" --threads "$THREADS" -q -i "$T/est.tok" -o "$T/est.acts"
+    sf_stage "sf-outliers (estimate)" sf-outliers --estimate "$EST" --multiplier "$MULT" -q -i "$T/est.acts" -o "$T/est.out"
+    sf_stage "sf-cat (estimate)" sf_header "$T/est.out" "$T/est.json"
+    sf_wait_all || exit $?
+    S=$(sf_header_get "$T/est.json" norm_scalar) ||
+      { echo "transfer.sh: error: stage sf-outliers (estimate) wrote no norm_scalar" >&2; exit 1; }
+    OUTL=(--norm-scalar "$S" --multiplier "$MULT")
+  fi
+}
+
+# --- the study ------------------------------------------------------------------------------
+# the loss branch writes its (small) stream to a file first: sf-reduce reads the loss pair only
+# after the acts pair, and a loss fifo that nobody reads yet would stall the acts branch
+sf_loss() { # MODEL IN SAVE FIFO
+  sf-forward --model "$1" --from "$HOOK" --loss $ABLATE --threads "$THREADS" -q -i "$2" -o "$3" || return $?
+  case "$3" in *.zst) zstd -q -d -c "$3" > "$4" ;; *) cat "$3" > "$4" ;; esac
+}
+
+# run_study RESULT: the two branches over the tokens of sf-tokenize ... "${TX[@]}" into RESULT
+# via sf-reduce ... "${RX[@]}"
+run_study() {
+  local X M IN LOSSFILE LIMIT
+  sf_fifo tok.in tok.base tok.finetune
+  sf_stage sf-tokenize sf-tokenize --tokenizer "$BASE" --ctx "$CTX" "$BOSFLAG" --rows "$ROWS" "${TX[@]}" -q "${DATA[@]}" -o "$T/tok.in"
+  sf_stage "tee (tokens)" sf_tee "$T/tok.in" "$T/tok.base" "$T/tok.finetune"
+  for X in base finetune; do
+    [ $X = base ] && M=$BASE || M=$FT
+    sf_fifo acts.$X mark.$X enc.$X lossin.$X red.$X lossred.$X
+    LIMIT=(); [ $X = finetune ] && [ -n "$VOCAB" ] && LIMIT=(--vocab-limit "$VOCAB")
+    sf_stage "sf-forward ($X)" sf-forward --model "$M" --hook "$HOOK" "${LIMIT[@]}" --threads "$THREADS" -q -i "$T/tok.$X" -o "$T/acts.$X"
+    IN=$T/acts.$X
+    if [ ${#OUTL[@]} -gt 0 ]; then
+      sf_stage "sf-outliers ($X)" sf-outliers "${OUTL[@]}" -q -i "$IN" -o "$T/mark.$X"
+      IN=$T/mark.$X
+    fi
+    sf_stage "sf-encode ($X)" sf-encode --sae "$SAE" --splice --threads "$THREADS" -q -i "$IN" -o "$T/enc.$X"
+    if [ -n "$KEEP" ]; then
+      sf_fifo keep.$X
+      sf_stage "tee ($X)" sf_tee "$T/enc.$X" "$T/lossin.$X" "$T/red.$X" "$T/keep.$X"
+      sf_stage "zstd ($X)" sf_zstd "$T/keep.$X" "$KEEP/$X.zst"
+      LOSSFILE=$KEEP/loss-$X.zst
+    else
+      sf_stage "tee ($X)" sf_tee "$T/enc.$X" "$T/lossin.$X" "$T/red.$X"
+      LOSSFILE=$T/loss.$X
+    fi
+    sf_stage "sf-forward --from ($X)" sf_loss "$M" "$T/lossin.$X" "$LOSSFILE" "$T/lossred.$X"
+  done
+  sf_stage sf-reduce sf-reduce --base "$T/red.base" --finetune "$T/red.finetune" \
+      --base "$T/lossred.base" --finetune "$T/lossred.finetune" "${RX[@]}" "$PROGRESS" -o "$1"
+  sf_wait_all
+}
+
+# --- sharded runs ---------------------------------------------------------------------------
+plan_error() { echo "transfer.sh: error: $*" >&2; exit 1; }
+
+# the settings of PLANDIR/study.json into the variables the study uses; H = its plan hash
+plan_read() {
+  local P_outlier_max_norm="" P_outlier_multiplier="" P_outlier_norm_scalar="" P_ablate=false P_vocab_limit=""
+  [ -r "$PLANDIR/study.json" ] || plan_error "$PLANDIR/study.json: no study plan (make one with pipelines/transfer.sh --plan $PLANDIR ...)"
+  local vars; vars=$(sf_plan_vars "$PLANDIR/study.json") || plan_error "$PLANDIR/study.json: cannot read the plan"
+  eval "$vars"
+  H=$(sf_json_get "$PLANDIR/study.json" plan_hash) || plan_error "$PLANDIR/study.json: no plan_hash"
+  BASE=$P_base FT=$P_finetune SAE=$P_sae DATA=("${P_data[@]}") CTX=$P_ctx HOOK=$P_hook ROWS=$P_rows
+  [ "$P_bos" = false ] && BOSFLAG=--no-bos || BOSFLAG=--bos
+  FRAMES=$P_frames TOTAL_ROWS=$P_total_rows VOCAB=$P_vocab_limit
+  OUTL=()
+  [ -z "$P_outlier_max_norm" ] || OUTL=(--max-norm "$P_outlier_max_norm")
+  [ -z "$P_outlier_multiplier" ] || OUTL=(--norm-scalar "$P_outlier_norm_scalar" --multiplier "$P_outlier_multiplier")
+  [ "$P_ablate" = true ] && ABLATE=--ablate || ABLATE=""
+  [ -n "$TITLE" ] || TITLE=$(basename "$FT")
+}
+
+shard_main() {
+  [[ "$SHARD" =~ ^([0-9]+)/([0-9]+)$ ]] || sf_usage_error "--from-plan needs --shard K/N (0 <= K < N)"
+  local K=$((10#${BASH_REMATCH[1]})) N=$((10#${BASH_REMATCH[2]}))
+  [ "$N" -ge 1 ] && [ "$K" -lt "$N" ] || sf_usage_error "--shard $SHARD: K must be in 0..N-1"
+  plan_read
+  [ "$N" -le "$FRAMES" ] || sf_usage_error "--shard $SHARD: the plan has only $FRAMES frames"
+  mkdir -p "$PLANDIR/shards" || exit 1
+  local RES="$PLANDIR/shards/$K-of-$N.json" TMPRES="$PLANDIR/shards/.$K-of-$N.json.tmp"
+  sf_lock "$PLANDIR/shards" ".$K-of-$N.lock"
+  if [ -f "$RES" ] && [ "$(sf_json_get "$RES" partial.shard.plan_hash 2>/dev/null)" = "$H" ]; then
+    echo "transfer.sh: shard $K/$N: $RES is there (plan ${H:0:12}), skipping" >&2; exit 0
+  fi
+  local lo=$((FRAMES * K / N * ROWS)) hi=$((FRAMES * (K + 1) / N * ROWS))
+  [ "$hi" -le "$TOTAL_ROWS" ] || hi=$TOTAL_ROWS
+  rm -f "$RES" "$TMPRES"
+  sf_setup transfer.sh
+  T=$SF_TMP
+  TX=(--skip-rows "$lo" --max-tokens "$(((hi - lo) * CTX))") RX=(--plan "$PLANDIR/study.json" --shard "$K/$N")
+  run_study "$TMPRES" || { local rc=$?; rm -f "$TMPRES"; exit $rc; }
+  mv "$TMPRES" "$RES"
+  echo "transfer.sh: shard $K/$N (rows $lo:$hi): wrote $RES" >&2
+}
+
+merge_main() {
+  plan_read
+  sf_lock "$PLANDIR"
+  local files=() f
+  shopt -s nullglob
+  if [ -n "$NSHARDS" ]; then files=("$PLANDIR"/shards/*-of-"$NSHARDS".json)
+  else files=("$PLANDIR"/shards/*-of-*.json); fi
+  shopt -u nullglob
+  [ ${#files[@]} -gt 0 ] || plan_error "$PLANDIR/shards: no shard results${NSHARDS:+ of $NSHARDS shards}"
+  rm -f "$PLANDIR/result.json" "$PLANDIR/report.html"
+  sf-reduce --merge --plan "$PLANDIR/study.json" "${files[@]}" -o "$PLANDIR/result.json.tmp" || {
+    local rc=$?; rm -f "$PLANDIR/result.json.tmp"; exit $rc; }
+  mv "$PLANDIR/result.json.tmp" "$PLANDIR/result.json"
+  report "$PLANDIR"
+}
+
+report() { # DIR
+  if [ -n "$REPORT" ]; then
+    sf-report --title "$TITLE" -o "$1/report.html" "$1/result.json" || {
+      echo "transfer.sh: error: stage sf-report failed" >&2; exit 1; }
+  fi
+  echo "transfer.sh: wrote $1/result.json${REPORT:+ and $1/report.html}" >&2
+}
+
+case $MODE in
+  shard) shard_main; exit 0 ;;
+  merge) merge_main; exit 0 ;;
+esac
+
+# the plan: absolute paths, the outlier scalar, the row count, the hashes -> PLANDIR/study.json
+plan_main() {
+  mkdir -p "$PLANDIR" || exit 1
+  PLANDIR=$(cd "$PLANDIR" && pwd) BASE=$(cd "$BASE" && pwd) FT=$(cd "$FT" && pwd) SAE=$(cd "$SAE" && pwd)
+  local i rows frames mb
+  for i in "${!DATA[@]}"; do DATA[$i]=$(realpath -- "${DATA[$i]}"); done
+  sf_lock "$PLANDIR"
+  sf_setup transfer.sh
+  T=$SF_TMP
+  estimate_outliers
+  rows=$(set -o pipefail; sf-tokenize --tokenizer "$BASE" --ctx "$CTX" "$BOSFLAG" --rows "$ROWS" --max-tokens "$TOKENS" \
+      -q "${DATA[@]}" | sf-cat --summary | tail -n 1 | sed -n 's/^end .*rows=\([0-9]*\).*/\1/p') ||
+    plan_error "stage sf-tokenize (counting rows) failed"
+  [ -n "$rows" ] && [ "$rows" -gt 0 ] || plan_error "the data gives no row of $CTX tokens"
+  frames=$(((rows + ROWS - 1) / ROWS))
+  mb=$(du -cm "$BASE"/*.safetensors "$FT"/*.safetensors 2>/dev/null | tail -n 1 | cut -f1)
+  local rule=none
+  [ -z "$MAXNORM" ] || rule=max_norm
+  [ -z "$MULT" ] || rule=relative
+  SFP_BASE=$BASE SFP_FT=$FT SFP_SAE=$SAE SFP_TOKENS=$TOKENS SFP_CTX=$CTX SFP_BOS=$BOSFLAG SFP_HOOK=$HOOK \
+  SFP_ROWS=$ROWS SFP_FRAMES=$frames SFP_TOTAL=$rows SFP_RULE=$rule SFP_MAXNORM=$MAXNORM SFP_MULT=$MULT \
+  SFP_S=$S SFP_EST=$([ -n "$MULT" ] && [ -z "$NSCALAR" ] && echo "$EST") SFP_ABLATE=$ABLATE SFP_VOCAB=$VOCAB \
+  SFP_HBASE=$(sf_dir_hash "$BASE") SFP_HFT=$(sf_dir_hash "$FT") SFP_HSAE=$(sf_dir_hash "$SAE") \
+  SFP_HDATA=$(sf_files_hash "${DATA[@]}") SFP_THREADS=$THREADS SFP_MB=$((2 * ${mb:-0} + 1024)) SFP_TITLE=$TITLE \
+    python3 - "$PLANDIR/study.json" "${DATA[@]}" <<'PY' || exit 1
+import hashlib, json, os, sys
+e = os.environ
+def opt(k): return e.get(k) or None
+out, data = sys.argv[1], sys.argv[2:]
+s = {"base": e["SFP_BASE"], "finetune": e["SFP_FT"], "sae": e["SFP_SAE"], "base_sha256": e["SFP_HBASE"],
+     "finetune_sha256": e["SFP_HFT"], "sae_sha256": e["SFP_HSAE"], "data": data, "data_sha256": e["SFP_HDATA"],
+     "tokens": int(e["SFP_TOKENS"]), "ctx": int(e["SFP_CTX"]), "bos": e["SFP_BOS"] == "--bos", "hook": e["SFP_HOOK"],
+     "rows": int(e["SFP_ROWS"]), "frames": int(e["SFP_FRAMES"]), "total_rows": int(e["SFP_TOTAL"]),
+     "outlier_rule": e["SFP_RULE"], "outlier_max_norm": opt("SFP_MAXNORM"), "outlier_multiplier": opt("SFP_MULT"),
+     "outlier_norm_scalar": opt("SFP_S"), "outlier_estimate_tokens": int(e["SFP_EST"]) if e.get("SFP_EST") else None,
+     "ablate": e["SFP_ABLATE"] == "--ablate", "vocab_limit": opt("SFP_VOCAB")}
+h = hashlib.sha256(json.dumps(s, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+doc = {"saeflow_plan": 1, "plan_hash": h, "settings": s, "title": e["SFP_TITLE"],
+       "resources": {"threads": int(e["SFP_THREADS"]), "cpus_per_shard": 2 * int(e["SFP_THREADS"]),
+                     "mem_mb_per_shard": int(e["SFP_MB"])}}
+if os.path.exists(out):
+    try: old = json.load(open(out)).get("plan_hash")
+    except (ValueError, AttributeError): old = None
+    if old != h:
+        sys.exit("transfer.sh: error: %s: holds another plan (%s; this one is %s): remove it or plan into another directory"
+                 % (out, str(old)[:12], h[:12]))
+    print("transfer.sh: %s: the same plan (%s) is there already" % (out, h[:12]), file=sys.stderr); sys.exit(0)
+with open(out + ".tmp", "w") as f: json.dump(doc, f, indent=1); f.write("\n")
+os.replace(out + ".tmp", out)
+print("transfer.sh: wrote %s (plan %s: %d rows in %d frames of %d)" % (out, h[:12], s["total_rows"], s["frames"], s["rows"]),
+      file=sys.stderr)
+PY
+}
+
+# --- one pass, or the plan ------------------------------------------------------------------
 [ -n "$BASE" ] && [ -n "$FT" ] && [ -n "$SAE" ] && [ ${#DATA[@]} -gt 0 ] || sf_usage_error "--base, --finetune, --sae and --data are required"
 for d in "$BASE" "$FT" "$SAE"; do [ -d "$d" ] || sf_usage_error "$d: not a directory"; done
 for f in "${DATA[@]}"; do [ -r "$f" ] || sf_usage_error "$f: cannot read"; done
@@ -107,6 +325,9 @@ CFG="$SAE/cfg.json"
 [ -n "$CTX" ] && [ "$CTX" != null ] || CTX=128
 [ "$BOS" = false ] && BOSFLAG=--no-bos || BOSFLAG=--bos
 [ -n "$TITLE" ] || TITLE=$(basename "$FT")
+VOCAB=$(sf_cfg_get "$BASE/config.json" vocab_size)
+
+[ $MODE = plan ] && { plan_main; exit 0; }
 
 mkdir -p "$OUT" || exit 1
 sf_lock "$OUT"       # a second run into the same --out refuses (exit 1), naming this one
@@ -114,69 +335,9 @@ rm -f "$OUT/result.json" "$OUT/report.html"    # never leave an old result besid
 [ -n "$KEEP" ] && mkdir -p "$KEEP"
 sf_setup transfer.sh
 T=$SF_TMP
-TOK=(sf-tokenize --tokenizer "$BASE" --ctx "$CTX" "$BOSFLAG" --rows "$ROWS" --max-tokens "$TOKENS" -q "${DATA[@]}")
-VOCAB=$(sf_cfg_get "$BASE/config.json" vocab_size)
-
-# --- the outlier rule, from the base model ---------------------------------------------------
-OUTL=()
-if [ -n "$MAXNORM" ]; then
-  OUTL=(--max-norm "$MAXNORM")
-elif [ -n "$MULT" ] && [ -n "$NSCALAR" ]; then
-  OUTL=(--norm-scalar "$NSCALAR" --multiplier "$MULT")
-elif [ -n "$MULT" ]; then
-  sf_fifo est.tok est.acts est.out
-  sf_stage "sf-tokenize (estimate)" sf-tokenize --tokenizer "$BASE" --ctx "$CTX" "$BOSFLAG" --rows "$ROWS" \
-      --max-tokens "$EST" -q "${DATA[@]}" -o "$T/est.tok"
-  sf_stage "sf-forward (estimate, base)" sf-forward --model "$BASE" --hook "$HOOK" --threads "$THREADS" -q -i "$T/est.tok" -o "$T/est.acts"
-  sf_stage "sf-outliers (estimate)" sf-outliers --estimate "$EST" --multiplier "$MULT" -q -i "$T/est.acts" -o "$T/est.out"
-  sf_stage "sf-cat (estimate)" sf_header "$T/est.out" "$T/est.json"
-  sf_wait_all || exit $?
-  S=$(sf_header_get "$T/est.json" norm_scalar) ||
-    { echo "transfer.sh: error: stage sf-outliers (estimate) wrote no norm_scalar" >&2; exit 1; }
-  OUTL=(--norm-scalar "$S" --multiplier "$MULT")
-fi
-
-# --- the study ------------------------------------------------------------------------------
-# the loss branch writes its (small) stream to a file first: sf-reduce reads the loss pair only
-# after the acts pair, and a loss fifo that nobody reads yet would stall the acts branch
-sf_loss() { # MODEL IN SAVE FIFO
-  sf-forward --model "$1" --from "$HOOK" --loss $ABLATE --threads "$THREADS" -q -i "$2" -o "$3" || return $?
-  case "$3" in *.zst) zstd -q -d -c "$3" > "$4" ;; *) cat "$3" > "$4" ;; esac
-}
-
-sf_fifo tok.in tok.base tok.finetune
-sf_stage sf-tokenize "${TOK[@]}" -o "$T/tok.in"
-sf_stage "tee (tokens)" sf_tee "$T/tok.in" "$T/tok.base" "$T/tok.finetune"
-for X in base finetune; do
-  [ $X = base ] && M=$BASE || M=$FT
-  sf_fifo acts.$X mark.$X enc.$X lossin.$X red.$X lossred.$X
-  LIMIT=(); [ $X = finetune ] && [ -n "$VOCAB" ] && LIMIT=(--vocab-limit "$VOCAB")
-  sf_stage "sf-forward ($X)" sf-forward --model "$M" --hook "$HOOK" "${LIMIT[@]}" --threads "$THREADS" -q -i "$T/tok.$X" -o "$T/acts.$X"
-  IN=$T/acts.$X
-  if [ ${#OUTL[@]} -gt 0 ]; then
-    sf_stage "sf-outliers ($X)" sf-outliers "${OUTL[@]}" -q -i "$IN" -o "$T/mark.$X"
-    IN=$T/mark.$X
-  fi
-  sf_stage "sf-encode ($X)" sf-encode --sae "$SAE" --splice --threads "$THREADS" -q -i "$IN" -o "$T/enc.$X"
-  if [ -n "$KEEP" ]; then
-    sf_fifo keep.$X
-    sf_stage "tee ($X)" sf_tee "$T/enc.$X" "$T/lossin.$X" "$T/red.$X" "$T/keep.$X"
-    sf_stage "zstd ($X)" sf_zstd "$T/keep.$X" "$KEEP/$X.zst"
-    LOSSFILE=$KEEP/loss-$X.zst
-  else
-    sf_stage "tee ($X)" sf_tee "$T/enc.$X" "$T/lossin.$X" "$T/red.$X"
-    LOSSFILE=$T/loss.$X
-  fi
-  sf_stage "sf-forward --from ($X)" sf_loss "$M" "$T/lossin.$X" "$LOSSFILE" "$T/lossred.$X"
-done
-sf_stage sf-reduce sf-reduce --base "$T/red.base" --finetune "$T/red.finetune" \
-    --base "$T/lossred.base" --finetune "$T/lossred.finetune" \
-    --base-model "$BASE" --finetune-model "$FT" --sae "$SAE" "$PROGRESS" -o "$OUT/result.json.tmp"
-sf_wait_all || exit $?
+estimate_outliers
+TX=(--max-tokens "$TOKENS")
+RX=(--base-model "$BASE" --finetune-model "$FT" --sae "$SAE")
+run_study "$OUT/result.json.tmp" || exit $?
 mv "$OUT/result.json.tmp" "$OUT/result.json"
-
-if [ -n "$REPORT" ]; then
-  sf-report --title "$TITLE" -o "$OUT/report.html" "$OUT/result.json" || {
-    echo "transfer.sh: error: stage sf-report failed" >&2; exit 1; }
-fi
-echo "transfer.sh: wrote $OUT/result.json${REPORT:+ and $OUT/report.html}" >&2
+report "$OUT"

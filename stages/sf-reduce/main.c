@@ -31,7 +31,8 @@ static void usage(FILE *fp)
 "usage: sf-reduce [options] [-i ENDPOINT]...\n"
 "       sf-reduce [options] --base ENDPOINT --finetune ENDPOINT [--base-model DIR --finetune-model DIR --sae DIR]\n"
 "       sf-reduce --weights-only --base-model DIR --finetune-model DIR\n"
-"       sf-reduce --merge A.json B.json ...\n"
+"       sf-reduce --merge [--plan study.json] A.json B.json ...\n"
+"       sf-reduce --plan study.json --shard K/N --base ENDPOINT --finetune ENDPOINT ...\n"
 "\n"
 "Reduces saeflow streams to one JSON document (proto/PROTOCOL.md section 5) in one pass, with\n"
 "memory independent of the number of tokens. What each frame kind gives:\n"
@@ -57,7 +58,12 @@ static void usage(FILE *fp)
 "  --sample N               use N random features of each transfer set (default: all)\n"
 "  --seed S                 seed of --sample (default 0)\n"
 "  --merge                  the positional arguments are sf-reduce JSON files of shards of one study\n"
-"                           (in stream order); prints the result one pass over all of them gives\n"
+"                           (in stream order; shards of a plan: any order); prints what one pass gives\n"
+"  --plan FILE --shard K/N  the streams are shard K of N (frames [K*F/N, (K+1)*F/N)) of a study plan\n"
+"                           (transfer.sh --plan); partial.shard gets its hash, K/N, rows, settings. A\n"
+"                           merge of shards orders them by rows, refuses (exit 1) missing, repeated,\n"
+"                           overlapping shards, gaps, mixed plans/settings (--plan FILE: all of FILE),\n"
+"                           and takes --base-model/--finetune-model/--sae from the settings\n"
 "  --pretty                 indent the JSON\n"
 "  --no-partial             leave out the \"partial\" block (the result can then not be merged)\n"
 "\n"
@@ -104,9 +110,9 @@ static void usage(FILE *fp)
 }
 
 enum { OPT_BASE = PROTO_OPT_FIRST_FREE, OPT_FT, OPT_BASE_MODEL, OPT_FT_MODEL, OPT_SAE, OPT_WEIGHTS_ONLY,
-       OPT_SAMPLE, OPT_SEED, OPT_MERGE, OPT_PRETTY, OPT_NO_PARTIAL };
+       OPT_SAMPLE, OPT_SEED, OPT_MERGE, OPT_PRETTY, OPT_NO_PARTIAL, OPT_PLAN, OPT_SHARD };
 
-static void parse_args(int argc, char **argv, struct opts *o)
+static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *so)
 {
     static const struct option lo[] = {
         PROTO_CLI_LONGOPTS,
@@ -115,7 +121,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
         {"sae", required_argument, 0, OPT_SAE}, {"weights-only", no_argument, 0, OPT_WEIGHTS_ONLY},
         {"sample", required_argument, 0, OPT_SAMPLE}, {"seed", required_argument, 0, OPT_SEED},
         {"merge", no_argument, 0, OPT_MERGE}, {"pretty", no_argument, 0, OPT_PRETTY},
-        {"no-partial", no_argument, 0, OPT_NO_PARTIAL}, {0, 0, 0, 0}};
+        {"no-partial", no_argument, 0, OPT_NO_PARTIAL}, {"plan", required_argument, 0, OPT_PLAN},
+        {"shard", required_argument, 0, OPT_SHARD}, {0, 0, 0, 0}};
     int c;
     o->argc = argc; o->argv = argv;
     proto_cli_init(&o->cli, argv[0]);
@@ -133,6 +140,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case OPT_MERGE: o->merge = true; break;
         case OPT_PRETTY: o->pretty = true; break;
         case OPT_NO_PARTIAL: o->no_partial = true; break;
+        case OPT_PLAN: so->plan = optarg; break;
+        case OPT_SHARD: shard_parse_arg(optarg, so); break;
         default: if (!proto_cli_common(&o->cli, c, optarg, usage)) proto_usage_error("unknown option"); break;
         }
     }
@@ -152,6 +161,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
     if (!o->base_model != !o->ft_model) proto_usage_error("--base-model and --finetune-model go together");
     if (o->weights_only && (!o->base_model || o->n_base || o->n_in)) proto_usage_error("--weights-only needs --base-model and --finetune-model and no stream");
     if ((o->base_model || o->sae_dir) && !o->n_base && !o->merge && !o->weights_only) proto_usage_error("--base-model/--sae need --base/--finetune streams (or --weights-only)");
+    if (so->n && (!so->plan || !o->n_base)) proto_usage_error("--shard K/N needs --plan FILE and --base/--finetune streams");
+    if (so->plan && !so->n && !o->merge) proto_usage_error("--plan needs --shard K/N (or --merge)");
+    if (so->n && o->no_partial) proto_usage_error("--shard needs the partial block (no --no-partial)");
     proto_cli_finish(&o->cli, false);
     for (int i = 0; i < o->n_in; i++) proto_cli_check_distinct(o->cli.out, o->in[i]);
     for (int i = 0; i < o->n_base; i++) { proto_cli_check_distinct(o->cli.out, o->base[i]); proto_cli_check_distinct(o->cli.out, o->ft[i]); }
@@ -164,11 +176,16 @@ int main(int argc, char **argv)
     struct opts o = opts_default();
     struct acc a;
     struct ckpts ck = {0};
+    struct shardopts so = {0};
     cJSON *doc = NULL;
     const char *where = "init";
     int err, rc = PROTO_EXIT_OK;
-    parse_args(argc, argv, &o);
+    parse_args(argc, argv, &o, &so);
     if ((err = acc_init(&a, o.n_base > 0))) goto fail;
+    if (o.merge && (err = merge_check(&o, &so, &where))) goto fail;   /* before the checkpoints: they may come from the plan */
+    if (!o.merge && so.plan && (err = plan_load(&so, &where))) goto fail;
+    if (o.merge && !o.base_model && so.base_model && so.ft_model) { o.base_model = so.base_model; o.ft_model = so.ft_model; }
+    if (o.merge && !o.sae_dir && so.sae_dir && o.base_model) o.sae_dir = so.sae_dir;
     if ((err = ckpts_open(&o, &ck, &where))) goto fail;   /* before the first frame: bad paths fail at once */
     if (o.weights_only) err = run_weights_only(&o, &doc, &where);
     else if (o.merge) err = run_merge(&o, &a, &where);
@@ -176,6 +193,12 @@ int main(int argc, char **argv)
     if (err) goto fail;
     where = "finish";
     if (!doc && (err = finalize(&a, &o, &ck, provenance(&a, &o), &doc))) goto fail;
+    if (!o.merge && (err = shard_annotate(doc, &a, &so))) goto fail;
+    if (o.merge && so.hash) {   /* provenance.plan: which plan the shards were of */
+        cJSON *pl = cJSON_AddObjectToObject(cJSON_GetObjectItemCaseSensitive(doc, "provenance"), "plan");
+        cJSON_AddStringToObject(pl, "plan_hash", so.hash);
+        cJSON_AddNumberToObject(pl, "shards", (double)so.n);
+    }
     where = o.cli.out;
     if ((err = write_doc(doc, &o))) goto fail;
     goto out;
@@ -185,5 +208,6 @@ out:
     cJSON_Delete(doc);
     ckpts_close(&ck);
     acc_destroy(&a);
+    shard_free(&so);
     return rc;
 }

@@ -302,6 +302,10 @@ static int model_from(struct modelacc *m, const cJSON *j)
     int r = in_partial(proto_json_num(j, "outlier_threshold", &th));   /* optional */
     if (r < 0) return r;
     if (r == 1 && isnan(m->outlier_threshold)) m->outlier_threshold = th;
+    else if (r == 1 && th != m->outlier_threshold) {
+        proto_set_detail("partial: outlier_threshold %.17g, earlier parts had %.17g", th, m->outlier_threshold);
+        return PROTO_E_MISMATCH;
+    }
     if ((o = proto_json_get(j, "feats")) && (err = feats_from(m, o))) return err;
     if ((o = proto_json_get(j, "acts")) && (err = acts_from(m, o))) return err;
     if ((o = proto_json_get(j, "recon")) && (err = recon_from(m, o))) return err;
@@ -388,19 +392,33 @@ static int acc_add_partial(struct acc *a, const cJSON *p)
     return PROTO_OK;
 }
 
+/* The sf-reduce result in file, and its partial block in *p; NULL with err set otherwise. */
+static cJSON *load_partial(const char *file, const cJSON **p, int *err)
+{
+    cJSON *doc = proto_json_load(file, err);
+    if (!doc) {
+        if (*err == PROTO_E_FORMAT) proto_set_detail("not a JSON document");
+        return NULL;
+    }
+    *p = proto_json_get(doc, "partial");
+    if (!cJSON_IsObject(*p)) {
+        cJSON_Delete(doc);
+        proto_set_detail("no \"partial\" object (written by sf-reduce without --no-partial?)");
+        *err = PROTO_E_FORMAT;
+        return NULL;
+    }
+    return doc;
+}
+
 /* Reads the --merge files in order into a: their partial blocks, and their provenance inputs. */
 int run_merge(const struct opts *o, struct acc *a, const char **where)
 {
     int err = PROTO_OK;
     for (int i = 0; i < o->n_merge && !err; i++) {
         *where = o->merge_files[i];
-        cJSON *doc = proto_json_load(o->merge_files[i], &err);
-        if (!doc) {
-            if (err == PROTO_E_FORMAT) proto_set_detail("not a JSON document");
-            return err;
-        }
-        const cJSON *p = proto_json_get(doc, "partial");
-        if (!cJSON_IsObject(p)) { cJSON_Delete(doc); proto_set_detail("no \"partial\" object (written by sf-reduce without --no-partial?)"); return PROTO_E_FORMAT; }
+        const cJSON *p = NULL;
+        cJSON *doc = load_partial(o->merge_files[i], &p, &err);
+        if (!doc) return err;
         if (i == 0) {
             double paired = 0;
             a->paired = proto_json_num(p, "paired", &paired) == 1 && paired != 0;
@@ -411,5 +429,260 @@ int run_merge(const struct opts *o, struct acc *a, const char **where)
             cJSON_AddItemToArray(a->prov_inputs, cJSON_Duplicate(e, 1));
         cJSON_Delete(doc);
     }
+    return err;
+}
+
+/* ======================== shards (issue 13) ========================
+ * The plan file, the shard block of a partial, and the checks --merge makes on a set of shards
+ * (reduce.h says what they are). */
+#define MAX_SHARDS 1000000
+#define MAX_FRAMES (1LL << 40)
+
+void shard_parse_arg(const char *arg, struct shardopts *so)
+{
+    long long k, n;
+    char c;
+    if (sscanf(arg, "%lld/%lld%c", &k, &n, &c) != 2 || n < 1 || n > MAX_SHARDS || k < 0 || k >= n)
+        proto_usage_error("--shard %s: expected K/N with 0 <= K < N <= %d", arg, MAX_SHARDS);
+    so->k = k; so->n = n;
+}
+
+/* rows [*lo, *hi) of shard k of n under so's plan */
+static void range_of(const struct shardopts *so, long long k, long long n, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t f0 = so->frames * (uint64_t)k / (uint64_t)n, f1 = so->frames * (uint64_t)(k + 1) / (uint64_t)n;
+    *lo = f0 * so->rows_per_frame;
+    *hi = f1 * so->rows_per_frame < so->total_rows ? f1 * so->rows_per_frame : so->total_rows;
+}
+
+/* so->hash, so->settings (copies) and the numbers and paths of settings; the detail names the key */
+static int settings_take(struct shardopts *so, const char *hash, const cJSON *st)
+{
+    long long rows, frames, total;
+    const char *s;
+    int err;
+    if (!cJSON_IsObject(st)) { proto_set_detail("settings missing or not an object"); return PROTO_E_FORMAT; }
+    if ((err = proto_json_need(proto_json_int(st, "rows", 1, 1 << 30, &rows), "settings.rows")) ||
+        (err = proto_json_need(proto_json_int(st, "frames", 1, MAX_FRAMES, &frames), "settings.frames")) ||
+        (err = proto_json_need(proto_json_int(st, "total_rows", 1, MAX_FRAMES << 20, &total), "settings.total_rows")))
+        return err;
+    if (total > frames * rows || total <= (frames - 1) * rows) {
+        proto_set_detail("settings: total_rows %lld is not in %lld frames of %lld rows", total, frames, rows);
+        return PROTO_E_FORMAT;
+    }
+    so->rows_per_frame = (uint64_t)rows; so->frames = (uint64_t)frames; so->total_rows = (uint64_t)total;
+    if (!(so->hash = strdup(hash)) || !(so->settings = cJSON_Duplicate(st, 1))) return PROTO_E_NOMEM;
+    if (proto_json_str(so->settings, "base", &s) == 1) so->base_model = s;
+    if (proto_json_str(so->settings, "finetune", &s) == 1) so->ft_model = s;
+    if (proto_json_str(so->settings, "sae", &s) == 1) so->sae_dir = s;
+    return PROTO_OK;
+}
+
+int plan_load(struct shardopts *so, const char **where)
+{
+    int err;
+    long long v = 0;
+    const char *hash;
+    *where = so->plan;
+    cJSON *doc = proto_json_load(so->plan, &err);
+    if (!doc) { if (err == PROTO_E_FORMAT) proto_set_detail("not a JSON document"); return err; }
+    if ((err = proto_json_need(proto_json_int(doc, "saeflow_plan", 1, 1, &v), "saeflow_plan")) ||
+        (err = proto_json_need(proto_json_str(doc, "plan_hash", &hash), "plan_hash")) ||
+        (err = settings_take(so, hash, proto_json_get(doc, "settings")))) goto out;
+    if (so->n && (uint64_t)so->n > so->frames) {
+        proto_set_detail("--shard %lld/%lld: the plan has only %llu frames", so->k, so->n, (unsigned long long)so->frames);
+        err = PROTO_E_INVAL; goto out;
+    }
+    if (so->n) range_of(so, so->k, so->n, &so->row_lo, &so->row_hi);
+out:
+    cJSON_Delete(doc);
+    return err;
+}
+
+int shard_annotate(cJSON *doc, const struct acc *a, const struct shardopts *so)
+{
+    if (!so->n) return PROTO_OK;
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "partial");
+    if (a->rows != so->row_hi - so->row_lo) {
+        proto_set_detail("shard %lld/%lld: the streams had %llu rows, the plan's rows %llu:%llu are %llu", so->k, so->n,
+                         (unsigned long long)a->rows, (unsigned long long)so->row_lo, (unsigned long long)so->row_hi,
+                         (unsigned long long)(so->row_hi - so->row_lo));
+        return PROTO_E_MISMATCH;
+    }
+    if (!p) return PROTO_OK;
+    cJSON *s = cJSON_AddObjectToObject(p, "shard");
+    cJSON_AddStringToObject(s, "plan_hash", so->hash);
+    cJSON_AddNumberToObject(s, "k", (double)so->k);
+    cJSON_AddNumberToObject(s, "n", (double)so->n);
+    cJSON_AddNumberToObject(s, "row_start", (double)so->row_lo);
+    cJSON_AddNumberToObject(s, "row_end", (double)so->row_hi);
+    cJSON_AddItemToObject(s, "settings", cJSON_Duplicate(so->settings, 1));
+    return PROTO_OK;
+}
+
+void shard_free(struct shardopts *so)
+{
+    free(so->hash);
+    cJSON_Delete(so->settings);
+    so->hash = NULL; so->settings = NULL;
+}
+
+/* ---- --merge over shards ---- */
+struct part { const char *file; long long k, n; uint64_t lo, hi; bool sharded; };
+
+/* a JSON value, short, for a message. dst: (cap) */
+static const char *jshort(const cJSON *v, char *dst, size_t cap)
+{
+    char *t = v ? cJSON_PrintUnformatted(v) : NULL;
+    snprintf(dst, cap, "%s", t ? t : "(absent)");
+    if (t && strlen(t) >= cap && cap > 4) strcpy(dst + cap - 4, "...");
+    cJSON_free(t);
+    return dst;
+}
+
+/* the first settings key where b differs from ref, in *key; 0 when none */
+static int settings_diff(const cJSON *ref, const cJSON *b, const char **key)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, ref)
+        if (!cJSON_Compare(e, cJSON_GetObjectItemCaseSensitive(b, e->string), true)) { *key = e->string; return 1; }
+    cJSON_ArrayForEach(e, b)
+        if (!cJSON_GetObjectItemCaseSensitive(ref, e->string)) { *key = e->string; return 1; }
+    return 0;
+}
+
+/* a part's shard block against the reference (the plan, or the first sharded part) */
+static int part_vs_ref(struct shardopts *so, struct part *pt, const char *hash, const cJSON *st, const char *ref)
+{
+    const char *key;
+    char v1[80], v2[80];
+    if (!so->settings) { so->n = pt->n; return settings_take(so, hash, st); }
+    if (settings_diff(so->settings, st, &key)) {
+        proto_set_detail("shard %lld/%lld has settings.%s = %s, %s has %s (mixed settings)", pt->k, pt->n, key,
+                         jshort(cJSON_GetObjectItemCaseSensitive(st, key), v1, sizeof v1), ref,
+                         jshort(cJSON_GetObjectItemCaseSensitive(so->settings, key), v2, sizeof v2));
+        return PROTO_E_MISMATCH;
+    }
+    if (strcmp(hash, so->hash) != 0) {
+        proto_set_detail("shard %lld/%lld is of plan %.12s, %s is of plan %.12s (mixed plans)", pt->k, pt->n, hash, ref, so->hash);
+        return PROTO_E_MISMATCH;
+    }
+    if (!so->n) so->n = pt->n;
+    if (pt->n != so->n) {
+        proto_set_detail("shard %lld/%lld, %s has %lld shards (mixed shard counts)", pt->k, pt->n, ref, so->n);
+        return PROTO_E_MISMATCH;
+    }
+    return PROTO_OK;
+}
+
+/* Reads one --merge file's shard block (if any) into pt and checks it against so. */
+static int part_read(struct shardopts *so, struct part *pt, const char *ref)
+{
+    const cJSON *p = NULL, *sh;
+    const char *hash = NULL;
+    long long lo = 0, hi = 0;
+    int err;
+    cJSON *doc = load_partial(pt->file, &p, &err);
+    if (!doc) return err;
+    if (!(sh = proto_json_get(p, "shard"))) { cJSON_Delete(doc); return PROTO_OK; }
+    pt->sharded = true;
+    if ((err = proto_json_need(proto_json_int(sh, "n", 1, MAX_SHARDS, &pt->n), "shard.n")) ||
+        (err = proto_json_need(proto_json_int(sh, "k", 0, pt->n - 1, &pt->k), "shard.k")) ||
+        (err = proto_json_need(proto_json_int(sh, "row_start", 0, MAX_FRAMES << 20, &lo), "shard.row_start")) ||
+        (err = proto_json_need(proto_json_int(sh, "row_end", lo, MAX_FRAMES << 20, &hi), "shard.row_end")) ||
+        (err = proto_json_need(proto_json_str(sh, "plan_hash", &hash), "shard.plan_hash")))
+        proto_prefix_detail("partial");
+    else err = part_vs_ref(so, pt, hash, proto_json_get(sh, "settings"), ref);
+    pt->lo = (uint64_t)lo; pt->hi = (uint64_t)hi;
+    cJSON_Delete(doc);
+    return err;
+}
+
+static int part_cmp(const void *x, const void *y)
+{
+    const struct part *a = x, *b = y;
+    if (a->lo != b->lo) return a->lo < b->lo ? -1 : 1;
+    return (a->k > b->k) - (a->k < b->k);
+}
+
+/* every shard 0..n-1 exactly once (pt sorted by row range) */
+static int parts_complete(const struct part *pt, int np, const struct shardopts *so, const char **where)
+{
+    int *at = malloc((size_t)so->n * sizeof *at);   /* (n) the part holding shard k, -1 */
+    if (!at) return PROTO_E_NOMEM;
+    int err = PROTO_OK;
+    for (long long k = 0; k < so->n; k++) at[k] = -1;
+    for (int i = 0; i < np && !err; i++) {
+        if (at[pt[i].k] >= 0) {
+            proto_set_detail("shard %lld/%lld given twice (%s and %s)", pt[i].k, so->n, pt[at[pt[i].k]].file, pt[i].file);
+            err = PROTO_E_MISMATCH;
+        }
+        at[pt[i].k] = i;
+    }
+    for (long long k = 0; k < so->n && !err; k++)
+        if (at[k] < 0) { proto_set_detail("missing shard %lld/%lld", k, so->n); err = PROTO_E_MISMATCH; }
+    free(at);
+    *where = "--merge";
+    return err;
+}
+
+/* the row ranges tile [0, total_rows) and are the plan's (pt sorted) */
+static int parts_tile(const struct part *pt, int np, const struct shardopts *so)
+{
+    uint64_t end = 0, lo, hi;
+    for (int i = 0; i < np; i++) {
+        const struct part *q = &pt[i], *pr = i ? &pt[i - 1] : NULL;
+        if (q->lo < end) {
+            proto_set_detail("shard %lld/%lld (rows %llu:%llu) overlaps shard %lld/%lld (rows %llu:%llu)", q->k, q->n,
+                             (unsigned long long)q->lo, (unsigned long long)q->hi, pr->k, pr->n,
+                             (unsigned long long)pr->lo, (unsigned long long)pr->hi);
+            return PROTO_E_MISMATCH;
+        }
+        if (q->lo > end) {
+            proto_set_detail("gap: rows %llu:%llu are in no shard (before shard %lld/%lld)", (unsigned long long)end,
+                             (unsigned long long)q->lo, q->k, q->n);
+            return PROTO_E_MISMATCH;
+        }
+        end = q->hi;
+    }
+    if (end != so->total_rows) {
+        proto_set_detail("gap: rows %llu:%llu are in no shard (the plan has %llu rows)", (unsigned long long)end,
+                         (unsigned long long)so->total_rows, (unsigned long long)so->total_rows);
+        return PROTO_E_MISMATCH;
+    }
+    for (int i = 0; i < np; i++) {
+        range_of(so, pt[i].k, pt[i].n, &lo, &hi);
+        if (lo != pt[i].lo || hi != pt[i].hi) {
+            proto_set_detail("shard %lld/%lld has rows %llu:%llu, the plan gives it %llu:%llu", pt[i].k, pt[i].n,
+                             (unsigned long long)pt[i].lo, (unsigned long long)pt[i].hi, (unsigned long long)lo, (unsigned long long)hi);
+            return PROTO_E_MISMATCH;
+        }
+    }
+    return PROTO_OK;
+}
+
+int merge_check(struct opts *o, struct shardopts *so, const char **where)
+{
+    int err = PROTO_OK, np = o->n_merge, n_sh = 0;
+    const char *ref = so->plan ? so->plan : "the first shard";
+    struct part *pt = calloc((size_t)np, sizeof *pt);   /* (np) */
+    if (!pt) return PROTO_E_NOMEM;
+    if (so->plan && (err = plan_load(so, where))) goto out;
+    for (int i = 0; i < np && !err; i++) {
+        *where = pt[i].file = o->merge_files[i];
+        if (!(err = part_read(so, &pt[i], ref))) n_sh += pt[i].sharded;
+    }
+    if (err || (n_sh == 0 && !so->plan)) goto out;   /* no shards: merged in the order given */
+    for (int i = 0; i < np; i++)
+        if (!pt[i].sharded) {
+            *where = pt[i].file;
+            proto_set_detail("not a shard of a study plan (no partial.shard)%s", n_sh ? ", the other parts are" : "");
+            err = PROTO_E_MISMATCH; goto out;
+        }
+    qsort(pt, (size_t)np, sizeof *pt, part_cmp);
+    if ((err = parts_complete(pt, np, so, where)) || (err = parts_tile(pt, np, so))) goto out;
+    for (int i = 0; i < np; i++) o->merge_files[i] = (char *)pt[i].file;
+out:
+    free(pt);
     return err;
 }
