@@ -39,7 +39,7 @@ BENCH_SRC   := $(wildcard bench/*.c)
 BENCHES     := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC    := $(wildcard tests/fuzz/fuzz-*.c)
 
-.PHONY: all test asan bench fuzz clean debug native test-long report-check
+.PHONY: all test asan bench fuzz fuzz-long clean debug native test-long report-check
 all: $(BINS) $(UNITS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
@@ -99,16 +99,31 @@ asan:
 bench: all
 	SF_BUILD=$(BUILD) bench/run
 
-# libFuzzer targets (clang): FUZZ_SECONDS per target (default 60)
+# libFuzzer targets (clang, ASan + UBSan): `make fuzz` runs each for FUZZ_SECONDS (default 60),
+# `make fuzz-long` for 600. Corpora: tests/fuzz/seeds-NAME (small, ours) plus, where
+# ../shared/fixtures is there, copies of its real files in build-fuzz/fixture-seeds-NAME.
 FUZZ_SECONDS ?= 60
-fuzz:
+FUZZ_NAMES  := $(basename $(notdir $(FUZZ_SRC)))
+FUZZ_BINS   := $(FUZZ_NAMES:%=build-fuzz/%)
+FUZZ_EXTRA_fuzz-tokenizer-json := stages/sf-tokenize/hf-bpe.c
+FX := ../shared/fixtures
+FUZZ_FIXTURES_fuzz-hf-config := $(FX)/models/*/config.json
+FUZZ_FIXTURES_fuzz-sae-cfg := $(FX)/saes/*/cfg.json
+FUZZ_FIXTURES_fuzz-tokenizer-json :=
+FUZZ_FIXTURES_fuzz-safetensors := $(FX)/saes/*/sae_weights.safetensors
+
+build-fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h)
 	@mkdir -p build-fuzz
-	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iproto $(PC_CFLAGS) \
-	    -o build-fuzz/$$n $$f $(PROTO_SRC) $(LDLIBS) || exit 1; \
-	  mkdir -p build-fuzz/corpus-$$n; \
-	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus-$$n tests/fuzz/seeds-$$n 2>&1 | tail -5 || exit 1; \
-	done
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iproto $(PC_CFLAGS) \
+	    -o $@ $< $(PROTO_SRC) $(FUZZ_EXTRA_$*) $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+	$(foreach n,$(FUZZ_NAMES),mkdir -p build-fuzz/corpus-$(n) build-fuzz/fixture-seeds-$(n) && \
+	  { for f in $(FUZZ_FIXTURES_$(n)); do [ -f "$$f" ] && cp "$$f" "build-fuzz/fixture-seeds-$(n)/$$(echo "$$f" | tr / _)"; done; true; } && \
+	  build-fuzz/$(n) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 \
+	    build-fuzz/corpus-$(n) tests/fuzz/seeds-$(n) build-fuzz/fixture-seeds-$(n) 2>&1 | tail -4 || exit 1;)
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=600
 
 clean:
 	rm -rf build build-asan build-debug build-fuzz build-native

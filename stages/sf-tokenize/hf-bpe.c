@@ -858,7 +858,11 @@ static const char *skip_value(const char *p, const char *e)
         } else if (*p == '{' || *p == '[') { depth++; p++; }
         else if (*p == '}' || *p == ']') { if (--depth < 0) return NULL; p++; }
         else if (*p == ',' || *p == ':') { if (depth == 0) return NULL; p++; }
-        else { while (p < e && !strchr(" \t\r\n,:]}", *p)) p++; }
+        else {
+            const char *q = p;
+            while (p < e && *p && !strchr(" \t\r\n,:]}", *p)) p++;
+            if (p == q) return NULL;   /* a byte no value starts with (a NUL): no progress, malformed */
+        }
     } while (depth > 0);
     return p;
 }
