@@ -195,3 +195,19 @@ for k, v in s.items():
     elif isinstance(v, bool): print(k + "=" + ("true" if v else "false"))
     else: print(k + "=" + shlex.quote("" if v is None else str(v)))' "$1"
 }
+
+# sf_plan_prepare: for the shard runners (parallel.sh, slurm.sh), after their option parsing.
+# Uses OUT, N, PLANARGS (study flags, or only --threads T) and THREADS of the caller: makes OUT
+# absolute, writes the plan when study flags were given (transfer.sh --plan), checks the plan and
+# N against its frames; sets FRAMES, and THREADS from the plan when not given.
+sf_plan_prepare() {
+  mkdir -p "$OUT" || exit 1
+  OUT=$(cd "$OUT" && pwd)
+  if [ ${#PLANARGS[@]} -gt 0 ] && ! { [ ${#PLANARGS[@]} = 2 ] && [ "${PLANARGS[0]}" = --threads ]; }; then
+    "$(dirname "${BASH_SOURCE[0]}")/transfer.sh" --plan "$OUT" "${PLANARGS[@]}" || exit $?
+  fi
+  [ -r "$OUT/study.json" ] || sf_usage_error "$OUT/study.json: no plan; give the study flags (--base ... --data ...) or run transfer.sh --plan first"
+  FRAMES=$(sf_json_get "$OUT/study.json" settings.frames) || { echo "$SF_PROG: error: $OUT/study.json: not a plan" >&2; exit 1; }
+  [ "$N" -le "$FRAMES" ] || sf_usage_error "--shards $N: the plan has only $FRAMES frames"
+  [ -n "$THREADS" ] || THREADS=$(sf_json_get "$OUT/study.json" resources.threads 2>/dev/null || echo 1)
+}

@@ -62,16 +62,7 @@ done
 command -v parallel > /dev/null || {
   echo "parallel.sh: error: GNU parallel is not installed (scripts/install-deps.sh installs it)" >&2; exit 1; }
 
-mkdir -p "$OUT" || exit 1
-OUT=$(cd "$OUT" && pwd)
-# only --threads among the flags: it is a run setting, not a study one
-if [ ${#PLANARGS[@]} -gt 0 ] && ! { [ ${#PLANARGS[@]} = 2 ] && [ "${PLANARGS[0]}" = --threads ]; }; then
-  "$HERE/transfer.sh" --plan "$OUT" "${PLANARGS[@]}" || exit $?
-fi
-[ -r "$OUT/study.json" ] || sf_usage_error "$OUT/study.json: no plan; give the study flags (--base ... --data ...) or run transfer.sh --plan first"
-FRAMES=$(sf_json_get "$OUT/study.json" settings.frames) || { echo "parallel.sh: error: $OUT/study.json: not a plan" >&2; exit 1; }
-[ "$N" -le "$FRAMES" ] || sf_usage_error "--shards $N: the plan has only $FRAMES frames"
-[ -n "$THREADS" ] || THREADS=$(sf_json_get "$OUT/study.json" resources.threads 2>/dev/null || echo 1)
+sf_plan_prepare   # lib.sh: OUT absolute, the plan written or checked, FRAMES, THREADS
 if [ -z "$JOBS" ]; then
   if [ ${#HOSTS[@]} -gt 0 ]; then JOBS=1; else
     CPUS=$(sf_json_get "$OUT/study.json" resources.cpus_per_shard 2>/dev/null || echo 1)

@@ -63,16 +63,8 @@ done
 [ -z "$MEM" ] || [[ "$MEM" =~ ^[1-9][0-9]*$ ]] || sf_usage_error "--mem $MEM: megabytes, a positive integer"
 command -v sbatch > /dev/null || { echo "slurm.sh: error: sbatch not found (Debian: slurm-client)" >&2; exit 1; }
 
-mkdir -p "$OUT" || exit 1
-OUT=$(cd "$OUT" && pwd)
-if [ ${#PLANARGS[@]} -gt 0 ] && ! { [ ${#PLANARGS[@]} = 2 ] && [ "${PLANARGS[0]}" = --threads ]; }; then
-  "$HERE/transfer.sh" --plan "$OUT" "${PLANARGS[@]}" || exit $?
-fi
-[ -r "$OUT/study.json" ] || sf_usage_error "$OUT/study.json: no plan; give the study flags (--base ... --data ...) or run transfer.sh --plan first"
-FRAMES=$(sf_json_get "$OUT/study.json" settings.frames) || { echo "slurm.sh: error: $OUT/study.json: not a plan" >&2; exit 1; }
+sf_plan_prepare   # lib.sh: OUT absolute, the plan written or checked, FRAMES, THREADS
 H=$(sf_json_get "$OUT/study.json" plan_hash)
-[ "$N" -le "$FRAMES" ] || sf_usage_error "--shards $N: the plan has only $FRAMES frames"
-[ -n "$THREADS" ] || THREADS=$(sf_json_get "$OUT/study.json" resources.threads 2>/dev/null || echo 1)
 [ -n "$MEM" ] || MEM=$(sf_json_get "$OUT/study.json" resources.mem_mb_per_shard 2>/dev/null || echo 2048)
 
 # the shards to submit: all, or (--resume) those without a result of this plan

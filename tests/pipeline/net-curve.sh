@@ -6,12 +6,6 @@
 source "$SF_ROOT/tests/lib.sh"
 export SAEFLOW_ZMQ_TIMEOUT=4 SAEFLOW_ZMQ_HEARTBEAT=2
 unset SAEFLOW_ZMQ_KEYS
-mkframes() { # N: a tokens stream of N frames of 2 rows, header total_rows = 2N
-  local n=$1 i
-  echo "{\"sf\":1,\"kind\":\"header\",\"meta\":{\"total_rows\":$((2*n))}}"
-  for ((i=0;i<n;i++)); do echo "{\"sf\":1,\"kind\":\"tokens\",\"seq\":$i,\"tokens\":{\"dtype\":\"i32\",\"shape\":[2,4],\"data\":[$i,1,2,3,4,5,6,7]}}"; done
-  echo "{\"sf\":1,\"kind\":\"end\",\"frames\":$n,\"rows\":$((2*n))}"
-}
 cleanup() { pkill -9 -P $$ 2>/dev/null; }
 trap cleanup EXIT
 port=$((20000 + RANDOM % 30000))

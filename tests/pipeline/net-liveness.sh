@@ -4,12 +4,6 @@
 # writer at all times out ("timed out"). Every wait is bounded by timeout(1).
 source "$SF_ROOT/tests/lib.sh"
 export SAEFLOW_ZMQ_TIMEOUT=2 SAEFLOW_ZMQ_HEARTBEAT=2
-mkframes() { # N: a tokens stream of N frames of 2 rows, header total_rows = 2N
-  local n=$1 i
-  echo "{\"sf\":1,\"kind\":\"header\",\"meta\":{\"total_rows\":$((2*n))}}"
-  for ((i=0;i<n;i++)); do echo "{\"sf\":1,\"kind\":\"tokens\",\"seq\":$i,\"tokens\":{\"dtype\":\"i32\",\"shape\":[2,4],\"data\":[$i,1,2,3,4,5,6,7]}}"; done
-  echo "{\"sf\":1,\"kind\":\"end\",\"frames\":$n,\"rows\":$((2*n))}"
-}
 pids=()
 cleanup() { local p; for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done; pkill -9 -P $$ 2>/dev/null; }
 trap cleanup EXIT

@@ -16,12 +16,6 @@ ip link add ${n}x netns $a type veth peer name ${n}y netns $b || skip "cannot ma
 ip -n $a addr add 10.213.0.1/24 dev ${n}x && ip -n $b addr add 10.213.0.2/24 dev ${n}y || die "addresses"
 for ns in $a $b; do ip -n $ns link set lo up; done
 ip -n $a link set ${n}x up && ip -n $b link set ${n}y up || die "links up"
-mkframes() { # N: a tokens stream of N frames of 2 rows, header total_rows = 2N
-  local k=$1 i
-  echo "{\"sf\":1,\"kind\":\"header\",\"meta\":{\"total_rows\":$((2*k))}}"
-  for ((i=0;i<k;i++)); do echo "{\"sf\":1,\"kind\":\"tokens\",\"seq\":$i,\"tokens\":{\"dtype\":\"i32\",\"shape\":[2,4],\"data\":[$i,1,2,3,4,5,6,7]}}"; done
-  echo "{\"sf\":1,\"kind\":\"end\",\"frames\":$k,\"rows\":$((2*k))}"
-}
 mkframes 8 > f8.jsonl; head -4 f8.jsonl > first.jsonl; tail -n +5 f8.jsonl > rest.jsonl
 sf-cat --keygen keys > /dev/null || die "keygen"
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
