@@ -10,8 +10,17 @@
 #    numpy by tests/sfstream.py), where the unembedding and the log-softmax dominate.
 #  - memory: peak RSS of --hook blocks.1.hook_resid_post (one frame of 2 x 512 tokens) on a
 #    12-layer bf16 model (d_model 1024, d_ff 2816) vs the model's full f32 size.
-#  - PyTorch: only when python3-torch is installed (it is not by default: the row says so).
-# ~2.5 minutes on 2 cores, most of it the two forward runs of the big shape and writing models.
+#  - PyTorch: the f32 bench shape through bench/torch-forward.py (HF eager Llama math) right after
+#    sf-forward's f32 row, same frames and thread count: tokens/s of both and the ratio. Only when
+#    python3-torch is installed (the bench never installs it; the row says how).
+#  - projection: one bf16 layer shaped like Gemma-2b (d 2048, 8 heads x 256, MQA, d_ff 16384) and
+#    one like Mistral-7B (d 4096, 32 heads / 8 kv, d_ff 14336) run on the seed's frame (5 x 1024); from
+#    their seconds per token-layer and the loss row's seconds per token-variant-vocab id, hours
+#    for the seed's studies (256,000 tokens, base + finetune, --hook to blocks.6 / blocks.8, then
+#    --from --loss --ablate with a spliced SAE: 3 variants over the remaining layers and the
+#    unembedding). SAE encoding, outliers and the reduce are not counted (they are small next to
+#    the forward passes).
+# ~4 minutes on 2 cores, most of it the forward runs of the big shape, PyTorch and writing models.
 # SF_BENCH_FORWARD_FRAMES overrides the frame count (default 2).
 set -u
 cd "$(dirname "$0")/.."
@@ -53,9 +62,27 @@ run() { # label model extra-args...
   line=$(grep 'tokens/s' <<<"$out" | tail -1)
   tps=$(sed -n 's/.*: \([0-9.]*\) tokens\/s.*/\1/p' <<<"$line"); g=$(sed -n 's/.*, \([0-9.]*\) GFLOP\/s.*/\1/p' <<<"$line")
   echo "| sf-forward | $label | $tps | tokens/s | $g GFLOP/s = $(ratio "$g" "$pk") |"
+  LAST_TPS=$tps LAST_SEC=$(sed -n 's/.* in \([0-9.]*\) s:.*/\1/p' <<<"$line")
 }
+LAST_TPS="" LAST_SEC=""
 run "d2048 4 layers, 8x512 tok/frame, f32 weights in place" "$tmp/f32"
 rm -rf "$tmp/f32"
+sf_tps=$LAST_TPS
+
+# --- PyTorch, same shape, same frames, same threads, right after ----------------------------
+PYT=${PY:-/usr/bin/python3}
+if "$PYT" -c 'import torch' 2>/dev/null; then
+  thr=$(nproc)
+  tout=$("$PYT" bench/torch-forward.py 2048 4 16 16 5632 8 512 "$NF" "$thr" 2>&1)
+  ttps=$(sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p' <<<"$tout"); tver=$(sed -n 's/.*torch=\([^ ]*\).*/\1/p' <<<"$tout")
+  if [ -n "$ttps" ] && [ -n "$sf_tps" ]; then
+    echo "| PyTorch $tver | same shape and frames, f32, eager HF Llama math, $thr threads | $ttps | tokens/s | sf-forward $sf_tps tokens/s = $(awk -v a="$sf_tps" -v b="$ttps" 'BEGIN{printf "%.2f", a/b}') x PyTorch |"
+  else
+    echo "| PyTorch | same shape | FAILED | | $(tail -1 <<<"$tout") |"
+  fi
+else
+  echo "| PyTorch | comparison | n/a | | python3-torch is not installed: apt-get install python3-torch (Debian), then rerun; the bench does not install it |"
+fi
 sf-mkmodel -o "$tmp/bf16" "${BIG[@]}" --dtype bf16 || { fail "sf-mkmodel bf16" ""; exit 0; }
 run "same, bf16 weights (converted once)" "$tmp/bf16"
 run "same, bf16 converted per layer and frame (--cache-mb 0)" "$tmp/bf16" --cache-mb 0
@@ -72,6 +99,7 @@ if "$PYN" -c 'import numpy' 2>/dev/null; then
   line=$(grep 'tokens/s' <<<"$out" | tail -1)
   tps=$(sed -n 's/.*: \([0-9.]*\) tokens\/s.*/\1/p' <<<"$line"); g=$(sed -n 's/.*, \([0-9.]*\) GFLOP\/s.*/\1/p' <<<"$line")
   echo "| sf-forward | --from --loss --ablate (clean + ablated), d2048 vocab 32000 bf16, 8x512 tok | $tps | tokens/s | $g GFLOP/s = $(ratio "$g" "$pk") (unembedding + online log-softmax/KL in double) |"
+  loss_sec=$(sed -n 's/.* in \([0-9.]*\) s:.*/\1/p' <<<"$line")   # 4096 tokens x 2 variants x 32000 ids
   rm -rf "$tmp/v32k"
 else
   echo "| sf-forward | loss mode | n/a | | python3 with numpy not found (writes the vocab-32000 model) |"
@@ -88,9 +116,26 @@ for cache in default 0; do
   echo "| sf-forward | peak RSS, --hook blocks.1.hook_resid_post, 12-layer bf16 d1024 model, 2x512 tokens$([ $cache = 0 ] && echo ', --cache-mb 0') | $((rss / 1024)) | MiB | $(awk -v r=$rss -v f=$f32_mb 'BEGIN{printf "%.2f", r/1024/f}') x the model's full f32 size ($f32_mb MiB) |"
 done
 
-# --- PyTorch ---------------------------------------------------------------------------------
-if python3 -c 'import torch' 2>/dev/null; then
-  echo "| sf-forward | PyTorch comparison | | | python3-torch is installed but this bench has no torch row yet |"
-else
-  echo "| sf-forward | PyTorch comparison | n/a | | python3-torch is not installed (Debian python3-torch): no comparison |"
-fi
+# --- projection: the seed's studies on this machine -----------------------------------------
+# seconds per token-layer of a Gemma-2b-shaped and a Mistral-7B-shaped bf16 layer at ctx 1024
+layer_sec() { # dir d heads kv ff -> "seconds-per-token-layer GFLOP/s" (1 frame of the seed's 5 x 1024 tokens)
+  sf-mkmodel -o "$1" --d-model "$2" --layers 1 --heads "$3" --kv-heads "$4" --d-ff "$5" --atoms 0 --dtype bf16 -q || return 1
+  tokens 5 1024 1 "$(vocab "$1")" "$1/tok.sf" || return 1
+  local out; out=$(sf-forward -v --model "$1" --hook blocks.0.hook_resid_post -i "$1/tok.sf" -o /dev/null 2>&1) || return 1
+  rm -rf "$1"
+  grep 'tokens/s' <<<"$out" | tail -1 | sed -n 's/.* \([0-9]*\) tokens in \([0-9.]*\) s: .*, \([0-9.]*\) GFLOP\/s.*/\2 \1 \3/p' |
+    awk '{printf "%.6g %s", $1 / $2, $3}'
+}
+pk=$(peak_now)
+gem=$(layer_sec "$tmp/gemma1" 2048 8 1 16384) && mis=$(layer_sec "$tmp/mistral1" 4096 32 8 14336) && [ -n "${loss_sec:-}" ] || {
+  echo "| sf-forward | projection of the seed's studies | n/a | | $([ -n "${loss_sec:-}" ] && echo "a one-layer run failed" || echo "needs the loss row (numpy)") |"; exit 0; }
+# hours = 2 models x tokens x (hook layers + 3 x remaining layers) x s/token-layer
+#       + 2 models x tokens x 3 variants x vocab x s/(token-variant-id) (loss row, scaled by d/2048)
+proj() { # name s/token-layer layers hook_layer d vocab
+  awk -v s="$2" -v n="$3" -v L="$4" -v d="$5" -v V="$6" -v ls="$loss_sec" -v T=256000 'BEGIN {
+    fwd = 2 * T * ((L + 1) + 3 * (n - L - 1)) * s; uid = ls / (4096 * 2 * 32000) * d / 2048; un = 2 * T * 3 * V * uid
+    printf "%.1f", (fwd + un) / 3600 }'
+}
+gh=$(proj gemma "${gem% *}" 18 6 2048 256000); mh=$(proj mistral "${mis% *}" 32 8 4096 32000)
+echo "| sf-forward | projection: seed's Gemma-2b study (blocks.6, 256,000 tokens, base + finetune, --ablate) | $gh | hours | from a Gemma-2b-shaped bf16 layer, 5x1024 tokens: ${gem% *} s/token-layer, ${gem#* } GFLOP/s = $(ratio "${gem#* }" "$pk"); unembedding from the loss row; at this run's load |"
+echo "| sf-forward | projection: seed's Mistral-7B study (blocks.8, 256,000 tokens, base + finetune, --ablate) | $mh | hours | from a Mistral-7B-shaped bf16 layer, 5x1024 tokens: ${mis% *} s/token-layer, ${mis#* } GFLOP/s = $(ratio "${mis#* }" "$pk"); unembedding from the loss row scaled by d; at this run's load |"

@@ -19,12 +19,14 @@
  * RoPE is HF's half-split rotate_half with inv_freq[i] = theta^(-2i/head_dim).
  *
  * Compute: float32. Every linear layer is one sgemm over all rows*ctx tokens of a frame (the MLP
- * in token blocks); attention is per row and head (two sgemms and a masked softmax). The weights
- * are mmapped; f32 tensors that are 4-byte aligned are used in place, bf16/f16 ones are converted
- * to f32 once while they fit in --cache-mb (layer by layer, then the unembedding) and the rest per
- * layer and per frame into one layer's scratch, so a model is never copied to f32 whole unless it
- * fits the budget. Element-wise work (norms, RoPE, softmax rows, GLU, loss statistics) is split
- * over --threads threads; the sgemms use OpenBLAS' own.
+ * in token blocks), on OpenBLAS' threads. Attention runs (row, head) pairs on our threads with
+ * OpenBLAS at one thread, in causal query blocks of ATT_BLOCK (scores only against the keys a
+ * block sees, softmax in place, then · V: two sgemms per block). The weights are mmapped; f32
+ * tensors that are 4-byte aligned are used in place, bf16/f16 ones are converted to f32 once while
+ * they fit in --cache-mb (layer by layer, then the unembedding) and the rest per layer and per
+ * frame into one layer's scratch, so a model is never copied to f32 whole unless it fits the
+ * budget; the mapping's pages of converted weights are released. Element-wise work (norms, RoPE,
+ * GLU, loss statistics) is split over --threads threads between the sgemms.
  * The loss walks the vocabulary in chunks (at most LOGIT_CHUNK_BYTES of logits for all tokens of a
  * frame) with an online log-sum-exp in double, so the logits of a whole frame over a large
  * vocabulary are never stored; KL(clean || patched) is accumulated in the same pass.
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -48,6 +51,7 @@
 #define PAR_MIN_WORK 65536                      /* values per thread of an element-wise kernel */
 #define MLP_BLOCK_BYTES ((size_t)128 << 20)     /* gate + up buffers of one MLP token block */
 #define LOGIT_CHUNK_BYTES ((size_t)128 << 20)   /* logits of one vocabulary chunk, all tokens */
+#define ATT_BLOCK 128                           /* query rows per causal attention block */
 
 /* ---------------------------------------------------------------------------------------- */
 /* options */
@@ -63,7 +67,7 @@ struct opts {
     bool loss, ablate;
     enum proto_dtype out_dtype;
     long long vocab_limit;      /* 0 = the model's vocab_size */
-    long long cache_mb;         /* -1 = an eighth of the physical memory */
+    long long cache_mb;         /* -1 = cache_budget_default() */
 };
 
 static struct opts opts_default(const char *argv0)
@@ -115,6 +119,19 @@ static const float *wt_rows(const struct wt *w, size_t r0, size_t nr, size_t col
     if (wt_direct(w)) return (const float *)(const void *)src;
     proto_convert_to_f32(scratch, src, w->t->dtype, nr * cols);
     return scratch;
+}
+
+/* Drops the mapping's pages of rows [r0, r0+nr) (`cols` columns) from this process once their
+ * values have been copied to f32 (cache or scratch): the file stays in the page cache, a later
+ * read faults them back, and the resident size holds each weight once, not bf16 and f32. */
+static void wt_release(const struct wt *w, size_t r0, size_t nr, size_t cols)
+{
+    if (wt_direct(w)) return;
+    size_t es = proto_dtype_size(w->t->dtype), pg = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)w->t->data + r0 * cols * es, b = a + nr * cols * es;
+    a = (a + pg - 1) / pg * pg;
+    b = b / pg * pg;
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);   /* advice only: a failure changes nothing */
 }
 
 /* The tensor `name`, f32/f16/bf16 of shape [d0] (d1 == 0) or [d0 d1]; it must exist. */
@@ -226,13 +243,36 @@ static size_t phys_bytes(void)
     return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : (size_t)8 << 30;
 }
 
+/* MemAvailable of /proc/meminfo in bytes, or 0 when it cannot be read. */
+static size_t avail_bytes(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return (size_t)kb << 10;
+}
+
+/* The default cache budget: an eighth of the physical memory (a study runs up to four
+ * sf-forward processes at once), and at most a quarter of what is available now, so the cache
+ * never pushes the machine into reclaiming the mapped weights (then it would be slower than
+ * converting per frame). */
+static size_t cache_budget_default(void)
+{
+    size_t b = phys_bytes() / 8, av = avail_bytes();
+    return av && av / 4 < b ? av / 4 : b;
+}
+
 /* Cache policy: the bf16/f16 matrices of each layer (in order), then the unembedding, get an f32
- * copy while they fit the budget (--cache-mb; default 1/8 of the memory, as a study runs up to
- * four sf-forward processes at once); the rest is converted per frame (a layer into scratch, the
- * unembedding chunk by chunk). */
+ * copy while they fit the budget (--cache-mb, default cache_budget_default); the rest is
+ * converted per frame (a layer into scratch, the unembedding chunk by chunk). Either way the
+ * mapping's pages of a converted tensor are released (wt_release), so the resident size is the
+ * cache plus one layer, not the cache plus the whole bf16 model. */
 static int cache_plan(struct model *m, long long cache_mb, bool need_head)
 {
-    size_t budget = cache_mb >= 0 ? (size_t)cache_mb << 20 : phys_bytes() / 8;
+    size_t budget = cache_mb >= 0 ? (size_t)cache_mb << 20 : cache_budget_default();
     size_t d = (size_t)m->c.d_model;
     int err;
     m->cached = true;
@@ -251,11 +291,13 @@ static int cache_plan(struct model *m, long long cache_mb, bool need_head)
         for (int i = 2; i < LAYER_N_WT; i++) {
             struct wt *w = layer_wt(&m->layers[l], i);
             if (!wt_direct(w) && (err = wt_cache(w, w->n, false))) return err;
+            wt_release(w, 0, 1, w->n);
         }
     }
     if (need_head && !wt_direct(&m->head)) {
         if ((size_t)m->vocab * d * sizeof(float) <= budget) {
             if ((err = wt_cache(&m->head, (size_t)m->vocab * d, false))) return err;
+            wt_release(&m->head, 0, (size_t)m->vocab, d);
             if (m->c.tied) m->embed.f32 = m->head.f32;   /* shared; freed once */
         } else {
             m->cached = false;
@@ -317,6 +359,13 @@ static size_t grain(size_t work_per_item)
     return work_per_item >= PAR_MIN_WORK ? 1 : PAR_MIN_WORK / work_per_item;
 }
 
+/* expf with glibc's underflow / overflow results decided here, bit for bit the same values:
+ * below -0x1.9fe368p6 expf returns +0 and above 0x1.62e42ep6 +inf, but through its slow
+ * error-reporting path (__math_xflowf, errno), which a softmax over masked-out or far-below-max
+ * scores and a SiLU of large negative gates hit for a large share of their inputs. */
+static inline float expf_lo(float x) { return x < -0x1.9fe368p6f ? 0.0f : expf(x); }
+static inline float expf_hi(float x) { return x > 0x1.62e42ep6f ? INFINITY : expf(x); }
+
 struct rmsnorm_args {
     float *out;            /* (n_tok, d) */
     const float *x;        /* (n_tok, d) */
@@ -324,6 +373,12 @@ struct rmsnorm_args {
     int d;
     float eps;
 };
+
+/* o(d) = (x(d) · r) · w(d); restrict so the compiler vectorises it without alias checks. */
+static void rms_scale(float *restrict o, const float *restrict x, const float *restrict w, float r, int d)
+{
+    for (int i = 0; i < d; i++) o[i] = (x[i] * r) * w[i];
+}
 
 /* out = x / sqrt(mean(x²) + eps) * w per token (w already 1 + w for Gemma); mean in double. */
 static void rmsnorm_range(void *arg, size_t lo, size_t hi)
@@ -336,7 +391,7 @@ static void rmsnorm_range(void *arg, size_t lo, size_t hi)
         double ss = 0;
         for (int i = 0; i < d; i++) ss += (double)xt[i] * xt[i];
         float r = (float)(1.0 / sqrt(ss / d + a->eps));
-        for (int i = 0; i < d; i++) ot[i] = (xt[i] * r) * a->w[i];
+        rms_scale(ot, xt, a->w, r, d);
     }
 }
 
@@ -391,58 +446,94 @@ static void rope(int nt, float *x, size_t n_tok, int n_head, int head_dim, int c
 }
 
 struct softmax_args {
-    float *s;              /* (ctx, ctx) scores of one row and head, probabilities after */
+    float *s;              /* (rows, ctx) scores of one query block against its keys, probabilities after */
     int ctx;
     int window;            /* sliding window W, 0 = none */
 };
 
-/* Row i of the scores s (ctx, ctx) becomes softmax over keys lo(i) <= j <= i, 0 elsewhere. */
-static void softmax_row(const struct softmax_args *a, int i)
+/* Row r of the scores s (nr, ctx) (query at key index i, keys 0..ctx-1 of the block) becomes
+ * softmax over keys lo(i) <= j <= i, 0 elsewhere. */
+static void softmax_row_at(const struct softmax_args *a, int r, int i)
 {
     int ctx = a->ctx, W = a->window;
-    float *si = a->s + (size_t)i * ctx;
+    float *si = a->s + (size_t)r * ctx;
     int lo = W && i - W + 1 > 0 ? i - W + 1 : 0;
     float mx = -INFINITY;
     for (int j = lo; j <= i; j++) if (si[j] > mx) mx = si[j];
     double sum = 0;
-    for (int j = lo; j <= i; j++) { si[j] = expf(si[j] - mx); sum += si[j]; }
+    for (int j = lo; j <= i; j++) { si[j] = expf_lo(si[j] - mx); sum += si[j]; }
     float inv = (float)(1.0 / sum);
     for (int j = 0; j < lo; j++) si[j] = 0;
     for (int j = lo; j <= i; j++) si[j] *= inv;
     for (int j = i + 1; j < ctx; j++) si[j] = 0;
 }
 
-/* Pairs p of rows (p, ctx−1−p): under the causal mask a pair is about ctx values of work, so
- * contiguous ranges of pairs balance across threads (rows alone would not). */
-static void softmax_range(void *arg, size_t p0, size_t p1)
+/* Causal (and sliding-window) attention of every row and query head of a frame, in query blocks
+ * of ATT_BLOCK: a block's scores are computed only against the keys it can see (the causal
+ * blocks to its right are skipped), softmaxed in place and multiplied by those keys' values.
+ * Work items are (row, head) pairs split over our threads with OpenBLAS at one thread (the two
+ * never compete for the cores); every item is computed the same way whatever the split, so the
+ * result does not depend on --threads. Query head h reads kv head h / (n_heads / n_kv); query
+ * i sees keys lo(i) <= j <= i with lo(i) = max(0, i − W + 1) under a window W. */
+struct attn_args {
+    float *out;                        /* (n_rows*ctx, n_heads*hd) */
+    const float *q;                    /* (n_rows*ctx, n_heads*hd) */
+    const float *k, *v;                /* (n_rows*ctx, n_kv*hd) */
+    float *s;                          /* (nth, ATT_BLOCK, ctx) scores, one slab per thread */
+    size_t n_rows;
+    int ctx;
+    const struct proto_hf_config *c;
+};
+
+/* One query block [i0, i0+nq) of one row and head: keys [klo, i0+nq). */
+static void attn_block(const struct attn_args *a, float *s, const float *q, const float *k, const float *v,
+                       float *out, int i0, int nq)
 {
-    const struct softmax_args *a = arg;
-    for (size_t p = p0; p < p1; p++) {
-        softmax_row(a, (int)p);
-        if ((int)p != a->ctx - 1 - (int)p) softmax_row(a, a->ctx - 1 - (int)p);
+    const struct proto_hf_config *c = a->c;
+    int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, W = c->window;
+    int klo = W && i0 - W + 1 > 0 ? i0 - W + 1 : 0, nk = i0 + nq - klo;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    /* S(nq, nk) = scale · Q(nq, hd) · K(nk, hd)ᵀ: A = the block's query rows (lda qd: the row
+     * holds every head), B = key rows [klo, i0+nq) read transposed (ldb kvd), C = S (ldc nk) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, scale, q + (size_t)i0 * qd, qd,
+                k + (size_t)klo * kvd, kvd, 0.0f, s, nk);
+    struct softmax_args sa = {.s = s, .ctx = nk, .window = W};
+    for (int r = 0; r < nq; r++) softmax_row_at(&sa, r, i0 + r - klo);
+    /* O(nq, hd) = P(nq, nk) · V(nk, hd): A = P (lda nk), B = value rows (ldb kvd), C = the
+     * head's columns of the block's output rows (ldc qd) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, s, nk, v + (size_t)klo * kvd, kvd,
+                0.0f, out + (size_t)i0 * qd, qd);
+}
+
+static void attn_worker(void *arg, int ith, int nth)
+{
+    const struct attn_args *a = arg;
+    const struct proto_hf_config *c = a->c;
+    int ctx = a->ctx, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, rep = c->n_heads / c->n_kv_heads;
+    float *s = a->s + (size_t)ith * ATT_BLOCK * ctx;   /* (ATT_BLOCK, ctx) */
+    size_t lo, hi;
+    proto_par_range(a->n_rows * c->n_heads, ith, nth, &lo, &hi);
+    for (size_t it = lo; it < hi; it++) {
+        size_t r = it / c->n_heads;
+        int h = (int)(it % c->n_heads), g = h / rep;
+        const float *q = a->q + r * ctx * qd + h * hd, *k = a->k + r * ctx * kvd + g * hd, *v = a->v + r * ctx * kvd + g * hd;
+        float *o = a->out + r * ctx * qd + h * hd;
+        for (int i0 = 0; i0 < ctx; i0 += ATT_BLOCK)
+            attn_block(a, s, q, k, v, o, i0, ctx - i0 < ATT_BLOCK ? ctx - i0 : ATT_BLOCK);
     }
 }
 
-/* Causal (and sliding-window) attention of one row of ctx tokens, every query head.
- * q (ctx, n_heads*hd), k, v (ctx, n_kv*hd) -> out (ctx, n_heads*hd); s (ctx, ctx) scratch.
- * Query head h reads kv head h / (n_heads / n_kv). Query i sees keys lo(i) <= j <= i with
- * lo(i) = max(0, i − W + 1) under a window W. */
-static void attention_row(int nt, float *out, const float *q, const float *k, const float *v, float *s,
-                          int ctx, const struct proto_hf_config *c)
+/* Attention of all n_rows rows of ctx tokens: out = softmax(q·kᵀ/sqrt(hd))·v per row and head. */
+static void attention(int nt, float *out, const float *q, const float *k, const float *v, float *s, size_t n_rows,
+                      int ctx, const struct proto_hf_config *c)
 {
-    int hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, rep = c->n_heads / c->n_kv_heads;
-    float scale = (float)(1.0 / sqrt((double)hd));
-    struct softmax_args a = {.s = s, .ctx = ctx, .window = c->window};
-    for (int h = 0; h < c->n_heads; h++) {
-        int g = h / rep;
-        /* S(ctx, ctx) = scale · Q_h(ctx, hd) · K_g(ctx, hd)ᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ctx, ctx, hd, scale, q + h * hd, qd,
-                    k + g * hd, kvd, 0.0f, s, ctx);
-        proto_parallel_for(nt, ((size_t)ctx + 1) / 2, grain(2 * (size_t)ctx), softmax_range, &a);
-        /* O_h(ctx, hd) = P(ctx, ctx) · V_g(ctx, hd) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ctx, hd, ctx, 1.0f, s, ctx, v + g * hd, kvd,
-                    0.0f, out + h * hd, qd);
-    }
+    struct attn_args a = {.out = out, .q = q, .k = k, .v = v, .s = s, .n_rows = n_rows, .ctx = ctx, .c = c};
+    size_t items = n_rows * c->n_heads;
+    int nth = items < (size_t)nt ? (int)items : nt;
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    proto_parallel_run(nth, attn_worker, &a);
+    openblas_set_num_threads(blas_threads);
 }
 
 struct glu_args {
@@ -458,7 +549,7 @@ static void glu_range(void *arg, size_t lo, size_t hi)
     float *g = a->g;
     const float *u = a->u;
     if (a->act == PROTO_HF_SILU) {
-        for (size_t i = lo; i < hi; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        for (size_t i = lo; i < hi; i++) g[i] = g[i] / (1.0f + expf_hi(-g[i])) * u[i];
     } else {
         const float k0 = 0.7978845608028654f, k1 = 0.044715f;
         for (size_t i = lo; i < hi; i++) {
@@ -483,7 +574,7 @@ struct work {
     struct proto_buf q;        /* (n_tok, n_heads*hd) */
     struct proto_buf k, v;     /* (n_tok, n_kv*hd) */
     struct proto_buf att;      /* (n_tok, n_heads*hd) */
-    struct proto_buf s;        /* (ctx, ctx) attention scores of one row and head */
+    struct proto_buf s;        /* (n_threads, ATT_BLOCK, ctx) attention scores, one slab per thread */
     struct proto_buf g, u;     /* (tok_block, d_ff) MLP */
     struct proto_buf cs, sn;   /* (ctx, hd/2) RoPE */
     struct proto_buf wscratch; /* one layer's converted weights, when not cached */
@@ -512,7 +603,7 @@ static int work_reserve(struct work *w, const struct model *m, size_t n_tok, int
     if (proto_buf_reserve(&w->x, n_tok * d * 4) || proto_buf_reserve(&w->h, n_tok * d * 4) ||
         proto_buf_reserve(&w->q, n_tok * qd * 4) || proto_buf_reserve(&w->k, n_tok * kvd * 4) ||
         proto_buf_reserve(&w->v, n_tok * kvd * 4) || proto_buf_reserve(&w->att, n_tok * qd * 4) ||
-        proto_buf_reserve(&w->s, (size_t)ctx * ctx * 4) || proto_buf_reserve(&w->g, blk * c->d_ff * 4) ||
+        proto_buf_reserve(&w->s, (size_t)w->n_threads * ATT_BLOCK * ctx * 4) || proto_buf_reserve(&w->g, blk * c->d_ff * 4) ||
         proto_buf_reserve(&w->u, blk * c->d_ff * 4) || proto_buf_reserve(&w->wscratch, m->layer_scratch_n * 4))
         return PROTO_E_NOMEM;
     w->mlp_blk = blk;
@@ -544,7 +635,7 @@ static void block_forward(struct model *m, struct work *w, int l, size_t n_rows,
     for (int i = 2; i < LAYER_N_WT; i++) {
         struct wt *t = layer_wt(L, i);
         W[i] = wt_rows(t, 0, 1, t->n, ws);
-        if (!t->f32 && !wt_direct(t)) ws += t->n;
+        if (!t->f32 && !wt_direct(t)) { ws += t->n; wt_release(t, 0, 1, t->n); }
     }
     const float *Wq = W[2], *Wk = W[3], *Wv = W[4], *Wo = W[5], *Wg = W[6], *Wu = W[7], *Wd = W[8];
 
@@ -555,8 +646,7 @@ static void block_forward(struct model *m, struct work *w, int l, size_t n_rows,
     matmul(v, h, Wv, n_tok, d, kvd, 0.0f);
     rope(w->n_threads, q, n_tok, c->n_heads, hd, ctx, w->cs.p, w->sn.p);
     rope(w->n_threads, k, n_tok, c->n_kv_heads, hd, ctx, w->cs.p, w->sn.p);
-    for (size_t r = 0; r < n_rows; r++)
-        attention_row(w->n_threads, att + r * ctx * qd, q + r * ctx * qd, k + r * ctx * kvd, v + r * ctx * kvd, w->s.p, ctx, c);
+    attention(w->n_threads, att, q, k, v, w->s.p, n_rows, ctx, c);
     matmul(x, att, Wo, n_tok, qd, d, 1.0f);
 
     /* MLP in token blocks: h = norm(x); x += (act(h·Wgᵀ) ⊙ h·Wuᵀ)·Wdᵀ */
@@ -685,6 +775,7 @@ static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, c
     for (size_t v0 = 0; v0 < (size_t)V; v0 += chunk) {
         size_t nv = V - v0 < chunk ? V - v0 : chunk;
         const float *Wc = wt_rows(&m->head, v0, nv, d, lw->wchunk.p);   /* (nv, d) */
+        if (!m->head.f32) wt_release(&m->head, v0, nv, d);
         float *z = lw->z.p;                                            /* (n_all, nv) */
         matmul(z, h, Wc, n_all, d, (int)nv, 0.0f);
         w->flops += 2.0 * n_all * d * nv;
@@ -1013,8 +1104,10 @@ static void usage(FILE *fp)
         "                        a token id >= N is an error\n"
         "  --cache-mb N          keep f32 copies of bf16/f16 weights (layer by layer, then the\n"
         "                        unembedding) while they fit in N MiB (default: an eighth of the\n"
-        "                        memory: pipelines run up to four sf-forward at once); the rest is\n"
-        "                        converted per layer and frame (0: never cache)\n"
+        "                        memory, at most a quarter of the available memory: pipelines run\n"
+        "                        up to four sf-forward at once); the rest is converted per layer\n"
+        "                        and frame (0: never cache). Converted weights are not kept twice:\n"
+        "                        the resident size is about the cache plus one layer\n"
         "Memory: the weights are mmapped (plus the f32 cache); work buffers take about\n"
         "6·rows·ctx·d_model floats per frame (times 2 or 3 with --from and recon / --ablate) plus\n"
         "128 MiB for the MLP and 128 MiB for a vocabulary chunk of logits.\n\n");
