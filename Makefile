@@ -13,7 +13,7 @@ MSGPACK_PC := $(shell pkg-config --exists msgpack-c && echo msgpack-c || echo ms
 PCS      := $(MSGPACK_PC) libzstd libzmq openblas libcjson
 PC_CFLAGS := $(shell pkg-config --cflags $(PCS) 2>/dev/null)
 PC_LIBS  := $(shell pkg-config --libs $(PCS) 2>/dev/null)
-OPT      ?= -O2 -g
+OPT      ?= -O2 -g -ftree-vectorize
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS   ?= $(OPT)
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Iproto $(PC_CFLAGS) -MMD -MP
