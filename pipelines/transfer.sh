@@ -55,7 +55,11 @@ OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
   --threads N                  threads per compute stage (default 1; both branches run at once)
   --title TEXT                 a name for the study in the report (default: FINETUNE's basename)
   --no-report                  skip sf-report
-  --progress                   a progress line (sf-reduce's: rows, tokens/s, ETA)
+  --progress                   a progress line (sf-reduce's: rows, tokens/s, ETA; first the weight
+                               deviation's mean and max)
+The weight deviation ||A-B||/||A|| of every tensor (the seed's cheap predictor) is computed first,
+by sf-reduce before any token reaches it; result.json's weight_deviation has it per tensor, layer
+and tensor kind, and the report plots it.
   -v                           print each stage's command line
 Sharded runs (the same numbers as one pass; see README "Scaling out"):
   --plan OUT                   only plan the study: OUT/study.json holds every setting, the outlier
@@ -239,7 +243,19 @@ merge_main() {
   sf-reduce --merge --plan "$PLANDIR/study.json" "${files[@]}" -o "$PLANDIR/result.json.tmp" || {
     local rc=$?; rm -f "$PLANDIR/result.json.tmp"; exit $rc; }
   mv "$PLANDIR/result.json.tmp" "$PLANDIR/result.json"
+  wdev_line "$PLANDIR/result.json"
   report "$PLANDIR"
+}
+
+wdev_line() { # RESULT: one line with the weight deviation's mean and max (nothing without it)
+  python3 - "$1" <<'PY' >&2 || true
+import json, sys
+w = json.load(open(sys.argv[1])).get("weight_deviation")
+if w and w.get("mean") is not None:
+    L = max(w.get("by_layer") or [{}], key=lambda e: e.get("mean") or -1).get("layer")
+    print("transfer.sh: weight deviation ||A-B||/||A||: mean %.4g, max %.4g (%s)%s" % (w["mean"], w["max"], w.get("max_tensor"),
+          "" if L is None else ", largest layer mean: layer %d" % L))
+PY
 }
 
 report() { # DIR
@@ -338,6 +354,8 @@ T=$SF_TMP
 estimate_outliers
 TX=(--max-tokens "$TOKENS")
 RX=(--base-model "$BASE" --finetune-model "$FT" --sae "$SAE")
+echo "transfer.sh: weight deviation of the checkpoints first (sf-reduce, before any token: the seed's cheap predictor)" >&2
 run_study "$OUT/result.json.tmp" || exit $?
 mv "$OUT/result.json.tmp" "$OUT/result.json"
+wdev_line "$OUT/result.json"
 report "$OUT"

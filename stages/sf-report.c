@@ -942,6 +942,102 @@ static void transfer_section(struct report *r, const struct study *st, int si)
     sb_printf(&r->html, "</div>\n");
 }
 
+/* ---- weight deviation (sf-reduce weight_deviation: by_layer, by_kind) ---- */
+/* ‖A − B‖/‖A‖ by layer index: two lines with dots, the mean and the max over the layer's tensors. */
+static bool wdev_layer_plot(struct report *r, const char *id, const cJSON *bl)
+{
+    int n = cJSON_GetArraySize(bl);
+    if (n < 1) return false;
+    double l0 = INFINITY, l1 = -INFINITY, ymax = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, bl) {
+        double l = num_or_nan(e, "layer"), m = num_or_nan(e, "max");
+        if (isfinite(l)) { l0 = fmin(l0, l); l1 = fmax(l1, l); }
+        if (isfinite(m)) ymax = fmax(ymax, m);
+    }
+    if (!isfinite(l0)) return false;
+    size_t at = fig_begin(r);
+    struct plot p;
+    plot_begin(&p, &r->html, id, "Weight deviation by layer", "layer", "||A - B|| / ||A||", l0 - 0.5, l1 + 0.5, false,
+               0, ymax > 0 ? ymax * 1.3 : 1, false);
+    static const char *const key[2] = {"mean", "max"}, *const col[2] = {"#4c78a8", "#e45756"};
+    for (int k = 0; k < 2; k++) {
+        sb_printf(&r->html, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", col[k]);
+        cJSON_ArrayForEach(e, bl) {
+            double l = num_or_nan(e, "layer"), v = num_or_nan(e, key[k]);
+            if (isfinite(l) && isfinite(v)) sb_printf(&r->html, "%.1f,%.1f ", px(&p, l), py(&p, v));
+        }
+        sb_printf(&r->html, "\"/>\n");
+        cJSON_ArrayForEach(e, bl) {
+            double l = num_or_nan(e, "layer"), v = num_or_nan(e, key[k]);
+            if (isfinite(l) && isfinite(v))
+                sb_printf(&r->html, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>layer %.0f %s %.4g</title></circle>\n",
+                          px(&p, l), py(&p, v), col[k], l, key[k], v);
+        }
+    }
+    plot_note(&p, 0, col[1], "max over the layer's tensors");
+    plot_note(&p, 1, col[0], "mean over the layer's tensors");
+    plot_end(&p);
+    fig_end(r, id, at, "Relative Frobenius deviation of each layer's tensors (model.layers.L.*), mean and max");
+    return true;
+}
+
+/* The mean deviation of each tensor kind as horizontal bars (kind names on the left, the value at
+ * the end), the kind's max as a black mark. */
+static bool wdev_kind_plot(struct report *r, const char *id, const cJSON *bk)
+{
+    enum { LX = 170, RX = 60, BH = 18, TOP = 34 };
+    int n = cJSON_GetArraySize(bk);
+    if (n < 1) return false;
+    double xmax = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, bk) { double m = num_or_nan(e, "max"); if (isfinite(m)) xmax = fmax(xmax, m); }
+    if (!(xmax > 0)) xmax = 1;
+    const int h = TOP + BH * n + 30, w = PW - LX - RX;
+    struct sb *s = &r->html;
+    size_t at = fig_begin(r);
+    svg_open(s, id, "Weight deviation by tensor kind", h);
+    int i = 0;
+    cJSON_ArrayForEach(e, bk) {
+        double m = num_or_nan(e, "mean"), mx = num_or_nan(e, "max"), y = TOP + BH * i++;
+        sb_printf(s, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", LX - 6, y + 12);
+        sb_esc(s, e->string); sb_printf(s, "</text>\n");
+        if (isfinite(m))
+            sb_printf(s, "<rect x=\"%d\" y=\"%.1f\" width=\"%.1f\" height=\"%d\" fill=\"#4c78a8\"><title>mean %.4g</title></rect>"
+                      "<text x=\"%.1f\" y=\"%.1f\" fill=\"#333\">%.3g</text>\n", LX, y + 2, fmax(w * m / xmax, 0.6), BH - 4, m,
+                      LX + w * fmax(m, isfinite(mx) ? mx : m) / xmax + 4, y + 12, m);
+        if (isfinite(mx))
+            sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" stroke-width=\"2\"><title>max %.4g</title></line>\n",
+                      LX + w * mx / xmax, y + 1, LX + w * mx / xmax, y + BH - 1, mx);
+    }
+    sb_printf(s, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>\n", LX, TOP - 2, LX, TOP + BH * n);
+    sb_printf(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">mean ||A - B|| / ||A|| (bar), max (black mark)</text>\n",
+              LX + w / 2, h - 10);
+    sb_printf(s, "</svg>\n");
+    fig_end(r, id, at, "Relative Frobenius deviation by tensor kind: mean over the kind's tensors (bars), max (marks)");
+    return true;
+}
+
+/* The weight deviation of the two checkpoints (sf-reduce computes it before any token). */
+static void weights_section(struct report *r, const struct study *st, int si)
+{
+    const cJSON *wd = proto_json_get(st->doc, "weight_deviation");
+    char id[96], n1[48], n2[48];
+    sb_printf(&r->html, "<h3>Weight deviation (base vs finetune checkpoints)</h3>\n");
+    if (!wd) { note(r, "No \"weight_deviation\" in %s (needs --base-model/--finetune-model in sf-reduce).", st->path); return; }
+    const char *mt = str_or_null(wd, "max_tensor");
+    note(r, "Relative Frobenius deviation ||A - B||/||A|| per tensor: mean %s, max %s (%s).", fmt_f(n1, num_or_nan(wd, "mean")),
+         fmt_f(n2, num_or_nan(wd, "max")), mt ? mt : "?");
+    sb_printf(&r->html, "<div class=\"grid\">\n");
+    snprintf(id, sizeof id, "plot-%d-weights-layer", si);
+    if (!wdev_layer_plot(r, id, proto_json_get(wd, "by_layer")))
+        note(r, "weight_deviation.by_layer missing in %s (an older sf-reduce).", st->path);
+    snprintf(id, sizeof id, "plot-%d-weights-kind", si);
+    if (!wdev_kind_plot(r, id, proto_json_get(wd, "by_kind")))
+        note(r, "weight_deviation.by_kind missing in %s (an older sf-reduce).", st->path);
+    sb_printf(&r->html, "</div>\n");
+}
+
 /* Per-model metrics side by side (one study). */
 static void metrics_table(struct report *r, const struct study *st, int si)
 {
@@ -1098,6 +1194,8 @@ static void usage(FILE *fp)
 "  plot-S-transfer-density-parallel               parallel coordinates of log densities\n"
 "  plot-S-transfer-err-dead-base, plot-S-transfer-err-dead-finetune   activation error histograms\n"
 "  plot-S-transfer-act-sim, plot-S-transfer-logit-sim                 regular-feature similarities\n"
+"  plot-S-weights-layer                           weight deviation ||A-B||/||A|| by layer: mean and max\n"
+"  plot-S-weights-kind                            weight deviation by tensor kind: mean (bars), max (marks)\n"
 "  tables: summary, metrics-S; verdict lines: verdict-S; warnings: warnings; footer: provenance\n"
 "An empty set's plot is a short one saying \"no features in this set\" (no axes); every plot is an\n"
 "<svg role=\"img\"> with an aria-label and a <title>. Print and dark-mode (prefers-color-scheme) CSS.\n"
@@ -1200,6 +1298,7 @@ int main(int argc, char **argv)
         }
         if (st[i].n_models == 2) transfer_section(&r, &st[i], i + 1);
         else if (!st[i].blk[0]) note(&r, "No per-model block (\"base\"/\"finetune\"/\"model\") in %s.", st[i].path);
+        if (st[i].n_models == 2 || proto_json_get(st[i].doc, "weight_deviation")) weights_section(&r, &st[i], i + 1);
         metrics_table(&r, &st[i], i + 1);
         sb_printf(s, "</section>\n");
     }

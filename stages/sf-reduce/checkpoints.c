@@ -1,15 +1,17 @@
 /* checkpoints.c - what sf-reduce reads from the checkpoints (--base-model, --finetune-model,
- * through proto/hf-model.h) and the SAE (--sae, proto/sae-dir.h): the unembedding Frobenius
- * figures and the logit weight similarity of chosen features (transfer block), and, with
- * --weights-only, the relative deviation of every tensor. The checkpoints and the SAE are opened
- * and checked, and the Frobenius figures computed, before the first frame is read (ckpts_open),
- * so a bad path fails at once; only the logit similarity waits for the streams, which choose
- * the features. */
+ * through proto/hf-model.h) and the SAE (--sae, proto/sae-dir.h): the relative deviation of every
+ * tensor (weight_deviation, with by_layer/by_kind summaries), the unembedding Frobenius figures
+ * and the logit weight similarity of chosen features (transfer block). With the streams, the
+ * checkpoints and the SAE are opened and checked, and the weight deviation and the Frobenius
+ * figures computed, before the first frame is read (ckpts_open), so a bad path fails at once;
+ * only the logit similarity waits for the streams, which choose the features. --weights-only
+ * reads no stream. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
 #include "reduce.h"
+#include "json.h"
 
 #define VOCAB_CHUNK 512   /* unembedding rows converted to f32 at a time */
 
@@ -114,6 +116,8 @@ out:
 }
 
 /* ======================== before the streams ======================== */
+static int weight_deviation(struct proto_hf_model *cb, struct proto_hf_model *cf, cJSON **out);
+
 int ckpts_open(const struct opts *o, struct ckpts *ck, const char **where)
 {
     const unsigned flags = PROTO_HF_ANY_CONFIG | PROTO_HF_ALL_SHARDS;   /* read for tensors only */
@@ -135,6 +139,14 @@ int ckpts_open(const struct opts *o, struct ckpts *ck, const char **where)
             return PROTO_E_MISMATCH;
         }
     }
+    *where = "weights";   /* the seed's cheap predictor, before any token */
+    if ((err = weight_deviation(ck->cb, ck->cf, &ck->wdev))) return err;
+    if (proto_cli_progress_on(&o->cli)) {
+        double mean = NAN, mx = NAN;
+        proto_json_num(ck->wdev, "mean", &mean); proto_json_num(ck->wdev, "max", &mx);
+        fprintf(stderr, "sf-reduce: weight deviation (before any token): mean %.4g, max %.4g (%s)\n", mean, mx,
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ck->wdev, "max_tensor")));
+    }
     *where = "checkpoints";
     return unembed_frobenius(&ck->ub, &ck->uf, &ck->frob_ratio, &ck->frob_error);
 }
@@ -144,6 +156,7 @@ void ckpts_close(struct ckpts *ck)
     free(ck->ub.g); free(ck->uf.g);
     proto_hf_close(ck->cb); proto_hf_close(ck->cf);
     if (ck->has_sae) proto_sae_destroy(&ck->sae);
+    cJSON_Delete(ck->wdev);
     memset(ck, 0, sizeof *ck);
 }
 
@@ -179,9 +192,82 @@ static double tensor_deviation(const struct proto_st_tensor *ta, const struct pr
     return aa > 0 ? sqrt(dd) / sqrt(aa) : NAN;
 }
 
+/* ---- summaries of weight_deviation.tensors: by layer and by tensor kind ---- */
+#define WD_MAX_KINDS 64      /* kinds beyond these are pooled as "other" */
+struct wdsum { char name[48]; double sum, max; int n; };
+
+/* The layer L of "model.layers.L.…" (-1 for other names). */
+static long wd_layer(const char *name)
+{
+    static const char pre[] = "model.layers.";
+    if (strncmp(name, pre, sizeof pre - 1) != 0) return -1;
+    char *end;
+    long l = strtol(name + sizeof pre - 1, &end, 10);
+    return end != name + sizeof pre - 1 && *end == '.' && l >= 0 ? l : -1;
+}
+
+/* The kind of a tensor: its last name component before ".weight" (q_proj, input_layernorm,
+ * embed_tokens, lm_head, norm, ...); a bias keeps its suffix (q_proj.bias). */
+static void wd_kind(const char *name, char *k, size_t kn)
+{
+    size_t n = strlen(name);
+    bool bias = n > 5 && strcmp(name + n - 5, ".bias") == 0;
+    if (n > 7 && strcmp(name + n - 7, ".weight") == 0) n -= 7;
+    else if (bias) n -= 5;
+    size_t s = n;
+    while (s > 0 && name[s - 1] != '.') s--;
+    snprintf(k, kn, "%.*s%s", (int)(n - s), name + s, bias ? ".bias" : "");
+}
+
+static void wd_add(struct wdsum *w, double v) { w->sum += v; w->max = w->n ? fmax(w->max, v) : v; w->n++; }
+
+static void wd_put(cJSON *o, const struct wdsum *w)
+{
+    cJSON_AddNumberToObject(o, "mean", w->sum / w->n);
+    cJSON_AddNumberToObject(o, "max", w->max);
+    cJSON_AddNumberToObject(o, "count", w->n);
+}
+
+/* by_layer: [{layer, mean, max, count}] over model.layers.L.*, by layer; by_kind: {KIND: {mean,
+ * max, count}} in order of first appearance. Finite deviations only (‖A‖ = 0 gives none). */
+static int wd_summaries(cJSON *j)
+{
+    const cJSON *tens = cJSON_GetObjectItemCaseSensitive(j, "tensors"), *t;
+    long nl = 0;
+    cJSON_ArrayForEach(t, tens) { long l = wd_layer(t->string); if (l >= nl) nl = l + 1; }
+    struct wdsum *ly = calloc(nl ? (size_t)nl : 1, sizeof *ly), *kd = calloc(WD_MAX_KINDS + 1, sizeof *kd);
+    int nk = 0;
+    if (!ly || !kd) { free(ly); free(kd); return PROTO_E_NOMEM; }
+    cJSON_ArrayForEach(t, tens) {
+        if (!cJSON_IsNumber(t) || !isfinite(t->valuedouble)) continue;
+        long l = wd_layer(t->string);
+        if (l >= 0) wd_add(&ly[l], t->valuedouble);
+        char k[48]; int i = 0;
+        wd_kind(t->string, k, sizeof k);
+        while (i < nk && strcmp(kd[i].name, k) != 0) i++;
+        if (i == nk && nk == WD_MAX_KINDS) { i = WD_MAX_KINDS; snprintf(kd[i].name, sizeof kd[i].name, "other"); }
+        else if (i == nk) snprintf(kd[nk++].name, sizeof kd[i].name, "%s", k);
+        wd_add(&kd[i], t->valuedouble);
+    }
+    cJSON *bl = cJSON_AddArrayToObject(j, "by_layer"), *bk = cJSON_AddObjectToObject(j, "by_kind");
+    for (long l = 0; l < nl; l++) {
+        if (!ly[l].n) continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "layer", (double)l);
+        wd_put(o, &ly[l]);
+        cJSON_AddItemToArray(bl, o);
+    }
+    for (int i = 0; i <= WD_MAX_KINDS; i++) if (kd[i].n) wd_put(cJSON_AddObjectToObject(bk, kd[i].name), &kd[i]);
+    free(ly); free(kd);
+    return PROTO_OK;
+}
+
 /* Relative Frobenius deviation ‖A − B‖/‖A‖ of every tensor the two checkpoints share. A tensor
  * whose first dimension is larger in the finetune (an added vocabulary row) is compared over the
- * base's rows. Others with different shapes, or missing from the finetune, are listed as skipped. */
+ * base's rows. Others with different shapes, or missing from the finetune, are listed as skipped.
+ * Cost: one pass over both checkpoints' mmapped data, CH elements converted to f32 at a time
+ * (never a whole tensor), O(elements); the name lookups are O(tensors²) string compares (~300
+ * tensors at 7B: nothing next to the data). Then the by_layer/by_kind summaries. */
 static int weight_deviation(struct proto_hf_model *cb, struct proto_hf_model *cf, cJSON **out)
 {
     cJSON *j = cJSON_CreateObject(), *tens = cJSON_AddObjectToObject(j, "tensors"), *skip = cJSON_AddArrayToObject(j, "skipped");
@@ -204,10 +290,13 @@ static int weight_deviation(struct proto_hf_model *cb, struct proto_hf_model *cf
         }
     }
     free(a); free(b);
+    if (!err) {
+        cJSON_AddNumberToObject(j, "mean", cnt ? sum / cnt : NAN);
+        cJSON_AddNumberToObject(j, "max", cnt ? mx : NAN);
+        cJSON_AddStringToObject(j, "max_tensor", mxname);
+        err = wd_summaries(j);
+    }
     if (err) { cJSON_Delete(j); return err; }
-    cJSON_AddNumberToObject(j, "mean", cnt ? sum / cnt : NAN);
-    cJSON_AddNumberToObject(j, "max", cnt ? mx : NAN);
-    cJSON_AddStringToObject(j, "max_tensor", mxname);
     *out = j;
     return PROTO_OK;
 }

@@ -402,6 +402,7 @@ int finalize(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON 
         if ((err = model_block(&a->m[0], "base", doc, nc)) || (err = model_block(&a->m[1], "finetune", doc, nc))) goto fail;
         if (a->has_x && (err = transfer_block(a, o, ck, doc, nc))) goto fail;
     } else if ((err = model_block(&a->m[0], "model", doc, nc))) goto fail;
+    if (ck && ck->wdev) cJSON_AddItemToObject(doc, "weight_deviation", cJSON_Duplicate(ck->wdev, true));
     cJSON *th = cJSON_AddObjectToObject(doc, "throughput");
     upstream_throughput(prov, a->ctx, th);
     cJSON *me = cJSON_AddObjectToObject(th, "sf-reduce");

@@ -50,11 +50,10 @@ static void usage(FILE *fp)
 "                           (repeatable in pairs). Gives \"base\", \"finetune\", \"similarity\" (from the\n"
 "                           paired acts) and \"transfer\" (when both carry feats). Different tokens: exit 1.\n"
 "  --base-model DIR, --finetune-model DIR\n"
-"                           HF checkpoints: transfer.unembed_frobenius_ratio/error; with --sae DIR also\n"
-"                           transfer.logit_similarity over the regular features\n"
+"                           HF checkpoints: weight_deviation (first, before any frame; --progress: its mean,\n"
+"                           max), transfer.unembed_frobenius_*; --sae DIR: transfer.logit_similarity too\n"
 "  --sae DIR                SAELens SAE directory (W_dec of sae_weights.safetensors)\n"
-"  --weights-only           only compare the checkpoints: weight_deviation (relative Frobenius\n"
-"                           distance per tensor) and the unembedding figures; reads no stream\n"
+"  --weights-only           only compare the checkpoints (weight_deviation, unembedding figures); no stream\n"
 "  --sample N               use N random features of each transfer set (default: all)\n"
 "  --seed S                 seed of --sample (default 0)\n"
 "  --merge                  the positional arguments are sf-reduce JSON files of shards of one study\n"
@@ -86,8 +85,9 @@ static void usage(FILE *fp)
 "  weight (1 + w for Gemma, from config.json),\n"
 "  E lm_head.weight or, tied, model.embed_tokens.weight; the unembedding is centred over the\n"
 "  vocabulary (Pearson does not change; the Frobenius figures use the centred, folded W_U).\n"
-"  weight_deviation (--weights-only): {\"tensors\": {NAME: ||A - B||/||A||}, mean, max, max_tensor,\n"
-"  skipped: [names missing or shaped differently]}; a larger finetune vocabulary is cut to the base's.\n"
+"  weight_deviation: {tensors: {NAME: ||A - B||/||A||}, mean, max, max_tensor, skipped: [missing or\n"
+"  other shape], by_layer: [{layer, mean, max, count}] of model.layers.L.*, by_kind: {KIND: {mean, max,\n"
+"  count}}} (KIND: q_proj, norm...: the name's last part before .weight; NaN left out); vocabulary cut.\n"
 "  NaN/inf are written as null; every exclusion is counted in \"nan_counts\": {WHERE: {count, reason}}.\n"
 "Histograms {edges [n+1], counts [n], below, above, nan} have fixed edges: cos_hist -1..1 step 0.01;\n"
 "  l2_hist, norm_hist: [0, 1e-3) then 10^(-3 + 0.025 k) up to 1e5; act_log10_hist: log10 f of f > 0,\n"
@@ -171,6 +171,7 @@ static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *
 }
 
 /* ======================== main ======================== */
+#ifndef SF_REDUCE_NO_MAIN   /* tests/fuzz/fuzz-partial.c links the rest of sf-reduce without it */
 int main(int argc, char **argv)
 {
     struct opts o = opts_default();
@@ -211,3 +212,4 @@ out:
     shard_free(&so);
     return rc;
 }
+#endif

@@ -3,7 +3,8 @@
  *
  *   main.c         options, usage, parse_args, main (which mode runs, one exit)
  *   checkpoints.c  --base-model/--finetune-model/--sae, opened and checked BEFORE any frame is
- *                  read (the unembedding Frobenius figures are computed there too), the logit
+ *                  read (the weight deviation and the unembedding Frobenius figures are computed
+ *                  there too), the logit
  *                  similarity of the chosen features after the streams, and --weights-only
  *   inputs.c       reading the streams: one at a time (-i) or paired frame by frame (--base/
  *                  --finetune), each input's header/end into the provenance
@@ -180,6 +181,7 @@ struct ckpts {
     bool has_sae;                     /* --sae too: sae is open (W_dec mapped, d_in = ub.d) */
     struct proto_sae sae;
     double frob_ratio, frob_error;    /* transfer.unembed_frobenius_ratio/error */
+    cJSON *wdev;                      /* weight_deviation (as --weights-only gives it), owned */
 };
 
 /* Opens what o names (nothing without --base-model, or with --weights-only); *where names the
