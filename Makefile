@@ -94,7 +94,7 @@ native:
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 asan:
 	$(MAKE) BUILD=build-asan OPT="$(ASAN_FLAGS)" all
-	SF_BUILD=build-asan SF_ASAN=1 ASAN_OPTIONS=detect_leaks=1 tests/run
+	SF_BUILD=build-asan SF_ASAN=1 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp tests/run
 
 bench: all
 	SF_BUILD=$(BUILD) bench/run
@@ -106,13 +106,18 @@ FUZZ_SECONDS ?= 60
 FUZZ_NAMES  := $(basename $(notdir $(FUZZ_SRC)))
 FUZZ_BINS   := $(FUZZ_NAMES:%=build-fuzz/%)
 FUZZ_EXTRA_fuzz-tokenizer-json := stages/sf-tokenize/hf-bpe.c
+FUZZ_EXTRA_fuzz-jsonl := stages/sf-tokenize/hf-bpe.c
+FUZZ_EXTRA_fuzz-partial := -DSF_REDUCE_NO_MAIN $(filter-out %/sf-reduce.c,$(wildcard stages/sf-reduce/*.c))
 FX := ../shared/fixtures
 FUZZ_FIXTURES_fuzz-hf-config := $(FX)/models/*/config.json
 FUZZ_FIXTURES_fuzz-sae-cfg := $(FX)/saes/*/cfg.json
 FUZZ_FIXTURES_fuzz-tokenizer-json :=
 FUZZ_FIXTURES_fuzz-safetensors := $(FX)/saes/*/sae_weights.safetensors
+FUZZ_FIXTURES_fuzz-jsonl := $(FX)/data/*.jsonl
+FUZZ_FIXTURES_fuzz-partial :=
 
-build-fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h)
+.SECONDEXPANSION:
+build-fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $$(filter %.c,$$(FUZZ_EXTRA_$$*))
 	@mkdir -p build-fuzz
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iproto $(PC_CFLAGS) \
 	    -o $@ $< $(PROTO_SRC) $(FUZZ_EXTRA_$*) $(LDLIBS)

@@ -44,6 +44,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$MODEL" ] && [ -n "$HOOK" ] && [ -n "$OUT" ] && [ ${#DATA[@]} -gt 0 ] || {
   echo "train.sh: error: --model, --hook, --data and --out are required" >&2; exit 2; }
+mkdir -p "$OUT" || exit 1
+sf_lock "$OUT"       # the lock transfer.sh takes: a second run into the same --out refuses (exit 1), naming this one
 sf_setup train.sh
 sf_fifo tok acts
 sf_stage sf-tokenize sf-tokenize --tokenizer "$MODEL" --ctx "$CTX" "$BOSFLAG" --skip-rows "$SKIP" \

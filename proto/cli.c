@@ -19,7 +19,7 @@ void proto_cli_init(struct proto_cli *cli, const char *argv0)
     const char *b = argv0 ? strrchr(argv0, '/') : NULL;
     g_prog = b ? b + 1 : (argv0 ? argv0 : "saeflow");
     memset(cli, 0, sizeof *cli);
-    cli->in = "-"; cli->out = "-"; cli->progress = -1;
+    cli->in = "-"; cli->out = "-"; cli->progress = -1; cli->checksum = -1;
     proto_blas_init();   /* OpenBLAS kernel choice: may re-exec once, so before any input (blas.h) */
 }
 
@@ -39,6 +39,8 @@ int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage
     case PROTO_OPT_ZSTD: cli->zstd = true; return 1;
     case PROTO_OPT_INSECURE: cli->insecure = true; proto_zmq_set_insecure(true); return 1;
     case PROTO_OPT_KEYS: cli->keys = arg; proto_zmq_set_keys(arg); return 1;
+    case PROTO_OPT_CHECKSUM: case PROTO_OPT_NO_CHECKSUM:
+        cli->checksum = c == PROTO_OPT_CHECKSUM; proto_checksum_set(cli->checksum); return 1;
     case '?': case ':':
         fprintf(stderr, "try '%s --help'\n", g_prog);
         exit(PROTO_EXIT_USAGE);
@@ -62,6 +64,9 @@ void proto_cli_help_common(FILE *fp)
         "      --zstd            compress tensor payloads with zstd (readers accept both)\n"
         "      --keys DIR        CURVE keys for tcp:// (sf-cat --keygen DIR; else SAEFLOW_ZMQ_KEYS)\n"
         "      --insecure        allow a tcp bind to a non-loopback address without keys\n"
+        "      --checksum        a CRC32C per frame of its tensor data (readers check it when present;\n"
+        "                        default on for files, .zst files and tcp://, off for pipes and ipc://)\n"
+        "      --no-checksum     no per-frame checksum (readers still check one that is there)\n"
         "  -h, --help            this help;  -V, --version  version\n"
         "Exit codes: 0 ok; 1 runtime failure (I/O, bad frame, mismatch); 2 usage error;\n"
         "  3 input truncated (upstream ended without an end frame).\n");

@@ -30,11 +30,12 @@ struct proto_cli {
     bool zstd;             /* --zstd: compress tensor payloads */
     bool insecure;         /* --insecure: allow a keyless tcp bind to a non-loopback address */
     const char *keys;      /* --keys DIR: CURVE keys for tcp:// (else SAEFLOW_ZMQ_KEYS) */
+    int checksum;          /* --checksum 1 / --no-checksum 0 / -1 by endpoint (proto_checksum_set) */
 };
 /* Long options of the common flags; put PROTO_CLI_LONGOPTS in a stage's option table and
  * PROTO_CLI_SHORTOPTS in its short string; then hand unknown codes to proto_cli_common. */
 #define PROTO_CLI_SHORTOPTS "i:o:qvfhV"
-enum { PROTO_OPT_PROGRESS = 1000, PROTO_OPT_NO_PROGRESS, PROTO_OPT_THREADS, PROTO_OPT_ZSTD, PROTO_OPT_INSECURE, PROTO_OPT_KEYS, PROTO_OPT_FIRST_FREE = 1100 };
+enum { PROTO_OPT_PROGRESS = 1000, PROTO_OPT_NO_PROGRESS, PROTO_OPT_THREADS, PROTO_OPT_ZSTD, PROTO_OPT_INSECURE, PROTO_OPT_KEYS, PROTO_OPT_CHECKSUM, PROTO_OPT_NO_CHECKSUM, PROTO_OPT_FIRST_FREE = 1100 };
 #define PROTO_CLI_LONGOPTS \
     {"in", required_argument, 0, 'i'}, {"out", required_argument, 0, 'o'}, \
     {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'}, \
@@ -42,7 +43,8 @@ enum { PROTO_OPT_PROGRESS = 1000, PROTO_OPT_NO_PROGRESS, PROTO_OPT_THREADS, PROT
     {"version", no_argument, 0, 'V'}, {"progress", no_argument, 0, PROTO_OPT_PROGRESS}, \
     {"no-progress", no_argument, 0, PROTO_OPT_NO_PROGRESS}, \
     {"threads", required_argument, 0, PROTO_OPT_THREADS}, {"zstd", no_argument, 0, PROTO_OPT_ZSTD}, \
-    {"insecure", no_argument, 0, PROTO_OPT_INSECURE}, {"keys", required_argument, 0, PROTO_OPT_KEYS}
+    {"insecure", no_argument, 0, PROTO_OPT_INSECURE}, {"keys", required_argument, 0, PROTO_OPT_KEYS}, \
+    {"checksum", no_argument, 0, PROTO_OPT_CHECKSUM}, {"no-checksum", no_argument, 0, PROTO_OPT_NO_CHECKSUM}
 
 void proto_cli_init(struct proto_cli *cli, const char *argv0);
 /* Handles a common option code. Returns 1 if handled, 0 if not a common option.

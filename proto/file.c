@@ -84,6 +84,54 @@ int proto_tmp_commit(const char *tmp, const char *path)
     return err;
 }
 
+/* An unnamed file in path's folder (O_TMPFILE: nothing is left behind when the process dies)
+ * or, where the file system has none, a named PATH.tmp-XXXXXX. */
+int proto_tmp_open(const char *path, char *tmp, size_t cap, bool *anon)
+{
+    *anon = false; tmp[0] = 0;
+#ifdef O_TMPFILE
+    char dir[4200];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd >= 0) { *anon = true; return fd; }
+#endif
+    int err = proto_tmp_create(path, tmp, cap);
+    if (err) return err;
+    int fd2 = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd2 < 0) { proto_set_detail("%s: %s", path, strerror(errno)); unlink(tmp); return PROTO_E_IO; }
+    return fd2;
+}
+
+/* Gives an unnamed file (proto_tmp_open's anon) a name PATH.tmp-XXXXXX. */
+static int tmp_link(int fd, const char *path, char *tmp, size_t cap)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    for (int tries = 0; tries < 100; tries++) {
+        int err = proto_tmp_create(path, tmp, cap);   /* reserves a free name ... */
+        if (err) return err;
+        unlink(tmp);                                  /* ... that the link then takes */
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) return PROTO_OK;
+        if (errno != EEXIST) { proto_set_detail("%s: %s", path, strerror(errno)); return PROTO_E_IO; }
+    }
+    proto_set_detail("%s: no free temporary name", path);
+    return PROTO_E_IO;
+}
+
+int proto_tmp_finish(int fd, bool anon, char *tmp, size_t cap, const char *path, bool commit)
+{
+    if (!commit) { if (!anon && tmp[0]) unlink(tmp); return PROTO_OK; }
+    int err = PROTO_OK;
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) { proto_set_detail("%s: %s", path, strerror(errno)); err = PROTO_E_IO; }
+    if (!err && anon) err = tmp_link(fd, path, tmp, cap);
+    if (!err && rename(tmp, path) != 0) { proto_set_detail("%s: %s", path, strerror(errno)); err = PROTO_E_IO; }
+    if (err && tmp[0]) unlink(tmp);
+    return err;
+}
+
 int proto_write_atomic(const char *path, const void *data, size_t n)
 {
     char tmp[4200];

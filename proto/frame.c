@@ -1,5 +1,6 @@
 /* frame.c - frames as key/value lists: msgpack packing and parsing, validation, header meta.
  * Parsing copies every tensor into 64-byte-aligned slots (never read a bin in place). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -193,6 +194,53 @@ const struct proto_tensor *proto_frame_acts(const struct proto_frame *f, int *er
     return a;
 }
 
+/* ---- CRC32C (Castagnoli, reflected 0x82F63B78; the iSCSI/ext4 one): SSE4.2 where the CPU
+ * has it, else slice-by-8 tables ---- */
+static uint32_t g_crc_tab[8][256];
+static pthread_once_t g_crc_once = PTHREAD_ONCE_INIT;
+static bool g_crc_hw;
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        g_crc_tab[0][i] = c;
+    }
+    for (int t = 1; t < 8; t++)
+        for (int i = 0; i < 256; i++) g_crc_tab[t][i] = (g_crc_tab[t - 1][i] >> 8) ^ g_crc_tab[0][g_crc_tab[t - 1][i] & 0xff];
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    g_crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const unsigned char *p, size_t n)
+{
+    uint64_t c64 = c;
+    for (; n >= 8; p += 8, n -= 8) { uint64_t v; memcpy(&v, p, 8); c64 = __builtin_ia32_crc32di(c64, v); }
+    c = (uint32_t)c64;
+    for (; n; p++, n--) c = __builtin_ia32_crc32qi(c, *p);
+    return c;
+}
+#endif
+uint32_t proto_crc32c(uint32_t crc, const void *data, size_t n)
+{
+    pthread_once(&g_crc_once, crc_init);
+    const unsigned char *p = data;
+    uint32_t c = ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (g_crc_hw) return ~crc_hw(c, p, n);
+#endif
+    for (; n >= 8; p += 8, n -= 8) {   /* little-endian hosts (the wire format is too) */
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4); memcpy(&hi, p + 4, 4);
+        lo ^= c;
+        c = g_crc_tab[7][lo & 0xff] ^ g_crc_tab[6][(lo >> 8) & 0xff] ^ g_crc_tab[5][(lo >> 16) & 0xff] ^ g_crc_tab[4][lo >> 24]
+            ^ g_crc_tab[3][hi & 0xff] ^ g_crc_tab[2][(hi >> 8) & 0xff] ^ g_crc_tab[1][(hi >> 16) & 0xff] ^ g_crc_tab[0][hi >> 24];
+    }
+    for (; n; p++, n--) c = (c >> 8) ^ g_crc_tab[0][(c ^ *p) & 0xff];
+    return ~c;
+}
+
 /* ---- packing ---- */
 static void pack_str(msgpack_packer *pk, const char *s)
 {
@@ -202,7 +250,8 @@ static void pack_str(msgpack_packer *pk, const char *s)
 
 static _Thread_local struct proto_buf g_zbuf;
 
-static int pack_tensor(msgpack_packer *pk, const struct proto_tensor *t, bool zstd, int level)
+/* crc (NULL: none) takes in the data bin's bytes as written (compressed ones when zstd) */
+static int pack_tensor(msgpack_packer *pk, const struct proto_tensor *t, bool zstd, int level, uint32_t *crc)
 {
     size_t nbytes = proto_tensor_nbytes(t);
     zstd = zstd && nbytes >= 256;   /* small tensors are not worth a zstd frame */
@@ -216,16 +265,18 @@ static int pack_tensor(msgpack_packer *pk, const struct proto_tensor *t, bool zs
         if (proto_buf_reserve(&g_zbuf, bound) != PROTO_OK) return PROTO_E_NOMEM;
         size_t z = ZSTD_compress(g_zbuf.p, bound, t->data, nbytes, level);
         if (ZSTD_isError(z)) { proto_set_detail("zstd: %s", ZSTD_getErrorName(z)); return PROTO_E_ZSTD; }
+        if (crc) *crc = proto_crc32c(*crc, g_zbuf.p, z);
         msgpack_pack_bin(pk, z);
         if (msgpack_pack_bin_body(pk, g_zbuf.p, z)) return PROTO_E_IO;
         pack_str(pk, "zstd"); msgpack_pack_true(pk);
         return PROTO_OK;
     }
+    if (crc && nbytes) *crc = proto_crc32c(*crc, t->data, nbytes);
     msgpack_pack_bin(pk, nbytes);
     return msgpack_pack_bin_body(pk, t->data, nbytes) ? PROTO_E_IO : PROTO_OK;
 }
 
-static int pack_sparse(msgpack_packer *pk, const struct proto_sparse *sp, bool zstd, int level)
+static int pack_sparse(msgpack_packer *pk, const struct proto_sparse *sp, bool zstd, int level, uint32_t *crc)
 {
     struct proto_tensor ip = {PROTO_U32, 1, {sp->n_tok + 1}, sp->indptr};
     struct proto_tensor ix = {PROTO_U32, 1, {sp->nnz}, sp->index};
@@ -233,30 +284,40 @@ static int pack_sparse(msgpack_packer *pk, const struct proto_sparse *sp, bool z
     int err;
     msgpack_pack_map(pk, 4);
     pack_str(pk, "d_sae"); msgpack_pack_uint32(pk, sp->d_sae);
-    pack_str(pk, "indptr"); if ((err = pack_tensor(pk, &ip, zstd, level))) return err;
-    pack_str(pk, "index"); if ((err = pack_tensor(pk, &ix, zstd, level))) return err;
-    pack_str(pk, "value"); return pack_tensor(pk, &va, zstd, level);
+    pack_str(pk, "indptr"); if ((err = pack_tensor(pk, &ip, zstd, level, crc))) return err;
+    pack_str(pk, "index"); if ((err = pack_tensor(pk, &ix, zstd, level, crc))) return err;
+    pack_str(pk, "value"); return pack_tensor(pk, &va, zstd, level, crc);
 }
 
 int proto_frame_pack(msgpack_packer *pk, const struct proto_frame *f, bool zstd, int level)
 {
-    bool data = is_data_kind(f->kind);
+    return proto_frame_pack_crc(pk, f, zstd, level, false);
+}
+
+int proto_frame_pack_crc(msgpack_packer *pk, const struct proto_frame *f, bool zstd, int level, bool with_crc)
+{
+    bool data = is_data_kind(f->kind), crc_on = with_crc && data;
     int err = PROTO_OK;
-    msgpack_pack_map(pk, (size_t)(2 + data + f->n));
+    uint32_t crc = 0, *cp = crc_on ? &crc : NULL;
+    int n = 0;
+    for (int i = 0; i < f->n; i++) n += !(crc_on && strcmp(f->v[i].key, PROTO_CRC_KEY) == 0);
+    msgpack_pack_map(pk, (size_t)(2 + data + n + crc_on));
     pack_str(pk, "sf"); msgpack_pack_uint32(pk, PROTO_VERSION);
     pack_str(pk, "kind"); pack_str(pk, f->kind_name[0] ? f->kind_name : proto_kind_name(f->kind));
     if (data) { pack_str(pk, "seq"); msgpack_pack_uint64(pk, f->seq); }
     for (int i = 0; i < f->n && !err; i++) {
         const struct proto_value *v = &f->v[i];
+        if (crc_on && strcmp(v->key, PROTO_CRC_KEY) == 0) continue;   /* ours replaces a stale one */
         pack_str(pk, v->key);
         switch (v->type) {
-        case PROTO_V_TENSOR: err = pack_tensor(pk, &v->t, zstd || v->zstd, level); break;
-        case PROTO_V_SPARSE: err = pack_sparse(pk, &v->sp, zstd || v->zstd, level); break;
+        case PROTO_V_TENSOR: err = pack_tensor(pk, &v->t, zstd || v->zstd, level, cp); break;
+        case PROTO_V_SPARSE: err = pack_sparse(pk, &v->sp, zstd || v->zstd, level, cp); break;
         case PROTO_V_STR: msgpack_pack_str(pk, v->len); msgpack_pack_str_body(pk, v->str, v->len); break;
         case PROTO_V_UINT: msgpack_pack_uint64(pk, v->u); break;
         case PROTO_V_OBJ: if (msgpack_pack_object(pk, v->obj)) err = PROTO_E_IO; break;
         }
     }
+    if (!err && crc_on) { pack_str(pk, PROTO_CRC_KEY); msgpack_pack_uint32(pk, crc); }   /* last: known only now */
     return err;
 }
 
@@ -371,10 +432,9 @@ void proto_slots_destroy(struct proto_slots *s)
     for (size_t i = 0; i < sizeof s->b / sizeof s->b[0]; i++) proto_buf_destroy(&s->b[i]);
 }
 
-int proto_frame_from_obj(const msgpack_object *obj, struct proto_frame *out, struct proto_slots *slots)
+/* sf, kind, seq */
+static int parse_head(const msgpack_object *obj, struct proto_frame *out)
 {
-    memset(out, 0, offsetof(struct proto_frame, v));
-    out->n = 0;
     if (obj->type != MSGPACK_OBJECT_MAP) { proto_set_detail("frame is not a msgpack map"); return PROTO_E_SCHEMA; }
     const msgpack_object *sf = map_get(obj, "sf"), *kind = map_get(obj, "kind"), *seq = map_get(obj, "seq");
     if (!sf || sf->type != MSGPACK_OBJECT_POSITIVE_INTEGER) { proto_set_detail("frame has no protocol version key 'sf'"); return PROTO_E_SCHEMA; }
@@ -390,39 +450,92 @@ int proto_frame_from_obj(const msgpack_object *obj, struct proto_frame *out, str
         if (!seq || seq->type != MSGPACK_OBJECT_POSITIVE_INTEGER) { proto_set_detail("%s frame has no 'seq'", out->kind_name); return PROTO_E_SCHEMA; }
         out->seq = seq->via.u64;
     }
-    int slot = 0;
+    return PROTO_OK;
+}
+
+/* One value into pv: a tensor, a sparse map, a string, a uint or any other object. */
+static int parse_value(const msgpack_object *v, const char *key, struct proto_value *pv, struct proto_slots *slots, int *slot)
+{
+    int nslots = (int)(sizeof slots->b / sizeof slots->b[0]);
+    memset(pv, 0, sizeof *pv);
+    pv->key = key;
+    if (looks_like_tensor(v)) {
+        pv->type = PROTO_V_TENSOR;
+        if (*slot + 1 > nslots) { proto_set_detail("too many tensors in frame"); return PROTO_E_SCHEMA; }
+        return parse_tensor(v, key, &pv->t, &slots->b[(*slot)++]);
+    }
+    if (v->type == MSGPACK_OBJECT_MAP && map_get(v, "indptr")) {
+        pv->type = PROTO_V_SPARSE;
+        if (*slot + 3 > nslots) { proto_set_detail("too many tensors in frame"); return PROTO_E_SCHEMA; }
+        *slot += 3;
+        return parse_sparse(v, key, &pv->sp, &slots->b[*slot - 3]);
+    }
+    if (v->type == MSGPACK_OBJECT_STR) { pv->type = PROTO_V_STR; pv->str = v->via.str.ptr; pv->len = v->via.str.size; }
+    else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) { pv->type = PROTO_V_UINT; pv->u = v->via.u64; }
+    else { pv->type = PROTO_V_OBJ; pv->obj = *v; }
+    return PROTO_OK;
+}
+
+/* The CRC32C of a frame's tensor data bins as they stand (PROTOCOL.md §2): top-level tensors in
+ * key order, a sparse map's indptr, index, value. */
+static uint32_t bin_crc(uint32_t crc, const msgpack_object *t)
+{
+    const msgpack_object *d = t ? map_get(t, "data") : NULL;
+    return d && d->type == MSGPACK_OBJECT_BIN && d->via.bin.size ? proto_crc32c(crc, d->via.bin.ptr, d->via.bin.size) : crc;
+}
+static uint32_t frame_crc(const msgpack_object *obj)
+{
+    uint32_t crc = 0;
+    for (uint32_t i = 0; i < obj->via.map.size; i++) {
+        const msgpack_object *v = &obj->via.map.ptr[i].val;
+        if (looks_like_tensor(v)) crc = bin_crc(crc, v);
+        else if (v->type == MSGPACK_OBJECT_MAP && map_get(v, "indptr")) {
+            crc = bin_crc(crc, map_get(v, "indptr"));
+            crc = bin_crc(crc, map_get(v, "index"));
+            crc = bin_crc(crc, map_get(v, "value"));
+        }
+    }
+    return crc;
+}
+/* A data frame's "crc", checked before anything is decoded; *have: it has one. */
+static int crc_check(const msgpack_object *obj, const struct proto_frame *out, bool *have)
+{
+    const msgpack_object *c = is_data_kind(out->kind) ? map_get(obj, PROTO_CRC_KEY) : NULL;
+    unsigned long long seq = out->seq;
+    *have = c != NULL;
+    if (!c) return PROTO_OK;
+    if (c->type != MSGPACK_OBJECT_POSITIVE_INTEGER || c->via.u64 > UINT32_MAX) {
+        proto_set_detail("frame %llu: '%s' is not a uint32 checksum", seq, PROTO_CRC_KEY);
+        return PROTO_E_SCHEMA;
+    }
+    uint32_t got = frame_crc(obj);
+    if (got != c->via.u64) {
+        proto_set_detail("frame %llu: checksum mismatch (crc32c of its tensor data is %08x, the frame says %08llx)", seq, got,
+                         (unsigned long long)c->via.u64);
+        return PROTO_E_SCHEMA;
+    }
+    return PROTO_OK;
+}
+
+int proto_frame_from_obj(const msgpack_object *obj, struct proto_frame *out, struct proto_slots *slots)
+{
+    memset(out, 0, offsetof(struct proto_frame, v));
+    out->n = 0;
+    bool check;
+    int err = parse_head(obj, out), slot = 0;
+    if (err || (err = crc_check(obj, out, &check))) return err;
     for (uint32_t i = 0; i < obj->via.map.size; i++) {
         const msgpack_object *k = &obj->via.map.ptr[i].key, *v = &obj->via.map.ptr[i].val;
         if (k->type != MSGPACK_OBJECT_STR) { proto_set_detail("frame key is not a string"); return PROTO_E_SCHEMA; }
         if (key_is(k, "sf") || key_is(k, "kind") || key_is(k, "seq")) continue;
+        if (check && key_is(k, PROTO_CRC_KEY)) continue;   /* checked below, then dropped: each writer makes its own */
         if (out->n >= PROTO_MAX_KEYS) { proto_set_detail("frame has more than %d keys", PROTO_MAX_KEYS); return PROTO_E_SCHEMA; }
         if (k->via.str.size >= sizeof slots->keys[0]) { proto_set_detail("frame key too long"); return PROTO_E_SCHEMA; }
         char *key = slots->keys[out->n];
         memcpy(key, k->via.str.ptr, k->via.str.size); key[k->via.str.size] = 0;
         for (int j = 0; j < out->n; j++)
             if (strcmp(out->v[j].key, key) == 0) { proto_set_detail("frame key '%s' appears twice", key); return PROTO_E_SCHEMA; }
-        struct proto_value *pv = &out->v[out->n];
-        memset(pv, 0, sizeof *pv);
-        pv->key = key;
-        int err = PROTO_OK;
-        int nslots = (int)(sizeof slots->b / sizeof slots->b[0]);
-        if (looks_like_tensor(v)) {
-            pv->type = PROTO_V_TENSOR;
-            if (slot + 1 > nslots) { proto_set_detail("too many tensors in frame"); return PROTO_E_SCHEMA; }
-            err = parse_tensor(v, key, &pv->t, &slots->b[slot++]);
-        } else if (v->type == MSGPACK_OBJECT_MAP && map_get(v, "indptr")) {
-            pv->type = PROTO_V_SPARSE;
-            if (slot + 3 > nslots) { proto_set_detail("too many tensors in frame"); return PROTO_E_SCHEMA; }
-            err = parse_sparse(v, key, &pv->sp, &slots->b[slot]);
-            slot += 3;
-        } else if (v->type == MSGPACK_OBJECT_STR) {
-            pv->type = PROTO_V_STR; pv->str = v->via.str.ptr; pv->len = v->via.str.size;
-        } else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            pv->type = PROTO_V_UINT; pv->u = v->via.u64;
-        } else {
-            pv->type = PROTO_V_OBJ; pv->obj = *v;
-        }
-        if (err) {
+        if ((err = parse_value(v, key, &out->v[out->n], slots, &slot))) {
             char d[512]; snprintf(d, sizeof d, "%s", proto_detail());
             if (is_data_kind(out->kind)) proto_set_detail("frame %llu: %s", (unsigned long long)out->seq, d);
             return err;

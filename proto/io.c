@@ -2,11 +2,15 @@
  * ZeroMQ links (DEALER -> ROUTER, heartbeats, an acknowledged end, CURVE keys). The reader enforces the stream grammar: header first, seq 0,1,2,... with no
  * gap, end last with the right frame and row counts, nothing after it on a file or pipe (EOF);
  * EOF before end is PROTO_E_TRUNCATED. A frame may hold at most READ_MAX_OBJECTS msgpack
- * objects, checked before msgpack-c unpacks it. */
+ * objects, checked before msgpack-c unpacks it. A writer to a plain file writes a temp file that
+ * close renames over it only for a complete stream (whole or nothing); data frames carry a
+ * CRC32C "crc" on files, .zst files and tcp:// (frame.c packs and checks it). */
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -732,7 +736,9 @@ struct proto_writer {
     msgpack_packer pk;
     struct proto_writer_opts o;
     int err;
-    bool header_done;
+    bool header_done, raw, crc;               /* raw: proto_writer_raw was used; crc: frames carry "crc" */
+    bool atomic, anon;                        /* a file written to a temp, renamed over path at close */
+    char path[4200], tmp[4200];
     uint64_t frames, rows;
     int n_end; struct end_item end[32];
 };
@@ -848,6 +854,11 @@ static int writer_boundary(struct proto_writer *w)
     return w->err;
 }
 
+/* --checksum / --no-checksum: 1 on, 0 off, -1 by endpoint (files and tcp:// on, pipes off) */
+static int g_checksum = -1;
+void proto_checksum_set(int mode) { g_checksum = mode < 0 ? -1 : mode > 0; }
+static bool checksum_for(bool dflt) { return g_checksum < 0 ? dflt : g_checksum == 1; }
+
 static struct proto_writer *writer_new(const char *name, const struct proto_writer_opts *o)
 {
     struct proto_writer *w = calloc(1, sizeof *w);
@@ -868,6 +879,7 @@ static int writer_stream_init(struct proto_writer *w)
         w->zout_cap = ZSTD_CStreamOutSize();
         if (!(w->zc = ZSTD_createCStream()) || !(w->zout = malloc(w->zout_cap))) return PROTO_E_NOMEM;
         ZSTD_CCtx_setParameter(w->zc, ZSTD_c_compressionLevel, w->o.zstd_level);
+        ZSTD_CCtx_setParameter(w->zc, ZSTD_c_checksumFlag, w->crc);   /* zstd's content checksum (XXH64) */
     }
     return PROTO_OK;
 }
@@ -877,8 +889,32 @@ struct proto_writer *proto_writer_open_fd(int fd, const char *name, const struct
     struct proto_writer *w = writer_new(name, o);
     if (!w) { *err = PROTO_E_NOMEM; return NULL; }
     w->type = EP_FD; w->fd = fd;
+    struct stat st;
+    w->crc = checksum_for(fstat(fd, &st) == 0 && S_ISREG(st.st_mode));   /* stdout into a file: a file */
     if ((*err = writer_stream_init(w)) != PROTO_OK) { proto_writer_close(w, false); return NULL; }
     return w;
+}
+
+/* A plain file (or one a symlink names) is written to a temp file that close renames over it
+ * (whole or nothing); a fifo or a device is written in place. */
+static int writer_open_file(struct proto_writer *w, const char *ep)
+{
+    struct stat st;
+    bool exists = stat(ep, &st) == 0;
+    w->crc = checksum_for(!exists || S_ISREG(st.st_mode));
+    if (exists && !S_ISREG(st.st_mode)) {
+        w->fd = open(ep, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (w->fd < 0) { proto_set_detail("%s", strerror(errno)); return PROTO_E_IO; }
+        return PROTO_OK;
+    }
+    struct stat lst;
+    if (!(exists && lstat(ep, &lst) == 0 && S_ISLNK(lst.st_mode) && realpath(ep, w->path)))
+        snprintf(w->path, sizeof w->path, "%s", ep);
+    int fd = proto_tmp_open(w->path, w->tmp, sizeof w->tmp, &w->anon);
+    if (fd < 0) { proto_set_detail("%s", strerror(errno)); return fd; }   /* as an open of ep says it */
+    if (exists) (void)fchmod(fd, st.st_mode & 07777);
+    w->fd = fd; w->atomic = true;
+    return PROTO_OK;
 }
 
 struct proto_writer *proto_writer_open(const char *ep, const struct proto_writer_opts *o, int *err)
@@ -890,12 +926,12 @@ struct proto_writer *proto_writer_open(const char *ep, const struct proto_writer
     if (!w) { *err = PROTO_E_NOMEM; return NULL; }
     if (has_prefix(ep, "tcp://") || has_prefix(ep, "ipc://")) {
         w->type = EP_ZMQ;
+        w->crc = checksum_for(has_prefix(ep, "tcp://"));
         if ((*err = zlink_open(&w->z, ep, true)) != PROTO_OK) { proto_writer_close(w, false); return NULL; }
         return w;
     }
     w->type = ends_with(ep, ".zst") ? EP_ZSTD : EP_FD;
-    w->fd = open(ep, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w->fd < 0) { proto_set_detail("%s", strerror(errno)); *err = PROTO_E_IO; proto_writer_close(w, false); return NULL; }
+    if ((*err = writer_open_file(w, ep)) != PROTO_OK) { proto_writer_close(w, false); return NULL; }
     w->own_fd = true;
     if ((*err = writer_stream_init(w)) != PROTO_OK) { proto_writer_close(w, false); return NULL; }
     return w;
@@ -929,7 +965,7 @@ int proto_writer_put(struct proto_writer *w, const struct proto_frame *f)
     c.seq = w->frames;
     int err = proto_frame_validate(&c);
     if (err) return err;
-    err = proto_frame_pack(&w->pk, &c, w->o.zstd_tensors, w->o.zstd_level);
+    err = proto_frame_pack_crc(&w->pk, &c, w->o.zstd_tensors, w->o.zstd_level, w->crc);
     if (err && !w->err) w->err = err;
     if ((err = writer_boundary(w))) return err;
     const struct proto_tensor *tok = proto_frame_tensor(&c, "tokens");
@@ -942,7 +978,7 @@ int proto_writer_raw(struct proto_writer *w, const void *bytes, size_t n)
 {
     if (w->err) return w->err;
     if (writer_cb(w, bytes, n) != 0) return w->err ? w->err : PROTO_E_NOMEM;
-    w->header_done = true;
+    w->header_done = w->raw = true;
     if (w->type == EP_ZMQ && mp_kind_is(bytes, n, "end")) w->end_sent = true;   /* close waits for its ack */
     return writer_boundary(w);
 }
@@ -1004,10 +1040,14 @@ int proto_writer_close(struct proto_writer *w, bool complete)
 {
     if (!w) return PROTO_OK;
     int err = w->err;
-    if (!err && complete) { err = write_end(w); w->end_sent = true; }
+    if (!err && complete && !w->raw) { err = write_end(w); w->end_sent = true; }
     if (!err && w->type == EP_ZMQ && w->end_sent) err = zmq_wait_ack(w);
     if (!err && w->type == EP_ZSTD && w->zc) err = zstd_feed(w, NULL, 0, ZSTD_e_end);
     if (!err && w->type != EP_ZMQ && w->stage) err = stage_flush(w);
+    if (w->atomic) {   /* whole or nothing: rename the temp over the path only for a complete stream */
+        int e = proto_tmp_finish(w->fd, w->anon, w->tmp, sizeof w->tmp, w->path, !err && complete);
+        if (!err) err = e;
+    }
     if (w->own_fd && w->fd >= 0 && close(w->fd) != 0 && !err) { proto_set_detail("writing output failed: %s", strerror(errno)); err = PROTO_E_IO; }
     zlink_close(&w->z);
     if (w->zc) ZSTD_freeCStream(w->zc);

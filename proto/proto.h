@@ -233,8 +233,9 @@ int proto_writer_header(struct proto_writer *w, const struct proto_meta *m);
 /* Writes a data frame. The writer assigns seq (0, 1, 2, ...) itself, ignoring f->seq, and
  * counts rows from "tokens". Borrows f. Header and end frames cannot be put this way. */
 int proto_writer_put(struct proto_writer *w, const struct proto_frame *f);
-/* Writes one already-packed frame as it is (sf-cat --pack, tests): no checks, no seq. Use
- * proto_writer_close(w, false) afterwards, the bytes carry their own end frame. */
+/* Writes one already-packed frame as it is (sf-cat --pack, tests): no checks, no seq, no
+ * checksum added. proto_writer_close then writes no end frame (the bytes carry their own);
+ * its complete says whether a file output is kept. */
 int proto_writer_raw(struct proto_writer *w, const void *bytes, size_t n);
 /* Carries the numeric entries of an upstream end frame's "meta" into this writer's end meta,
  * so a count (outliers, non-finite values, seconds.STAGE) survives the stages after the one
@@ -244,7 +245,11 @@ int proto_writer_carry_end_meta(struct proto_writer *w, const struct proto_frame
 int proto_writer_end_meta(struct proto_writer *w, const char *key, double value);
 /* complete: write the end frame {frames, rows, meta}; then flush and close. Returns the first
  * write/flush/close error. With complete=false no end frame is written (downstream sees a
- * truncated stream, on purpose). NULL-safe. */
+ * truncated stream, on purpose). A plain file endpoint (not "-", a fifo or a device; .zst
+ * too) is written to a temp file in its folder that is fsynced and renamed over the path only
+ * when complete is true and nothing failed; otherwise the temp is removed and an existing file
+ * stays as it was (whole or nothing). After proto_writer_raw, complete only says whether to
+ * keep the file: the raw bytes carry their own end frame. NULL-safe. */
 int proto_writer_close(struct proto_writer *w, bool complete);
 const char *proto_writer_name(const struct proto_writer *w);
 /* The writer's own failure, sticky: the first write/flush/send error it met (every later put
@@ -257,6 +262,18 @@ uint64_t proto_writer_rows(const struct proto_writer *w);
 
 /* Packs a frame (no seq change) with a packer; used by writer and tests. */
 int proto_frame_pack(msgpack_packer *pk, const struct proto_frame *f, bool zstd_tensors, int zstd_level);
+/* Per-frame checksum (PROTOCOL.md §2): a data frame may end with "crc": uint32, the CRC32C of
+ * the bytes of its tensor "data" bins as they stand in the frame (compressed bytes for a zstd
+ * tensor), in key order, a sparse map's as indptr, index, value. proto_frame_pack_crc adds it
+ * (replacing any "crc" in f); a reader checks it when present (PROTO_E_SCHEMA, "frame N:
+ * checksum mismatch") and drops it from the frame it returns. Writers add it to files (and
+ * stdout when it is a regular file), .zst files (which also get zstd's content checksum) and
+ * tcp://, not to pipes or ipc://; proto_checksum_set(1/0) forces it on/off (--checksum,
+ * --no-checksum), -1 restores that default. Raw writes (proto_writer_raw) are never changed. */
+#define PROTO_CRC_KEY "crc"
+int proto_frame_pack_crc(msgpack_packer *pk, const struct proto_frame *f, bool zstd_tensors, int zstd_level, bool with_crc);
+uint32_t proto_crc32c(uint32_t crc, const void *data, size_t n);   /* crc = 0 to start */
+void proto_checksum_set(int mode);
 /* Parses one frame from a msgpack object (views borrow from obj; tensors are copied into the
  * given slots). Used by reader and tests. */
 struct proto_slots { struct proto_buf b[PROTO_MAX_KEYS + 4]; char keys[PROTO_MAX_KEYS][64]; };
@@ -309,6 +326,13 @@ bool proto_same_file(const char *a, const char *b);
  * path (on failure the temp is removed; on a failed write, unlink(tmp) yourself). */
 int proto_tmp_create(const char *path, char *tmp, size_t cap);
 int proto_tmp_commit(const char *tmp, const char *path);
+/* The same for a stream written through an fd: proto_tmp_open returns an fd open for writing
+ * (or an error < 0): an unnamed file in path's folder (O_TMPFILE, *anon = true: a process that
+ * dies leaves nothing) or, where the file system has none, PATH.tmp-XXXXXX (named in tmp).
+ * proto_tmp_finish(commit=true) fsyncs fd, names it PATH.tmp-XXXXXX if it was unnamed and
+ * renames it over path; commit=false (or a failure) removes the temp. Close fd yourself. */
+int proto_tmp_open(const char *path, char *tmp, size_t cap, bool *anon);
+int proto_tmp_finish(int fd, bool anon, char *tmp, size_t cap, const char *path, bool commit);
 /* Writes n bytes to path through a temp file + rename: path is whole or untouched. */
 int proto_write_atomic(const char *path, const void *data, size_t n);
 

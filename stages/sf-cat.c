@@ -1,8 +1,10 @@
 /* sf-cat - look at or make any saeflow stream by hand.
  * Reads frames (-i ENDPOINT) and writes one JSON object per frame (SPEC §3): tensors as
  * {"dtype","shape","data":[flat row-major numbers]}, floats %.9g, NaN/Infinity as Python's
- * json writes them. --pack turns such JSON lines back into frames, byte for byte what they say
- * (no checks: tests use it to make broken streams too). --summary prints one line per frame
+ * json writes them (a frame's "crc" checksum is checked by the reader and never shown). --pack
+ * turns such JSON lines back into frames, byte for byte what they say (no checks and no
+ * checksum added: tests use it to make broken streams too); -o FILE is kept only when every line
+ * was packed. --summary prints one line per frame
  * without tensor data; --check validates a whole stream; --head N stops after N data frames. */
 #include <ctype.h>
 #include <errno.h>
@@ -276,7 +278,7 @@ static int run_pack(const struct opts *o)
     free(line);
     msgpack_sbuffer_destroy(&sb);
     if (in != stdin) fclose(in);
-    if ((err = proto_writer_close(w, false)) && rc == PROTO_EXIT_OK) rc = proto_fail(err, o->cli.out);
+    if ((err = proto_writer_close(w, rc == PROTO_EXIT_OK)) && rc == PROTO_EXIT_OK) rc = proto_fail(err, o->cli.out);
     return rc;
 }
 

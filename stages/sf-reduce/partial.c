@@ -363,6 +363,25 @@ static int same_label(const cJSON *p, const char *key, char *dst, size_t cap)
     return PROTO_OK;
 }
 
+/* A partial's ctx sizes per-position accumulators (24 bytes a position) before anything else
+ * is read, so it must be backed by the document (found by fuzz-partial: a 300-byte partial with
+ * ctx 3749000370 asked for 90 GB): with a similarity block, its pos_n array has ctx entries;
+ * without one, ctx is at most PARTIAL_MAX_CTX. */
+#define PARTIAL_MAX_CTX (1LL << 20)
+static int partial_ctx_bound(const cJSON *p, long long ctx)
+{
+    const cJSON *pn = proto_json_get(proto_json_get(p, "similarity"), "pos_n");
+    if (pn && (!cJSON_IsArray(pn) || (long long)cJSON_GetArraySize(pn) != ctx)) {
+        proto_set_detail("partial: ctx %lld, but similarity.pos_n has %d entries", ctx, cJSON_IsArray(pn) ? cJSON_GetArraySize(pn) : -1);
+        return PROTO_E_FORMAT;
+    }
+    if (!pn && ctx > PARTIAL_MAX_CTX) {
+        proto_set_detail("partial: ctx %lld is over the bound of %lld positions", ctx, PARTIAL_MAX_CTX);
+        return PROTO_E_FORMAT;
+    }
+    return PROTO_OK;
+}
+
 /* Adds one partial object into a (initialised by acc_init with the same pairing). */
 static int acc_add_partial(struct acc *a, const cJSON *p)
 {
@@ -373,8 +392,10 @@ static int acc_add_partial(struct acc *a, const cJSON *p)
     if ((err = get_num(p, "version", &v))) return err;
     if (v != PARTIAL_VERSION) { proto_set_detail("partial version %g, this sf-reduce reads %d", v, PARTIAL_VERSION); return PROTO_E_FORMAT; }
     if ((err = get_num(p, "paired", &v))) return err;
+    if (v != 0 && v != 1) { proto_set_detail("partial: paired is %g, not 0 or 1", v); return PROTO_E_FORMAT; }   /* (int)v was UB (fuzz-partial) */
     if ((int)v != a->paired) { proto_set_detail("cannot merge a one-model result with a base/finetune one"); return PROTO_E_MISMATCH; }
     if ((err = in_partial(proto_json_need(proto_json_int(p, "ctx", 0, COUNT_MAX, &ctx), "ctx")))) return err;
+    if ((err = partial_ctx_bound(p, ctx))) return err;
     if (ctx > 0 && (err = set_ctx(a, (uint64_t)ctx, UINT64_MAX))) return err;
     if ((err = add_count(p, "tokens", &a->tokens)) || (err = add_count(p, "rows", &a->rows)) ||
         (err = add_sum(p, "seconds", &a->seconds)) || (err = add_count(p, "reduce_rows", &a->reduce_rows)) ||
