@@ -107,7 +107,8 @@ FUZZ_NAMES  := $(basename $(notdir $(FUZZ_SRC)))
 FUZZ_BINS   := $(FUZZ_NAMES:%=build-fuzz/%)
 FUZZ_EXTRA_fuzz-tokenizer-json := stages/sf-tokenize/hf-bpe.c
 FUZZ_EXTRA_fuzz-jsonl := stages/sf-tokenize/hf-bpe.c
-FUZZ_EXTRA_fuzz-partial := -DSF_REDUCE_NO_MAIN $(filter-out %/sf-reduce.c,$(wildcard stages/sf-reduce/*.c))
+FUZZ_EXTRA_fuzz-partial := $(wildcard stages/sf-reduce/*.c)
+FUZZ_CFLAGS_fuzz-partial := -DSF_REDUCE_NO_MAIN
 FX := ../shared/fixtures
 FUZZ_FIXTURES_fuzz-hf-config := $(FX)/models/*/config.json
 FUZZ_FIXTURES_fuzz-sae-cfg := $(FX)/saes/*/cfg.json
@@ -117,10 +118,10 @@ FUZZ_FIXTURES_fuzz-jsonl := $(FX)/data/*.jsonl
 FUZZ_FIXTURES_fuzz-partial :=
 
 .SECONDEXPANSION:
-build-fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $$(filter %.c,$$(FUZZ_EXTRA_$$*))
+build-fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p build-fuzz
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iproto $(PC_CFLAGS) \
-	    -o $@ $< $(PROTO_SRC) $(FUZZ_EXTRA_$*) $(LDLIBS)
+	    -o $@ $< $(PROTO_SRC) $(FUZZ_CFLAGS_$*) $(FUZZ_EXTRA_$*) $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)
 	$(foreach n,$(FUZZ_NAMES),mkdir -p build-fuzz/corpus-$(n) build-fuzz/fixture-seeds-$(n) && \
