@@ -321,6 +321,12 @@ int proto_sae_dec_rows(const struct proto_sae *s, const uint32_t *idx, size_t k,
         if (s->W_dec) memcpy(dst, s->W_dec + (size_t)idx[q] * d, d * sizeof *dst);
         else proto_convert_to_f32(dst, (const char *)t->data + (size_t)idx[q] * d * proto_dtype_size(t->dtype),
                                   t->dtype, d);
+        for (size_t i = 0; i < d; i++)   /* the mapped rows were never scanned (proto_sae_load scans all) */
+            if (!isfinite(dst[i])) {
+                proto_set_detail("%s/sae_weights.safetensors: W_dec[%u, %zu] is %s: the SAE has non-finite weights",
+                                 s->name, idx[q], i, isnan(dst[i]) ? "nan" : "inf");
+                return PROTO_E_FORMAT;
+            }
     }
     return PROTO_OK;
 }

@@ -100,7 +100,9 @@ int proto_sae_load(const char *dir, double norm_scale, struct proto_sae *sae);
 int proto_sae_open(const char *dir, struct proto_sae *sae);
 
 /* Copies decoder rows W_dec[idx[q]] (as stored, without the finetuning scale) into out
- * (k, d_in) as f32. PROTO_E_INVAL when an index is >= d_sae. Works after load or open. */
+ * (k, d_in) as f32. PROTO_E_INVAL when an index is >= d_sae; PROTO_E_FORMAT (naming the entry)
+ * when a row holds a NaN or an infinity (after open nothing else scans the mapped rows). Works
+ * after load or open. */
 int proto_sae_dec_rows(const struct proto_sae *sae, const uint32_t *idx, size_t k, float *out);
 
 /* Frees what load or open made (weights, cfg, mapping) and zeroes *sae. NULL-safe. */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "proto.h"
 #include "hf-model.h"
 #include "sae-dir.h"
@@ -109,6 +110,41 @@ static void test_sae(const char *name, enum proto_sae_act act, int k)
     proto_sae_destroy(NULL);
 }
 
+/* An SAE whose W_dec holds a NaN: proto_sae_load refuses it; after proto_sae_open the clean rows
+ * read, the bad one is refused naming the entry. */
+static void test_sae_nan(void)
+{
+    enum { D_IN = 4, D_SAE = 6 };
+    char dir[] = "/tmp/sf-nan-sae-XXXXXX", path[64];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
+    static float we[D_IN * D_SAE], wd[D_SAE * D_IN], be[D_SAE], bd[D_IN];
+    for (int i = 0; i < D_IN * D_SAE; i++) we[i] = wd[i] = 0.25f * (float)(i % 5);
+    wd[3 * D_IN + 2] = NAN;
+    struct proto_st_entry e[] = {{"W_enc", we, 2, {D_IN, D_SAE}}, {"W_dec", wd, 2, {D_SAE, D_IN}},
+                                 {"b_enc", be, 1, {D_SAE}}, {"b_dec", bd, 1, {D_IN}}};
+    snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
+    CHECK(proto_st_write(path, e, 4, PROTO_F32) == PROTO_OK, "write weights");
+    snprintf(path, sizeof path, "%s/cfg.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"d_in\": 4, \"d_sae\": 6, \"hook_name\": \"blocks.0.hook_resid_post\"}", f);
+    fclose(f);
+    struct proto_sae s;
+    CHECK(proto_sae_load(dir, NAN, &s) != PROTO_OK && strstr(proto_detail(), "W_dec[3, 2] is nan"), "load: %s", proto_detail());
+    proto_sae_destroy(&s);
+    if (proto_sae_open(dir, &s) == PROTO_OK) {
+        float r[D_IN];
+        uint32_t good = 1, bad = 3;
+        CHECK(proto_sae_dec_rows(&s, &good, 1, r) == PROTO_OK && r[0] == wd[D_IN], "a clean row reads");
+        CHECK(proto_sae_dec_rows(&s, &bad, 1, r) == PROTO_E_FORMAT && strstr(proto_detail(), "W_dec[3, 2] is nan"),
+              "the NaN row is refused: %s", proto_detail());
+    } else CHECK(0, "open: %s", proto_detail());
+    proto_sae_destroy(&s);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/sae_weights.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const char *fx = getenv("SF_FIXTURES");
@@ -118,6 +154,7 @@ int main(void)
     test_sharded();
     test_sae("stories260k-L2-relu", PROTO_SAE_ACT_RELU, 0);
     test_sae("stories260k-L2-topk", PROTO_SAE_ACT_TOPK, 8);
+    test_sae_nan();
     if (g_failed) fprintf(stderr, "%d checks failed\n", g_failed);
     return g_failed ? 1 : 0;
 }
