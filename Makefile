@@ -120,7 +120,7 @@ FUZZ_FIXTURES_fuzz-partial :=
 .SECONDEXPANSION:
 build-fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(wildcard proto/*.h) $$(FUZZ_EXTRA_$$*)
 	@mkdir -p build-fuzz
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iproto $(PC_CFLAGS) \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 -D_GNU_SOURCE -Iproto $(PC_CFLAGS) \
 	    -o $@ $< $(PROTO_SRC) $(FUZZ_CFLAGS_$*) $(FUZZ_EXTRA_$*) $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)

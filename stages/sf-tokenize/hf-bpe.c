@@ -434,7 +434,7 @@ static int bpe_cached(struct hf_bpe *t, const char *w, size_t n, struct ids *out
     }
     size_t n_ids = out->n - before;
     if (sbuf_put(&t->wkeys, w, n) || ids_reserve(&t->wids, t->wids.n + n_ids)) return -1;
-    memcpy(t->wids.v + t->wids.n, out->v + before, n_ids * sizeof *out->v);
+    if (n_ids) memcpy(t->wids.v + t->wids.n, out->v + before, n_ids * sizeof *out->v);   /* an empty word: no memcpy from NULL */
     t->wcache[i] = (struct wslot){ h, (uint32_t)(t->wkeys.n - n), (uint32_t)n, (uint32_t)t->wids.n, (uint32_t)n_ids };
     t->wids.n += n_ids;
     t->wcache_n++;
