@@ -28,6 +28,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "json.h"
+#include "proto.h"
 #include "tokenizer.h"
 
 #define N_BMP 0x10000
@@ -1061,9 +1062,12 @@ static int load_added(struct hf_bpe *t, const cJSON *root, int32_t *max_id, char
     const cJSON *a;
     cJSON_ArrayForEach(a, proto_json_get(root, "added_tokens")) {
         const char *c = NULL;
-        double id;
+        long long id;
         bool single = false, ls = false, rs = false, normalized = false;
-        if (proto_json_str(a, "content", &c) != 1 || proto_json_num(a, "id", &id) != 1) FAIL("added token without content/id");
+        if (proto_json_str(a, "content", &c) != 1) FAIL("added token without content/id");
+        int r = proto_json_int(a, "id", 0, INT32_MAX, &id);   /* a token id: a cast of 1e122 to int is UB */
+        if (r == 0) FAIL("added token without content/id");
+        if (r < 0) FAIL("added token '%.60s': %s", c, proto_detail());
         if (!*c) continue;
         proto_json_bool(a, "single_word", &single);
         proto_json_bool(a, "lstrip", &ls);
