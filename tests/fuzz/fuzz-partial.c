@@ -13,22 +13,12 @@
 #include <unistd.h>
 #include "proto.h"
 #include "../../stages/sf-reduce/reduce.h"
-
-static char g_path[64];
+#include "fuzz-file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!g_path[0]) {
-        snprintf(g_path, sizeof g_path, access("/dev/shm", W_OK) == 0 ? "/dev/shm/fuzz-partial-XXXXXX" : "/tmp/fuzz-partial-XXXXXX");
-        int fd = mkstemp(g_path);
-        if (fd < 0) abort();
-        close(fd);
-    }
-    FILE *f = fopen(g_path, "wb");
-    if (!f) abort();
-    if (size) fwrite(data, 1, size, f);
-    fclose(f);
-    char *files[2] = {g_path, g_path}, *argv[3] = {"sf-reduce", "--merge", g_path};
+    char *path = (char *)fuzz_input_file("partial", data, size);
+    char *files[2] = {path, path}, *argv[3] = {"sf-reduce", "--merge", path};
     struct opts o;
     memset(&o, 0, sizeof o);
     o.cli.in = "-"; o.cli.out = "-"; o.cli.progress = 0;   /* not proto_cli_init: it may re-exec for OpenBLAS */

@@ -9,23 +9,13 @@
 #include <unistd.h>
 #include "proto.h"
 #include "../../stages/sf-tokenize/tokenizer.h"
-
-static char g_path[64];
+#include "fuzz-file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!g_path[0]) {
-        snprintf(g_path, sizeof g_path, "/tmp/fuzz-tok-XXXXXX");
-        int fd = mkstemp(g_path);
-        if (fd < 0) abort();
-        close(fd);
-    }
-    FILE *f = fopen(g_path, "wb");
-    if (!f) abort();
-    if (size) fwrite(data, 1, size, f);
-    fclose(f);
+    const char *path = fuzz_input_file("tok", data, size);
     char err[256];
-    struct hf_bpe *t = hf_bpe_load(g_path, err, sizeof err);
+    struct hf_bpe *t = hf_bpe_load(path, err, sizeof err);
     if (!t) return 0;
     static const char text[] = "Once upon a time, def f(x): return x ** 2  \xc3\xa9\xe2\x82\xac \t\n";
     struct ids ids = {0};
