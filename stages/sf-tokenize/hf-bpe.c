@@ -22,6 +22,7 @@
  * normalizers (NFC, NFKC, ...), Regex patterns, BPE dropout, single_word added tokens.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -775,7 +776,8 @@ static int32_t find_bos(const cJSON *root, const struct hf_bpe *t)
         if (proto_json_str(proto_json_get(first, "SpecialToken"), "id", &name) == 1) {
             const cJSON *sp = proto_json_get(proto_json_get(pp, "special_tokens"), name);
             const cJSON *id0 = cJSON_GetArrayItem(proto_json_get(sp, "ids"), 0);
-            if (cJSON_IsNumber(id0)) return (int32_t)id0->valuedouble;
+            double d = cJSON_IsNumber(id0) ? id0->valuedouble : -1;
+            if (d >= 0 && d <= INT32_MAX && d == floor(d)) return (int32_t)d;   /* a token id, else no BOS here */
         }
     }
     const char *names[] = { "<bos>", "<s>" };
@@ -783,8 +785,8 @@ static int32_t find_bos(const cJSON *root, const struct hf_bpe *t)
         const cJSON *a;
         cJSON_ArrayForEach(a, proto_json_get(root, "added_tokens")) {
             const char *c = NULL;
-            double id;
-            if (proto_json_str(a, "content", &c) == 1 && strcmp(c, names[k]) == 0 && proto_json_num(a, "id", &id) == 1)
+            long long id;
+            if (proto_json_str(a, "content", &c) == 1 && strcmp(c, names[k]) == 0 && proto_json_int(a, "id", 0, INT32_MAX, &id) == 1)
                 return (int32_t)id;
         }
         int32_t id = vocab_get(t, names[k], strlen(names[k]));
