@@ -127,7 +127,8 @@ fuzz: $(FUZZ_BINS)
 	$(foreach n,$(FUZZ_NAMES),mkdir -p build-fuzz/corpus-$(n) build-fuzz/fixture-seeds-$(n) && \
 	  { for f in $(FUZZ_FIXTURES_$(n)); do [ -f "$$f" ] && cp "$$f" "build-fuzz/fixture-seeds-$(n)/$$(echo "$$f" | tr / _)"; done; true; } && \
 	  build-fuzz/$(n) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 \
-	    build-fuzz/corpus-$(n) tests/fuzz/seeds-$(n) build-fuzz/fixture-seeds-$(n) 2>&1 | tail -4 || exit 1;)
+	    build-fuzz/corpus-$(n) tests/fuzz/seeds-$(n) build-fuzz/fixture-seeds-$(n) > build-fuzz/$(n).log 2>&1; \
+	  s=$$?; tail -4 build-fuzz/$(n).log; [ $$s = 0 ] || exit 1;)
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=600
 

@@ -26,9 +26,6 @@
 #   sf_zstd IN OUT         zstd-compress IN into OUT
 #   sf_header IN OUT       the header frame of stream IN as a JSON line (sf-cat) in OUT; the
 #                          rest of IN is read and dropped, so its writer never sees a closed pipe
-#   sf_header_get FILE KEY the value of KEY in the meta of a header written by sf_header, as
-#                          written there (numbers keep their digits; read by python3's json);
-#                          fails when the meta has no KEY
 #
 # Which stage is named: the first one (in start order) whose code is not 0, 3 (its input was
 # truncated because something upstream failed) or 141 (SIGPIPE: something downstream
@@ -157,13 +154,6 @@ sf_header() { # IN OUT
   return "$rc"
 }
 
-sf_header_get() { # FILE KEY
-  python3 -c '
-import json, sys
-try: v = json.loads(open(sys.argv[1]).readline(), parse_float=str)["meta"][sys.argv[2]]
-except (ValueError, KeyError, TypeError): sys.exit(1)
-print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
-}
 
 sf_dir_hash() { # DIR
   ( cd "$1" && find . -maxdepth 1 -type f \( -name '*.json' -o -name '*.safetensors' -o -name tokenizer.model \) \
@@ -210,4 +200,5 @@ sf_plan_prepare() {
   FRAMES=$(sf_json_get "$OUT/study.json" settings.frames) || { echo "$SF_PROG: error: $OUT/study.json: not a plan" >&2; exit 1; }
   [ "$N" -le "$FRAMES" ] || sf_usage_error "--shards $N: the plan has only $FRAMES frames"
   [ -n "$THREADS" ] || THREADS=$(sf_json_get "$OUT/study.json" resources.threads 2>/dev/null || echo 1)
+  [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || sf_usage_error "--threads $THREADS: not a positive integer"
 }

@@ -139,7 +139,7 @@ estimate_outliers() {
     sf_stage "sf-outliers (estimate)" sf-outliers --estimate "$EST" --multiplier "$MULT" -q -i "$T/est.acts" -o "$T/est.out"
     sf_stage "sf-cat (estimate)" sf_header "$T/est.out" "$T/est.json"
     sf_wait_all || exit $?
-    S=$(sf_header_get "$T/est.json" norm_scalar) ||
+    S=$(sf_json_get "$T/est.json" meta.norm_scalar) ||
       { echo "transfer.sh: error: stage sf-outliers (estimate) wrote no norm_scalar" >&2; exit 1; }
     OUTL=(--norm-scalar "$S" --multiplier "$MULT")
   fi
