@@ -106,17 +106,10 @@ int proto_blas_selfcheck(double *rel_err)
  * permutes only the pointer array anyway). NULL on failure; free(argv[0]) and free(argv). */
 static char **cmdline_argv(void)
 {
-    FILE *fp = fopen("/proc/self/cmdline", "rb");
-    if (!fp) return NULL;
-    size_t cap = 4096, len = 0, got;
-    char *buf = malloc(cap + 1);
-    while (buf && (got = fread(buf + len, 1, cap - len, fp)) > 0) {
-        len += got;
-        if (len == cap) { char *nb = realloc(buf, 2 * cap + 1); if (!nb) { free(buf); buf = NULL; break; } buf = nb; cap *= 2; }
-    }
-    fclose(fp);
-    if (!buf || len == 0) { free(buf); return NULL; }
-    if (buf[len - 1] != '\0') buf[len++] = '\0';
+    char *buf = NULL;
+    size_t len = 0;
+    if (proto_read_file("/proc/self/cmdline", &buf, &len) != PROTO_OK || len == 0) { free(buf); return NULL; }
+    if (buf[len - 1] != '\0') len++;   /* proto_read_file NUL-terminates at buf[len] */
     size_t n = 0;
     for (size_t i = 0; i < len; i++) n += buf[i] == '\0';
     char **argv = malloc((n + 1) * sizeof *argv);

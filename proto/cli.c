@@ -19,7 +19,7 @@ void proto_cli_init(struct proto_cli *cli, const char *argv0)
     const char *b = argv0 ? strrchr(argv0, '/') : NULL;
     g_prog = b ? b + 1 : (argv0 ? argv0 : "saeflow");
     memset(cli, 0, sizeof *cli);
-    cli->in = "-"; cli->out = "-"; cli->progress = -1; cli->checksum = -1;
+    cli->in = "-"; cli->out = "-"; cli->progress = -1;
     proto_blas_init();   /* OpenBLAS kernel choice: may re-exec once, so before any input (blas.h) */
 }
 
@@ -38,9 +38,9 @@ int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage
     case PROTO_OPT_THREADS: cli->threads = (int)proto_parse_ll("--threads", arg, 1, 1024); return 1;
     case PROTO_OPT_ZSTD: cli->zstd = true; return 1;
     case PROTO_OPT_INSECURE: cli->insecure = true; proto_zmq_set_insecure(true); return 1;
-    case PROTO_OPT_KEYS: cli->keys = arg; proto_zmq_set_keys(arg); return 1;
+    case PROTO_OPT_KEYS: proto_zmq_set_keys(arg); return 1;
     case PROTO_OPT_CHECKSUM: case PROTO_OPT_NO_CHECKSUM:
-        cli->checksum = c == PROTO_OPT_CHECKSUM; proto_checksum_set(cli->checksum); return 1;
+        proto_checksum_set(c == PROTO_OPT_CHECKSUM); return 1;
     case '?': case ':':
         fprintf(stderr, "try '%s --help'\n", g_prog);
         exit(PROTO_EXIT_USAGE);

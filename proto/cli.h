@@ -29,8 +29,6 @@ struct proto_cli {
     bool force;            /* -f: write frames to a terminal anyway */
     bool zstd;             /* --zstd: compress tensor payloads */
     bool insecure;         /* --insecure: allow a keyless tcp bind to a non-loopback address */
-    const char *keys;      /* --keys DIR: CURVE keys for tcp:// (else SAEFLOW_ZMQ_KEYS) */
-    int checksum;          /* --checksum 1 / --no-checksum 0 / -1 by endpoint (proto_checksum_set) */
 };
 /* Long options of the common flags; put PROTO_CLI_LONGOPTS in a stage's option table and
  * PROTO_CLI_SHORTOPTS in its short string; then hand unknown codes to proto_cli_common. */

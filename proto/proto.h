@@ -10,7 +10,7 @@
  * Kinds: tokens {tokens i32 [rows, ctx]}; acts {tokens, hook, acts [rows, ctx, d_model], later
  * keep u8 [rows, ctx], feats, recon}; loss {tokens, ce_* / kl_* f32 [rows, ctx-1]}; sim {tokens,
  * cos, l2 f32 [rows, ctx]}. Pipe/file: concatenated maps; .zst: the same in zstd, flushed per
- * frame; ZeroMQ PUSH/PULL: one frame per message.
+ * frame; ZeroMQ (DEALER writer, ROUTER reader, an ack after the end frame): one frame per message.
  *
  * OWNERSHIP: proto_reader_next fills `out` with views that borrow from the reader; they are
  * valid until the next proto_reader_next or proto_reader_close. Tensor data in a read frame is
