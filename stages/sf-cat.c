@@ -17,12 +17,13 @@
 #include <zmq.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
+#include "hook.h"
 #include "json.h"
 #include "proto.h"
 
 /* ---- options ---- */
-enum mode { MODE_JSON, MODE_PACK, MODE_SUMMARY, MODE_CHECK, MODE_KEYGEN };
-struct opts { struct proto_cli cli; enum mode mode; long long head; const char *keygen; };
+enum mode { MODE_JSON, MODE_PACK, MODE_SUMMARY, MODE_CHECK, MODE_KEYGEN, MODE_HOOK };
+struct opts { struct proto_cli cli; enum mode mode; long long head; const char *keygen, *hook; int argc; char **argv; };
 
 /* ---- JSON output ---- */
 static void put_jstr(FILE *fp, const char *s, size_t n)
@@ -320,6 +321,51 @@ done:
     return rc;
 }
 
+/* ---- --hook H: one hook's frames of a multi-hook stream (PROTOCOL.md §1 "Hooks") ---- */
+static int select_header(const struct opts *o, struct proto_frame *hdr, struct proto_writer *w)
+{
+    const struct proto_value *mv = proto_frame_get(hdr, "meta");
+    const msgpack_object *meta = mv && mv->type == PROTO_V_OBJ ? &mv->obj : NULL;
+    char list[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];
+    if (meta && proto_meta_str(meta, "hook", list, sizeof list) == PROTO_OK && !proto_hook_listed(list, o->hook)) {
+        proto_set_detail("header: the stream carries the hooks %s, not %s", list, o->hook);
+        return PROTO_E_MISMATCH;
+    }
+    struct proto_meta pm;
+    proto_meta_init(&pm, meta, o->argc, o->argv);
+    int err = proto_meta_set_str(&pm, "hook", o->hook);
+    if (!err) err = proto_writer_header(w, &pm);
+    proto_meta_destroy(&pm);
+    return err;
+}
+
+static int run_hook(const struct opts *o)
+{
+    struct proto_writer_opts wo = {.zstd_tensors = o->cli.zstd, .zstd_level = 3};
+    struct proto_reader *r = NULL;
+    struct proto_writer *w = NULL;
+    struct proto_frame f;
+    int err, rc = PROTO_EXIT_OK;
+    const char *where = o->cli.in;
+    if (!(r = proto_reader_open(o->cli.in, &err))) goto fail;
+    where = o->cli.out;
+    if (!(w = proto_writer_open(o->cli.out, &wo, &err))) goto fail;
+    where = o->cli.in;
+    if ((err = proto_reader_next(r, &f)) != PROTO_OK) { if (err == PROTO_END) err = PROTO_E_SEQ; goto fail; }
+    if ((err = select_header(o, &f, w))) goto fail;
+    while ((err = proto_reader_next(r, &f)) == PROTO_OK)   /* frames without a hook (tokens...) pass */
+        if (proto_frame_hook_is(&f, o->hook) != 0 && (err = proto_writer_put(w, &f))) break;
+    if (err == PROTO_END) err = proto_writer_carry_end_meta(w, &f);
+    if (err) goto fail;
+    goto out;
+fail:
+    rc = proto_fail(err, w && proto_writer_error(w) ? o->cli.out : where);
+out:
+    if (w && (err = proto_writer_close(w, rc == PROTO_EXIT_OK)) && rc == PROTO_EXIT_OK) rc = proto_fail(err, o->cli.out);
+    proto_reader_close(r);
+    return rc;
+}
+
 /* ---- --keygen: CURVE key pairs for tcp:// links (PROTOCOL.md §2) ---- */
 static int write_key(const char *dir, const char *name, const char *key, mode_t mode)
 {
@@ -366,6 +412,9 @@ static void usage(FILE *fp)
         "      --summary      one line per frame: kind, seq, keys with dtype[shape], bytes\n"
         "      --check        validate the whole stream; prints nothing; exit 0, 1 or 3\n"
         "      --head N       stop after N data frames (no end frame is printed)\n"
+        "      --hook H       frames in, frames out: only hook H's frames of a multi-hook stream\n"
+        "                     (sf-forward --hook A,B,...; other hooks' frames dropped, seq renumbered,\n"
+        "                     the header's hook set to H): a single-hook stream any stage reads\n"
         "      --keygen DIR   write CURVE keys for tcp:// links into DIR (server.pub, server.secret,\n"
         "                     client.pub, client.secret; Z85 text; never overwrites); use with --keys DIR\n\n");
     proto_cli_help_common(fp);
@@ -375,18 +424,19 @@ static void usage(FILE *fp)
         "  sf-forward ... | tee >(sf-cat --summary >&2) | sf-encode ...   tap a pipeline\n"
         "  sf-cat -i acts.zst --head 1 | jq '.acts.shape'\n"
         "  sf-cat --pack -i frames.jsonl -o stream.bin   make a stream by hand\n"
+        "  sf-forward --model M --hook all -i tok.sf | sf-cat --hook blocks.2.hook_resid_post | sf-encode --sae S\n"
         "  sf-cat --check -i ipc:///tmp/sf/acts           validate a stream from ZeroMQ\n"
         "  sf-cat --keygen keys; sf-cat --keys keys -i tcp://@10.0.0.7:5555   an authenticated link\n");
 }
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { OPT_SUMMARY = PROTO_OPT_FIRST_FREE, OPT_CHECK, OPT_HEAD, OPT_KEYGEN };
+    enum { OPT_SUMMARY = PROTO_OPT_FIRST_FREE, OPT_CHECK, OPT_HEAD, OPT_KEYGEN, OPT_HOOK };
     static const struct option longopts[] = {
         PROTO_CLI_LONGOPTS,
         {"pack", no_argument, 0, 'p'}, {"summary", no_argument, 0, OPT_SUMMARY},
         {"check", no_argument, 0, OPT_CHECK}, {"head", required_argument, 0, OPT_HEAD},
-        {"keygen", required_argument, 0, OPT_KEYGEN}, {0, 0, 0, 0}};
+        {"keygen", required_argument, 0, OPT_KEYGEN}, {"hook", required_argument, 0, OPT_HOOK}, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS "p", longopts, NULL)) != -1) {
         if (proto_cli_common(&o->cli, c, optarg, usage)) continue;
@@ -396,10 +446,18 @@ static void parse_args(int argc, char **argv, struct opts *o)
         case OPT_CHECK: o->mode = MODE_CHECK; break;
         case OPT_HEAD: o->head = proto_parse_ll("--head", optarg, 0, (long long)1 << 62); break;
         case OPT_KEYGEN: o->mode = MODE_KEYGEN; o->keygen = optarg; break;
+        case OPT_HOOK: o->hook = optarg; break;
         default: proto_usage_error("unknown option");
         }
     }
     if (optind < argc) proto_usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->hook) {
+        struct proto_hook h;
+        if (o->mode != MODE_JSON || o->head >= 0) proto_usage_error("--hook writes frames: it takes no --pack, --summary, --check, --head or --keygen");
+        if (!proto_hook_parse(o->hook, &h)) proto_usage_error("--hook: '%s' is not blocks.L.hook_resid_pre or blocks.L.hook_resid_post", o->hook);
+        o->mode = MODE_HOOK;
+    }
+    o->argc = argc; o->argv = argv;
 }
 
 int main(int argc, char **argv)
@@ -408,6 +466,7 @@ int main(int argc, char **argv)
     proto_cli_init(&o.cli, argv[0]);
     parse_args(argc, argv, &o);
     if (o.mode == MODE_KEYGEN) return run_keygen(o.keygen);
-    proto_cli_finish(&o.cli, o.mode == MODE_PACK);
-    return o.mode == MODE_PACK ? run_pack(&o) : run_read(&o);
+    proto_cli_finish(&o.cli, o.mode == MODE_PACK || o.mode == MODE_HOOK);
+    proto_cli_check_distinct(o.cli.out, o.cli.in);
+    return o.mode == MODE_PACK ? run_pack(&o) : o.mode == MODE_HOOK ? run_hook(&o) : run_read(&o);
 }

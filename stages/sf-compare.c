@@ -12,6 +12,7 @@
 #include "proto.h"
 #include "study.h"
 #include "cli.h"
+#include "hook.h"
 
 /* ======================== options ======================== */
 struct opts { struct proto_cli cli; const char *base, *ft; };
@@ -50,6 +51,9 @@ static int process_pair(struct state *s, const struct proto_frame *fb, const str
     const struct proto_tensor *ab = proto_frame_tensor(fb, "acts"), *af = proto_frame_tensor(ff, "acts");
     if (!ab || !af) { proto_set_detail("seq %llu: the %s acts frame has no acts tensor", seq, ab ? "finetune" : "base"); return PROTO_E_SCHEMA; }
     if ((err = proto_frame_same_tokens(fb, ff))) return err;
+    if ((err = proto_frames_same_hook(fb, ff))) return err;   /* multi-hook streams: frame by frame */
+    char hb[PROTO_HOOK_NAME] = "";
+    proto_frame_str(fb, "hook", hb, sizeof hb);
     if (ab->shape[2] != af->shape[2]) {
         proto_set_detail("seq %llu: d_model %llu (base) vs %llu (finetune)", seq, (unsigned long long)ab->shape[2], (unsigned long long)af->shape[2]);
         return PROTO_E_MISMATCH;
@@ -62,9 +66,8 @@ static int process_pair(struct state *s, const struct proto_frame *fb, const str
     struct proto_frame out;
     uint64_t shape[2] = {rows, ctx};
     proto_frame_init(&out, PROTO_KIND_SIM);
-    char hook[256];
     if ((err = proto_frame_set_tensor(&out, "tokens", tb->dtype, 2, shape, tb->data))) return err;
-    if (proto_frame_str(fb, "hook", hook, sizeof hook) == PROTO_OK && (err = proto_frame_set_str(&out, "hook", hook))) return err;
+    if (hb[0] && (err = proto_frame_set_str(&out, "hook", hb))) return err;
     if ((err = proto_frame_set_tensor(&out, "cos", PROTO_F32, 2, shape, s->cos.p)) ||
         (err = proto_frame_set_tensor(&out, "l2", PROTO_F32, 2, shape, s->l2.p))) return err;
     if ((err = proto_writer_put(w, &out))) return err;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hook.h"
 #include "parallel.h"
 #include "proto.h"
 #include "sae-dir.h"
@@ -91,6 +92,7 @@ struct state {
     double t_prep, t_sgemm, t_post;   /* seconds spent per phase (-v, bench) */
     bool warned_nonfinite;
     uint64_t total_rows;      /* header meta total_rows (progress ETA), 0 = unknown */
+    bool multi;               /* the stream carries several hooks: frames at others pass through */
 };
 
 static void state_destroy(struct state *st)
@@ -443,7 +445,8 @@ static int check_hook(const struct state *st, const char *hook, const char *wher
 
 static int process_frame(struct state *st, struct proto_frame *fr, struct proto_writer *w)
 {
-    if (fr->kind != PROTO_KIND_ACTS) return proto_writer_put(w, fr);
+    if (fr->kind != PROTO_KIND_ACTS || (st->multi && proto_frame_hook_is(fr, st->sae.hook) == 0))
+        return proto_writer_put(w, fr);
     const struct proto_sae *s = &st->sae;
     char where[64], hook[256] = "";
     snprintf(where, sizeof where, "frame %llu: ", (unsigned long long)fr->seq);
@@ -507,7 +510,8 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
     char hook[256];
     uint64_t d_model;
     int err;
-    if (meta && proto_meta_str(meta, "hook", hook, sizeof hook) == PROTO_OK &&
+    if (st->sae.hook[0] && (err = proto_hook_select(meta, st->sae.hook, &st->multi))) return err;
+    if (!st->multi && meta && proto_meta_str(meta, "hook", hook, sizeof hook) == PROTO_OK &&
         (err = check_hook(st, hook, "header: ")) != 0)
         return err;
     if (meta) proto_meta_uint(meta, "total_rows", &st->total_rows);
@@ -537,7 +541,8 @@ static void usage(FILE *fp)
         "Applies a SAELens-format SAE (DIR/cfg.json, DIR/sae_weights.safetensors) to every\n"
         "acts frame: adds feats (sparse CSR of the feature activations f > 0) and, with --splice,\n"
         "recon f32 [rows, ctx, d_model] (the reconstruction in the model's units). Other frames\n"
-        "pass through. Architectures: standard (relu, tanh-relu), topk, jumprelu, gated;\n"
+        "pass through, and so do acts frames at other hooks of a multi-hook stream (sf-forward\n"
+        "--hook A,B,...: the SAE works on its cfg hook_name's frames). Architectures: standard (relu, tanh-relu), topk, jumprelu, gated;\n"
         "apply_b_dec_to_input; normalize_activations none, constant_norm_rescale,\n"
         "expected_average_only_in, layer_norm; finetuning_scaling_factor; f32/f16/bf16 weights.\n"
         "A token whose activation is not finite gets no features and a NaN recon; the count is\n"

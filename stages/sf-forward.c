@@ -41,6 +41,7 @@
 
 #include "cli.h"
 #include "hf-model.h"
+#include "hook.h"
 #include "parallel.h"
 #include "proto.h"
 
@@ -56,18 +57,25 @@
 /* ---------------------------------------------------------------------------------------- */
 /* options */
 
-struct hook { int layer; bool post; };   /* blocks.<layer>.hook_resid_<pre|post> */
-
 struct opts {
     struct proto_cli cli;
     const char *model_dir;
-    const char *hook_name;      /* --hook */
+    const char *hook_name;      /* --hook (the first one; NULL in mode 2) */
+    const char *hook_args[PROTO_MAX_HOOKS];   /* every --hook argument: names, lists, "all" */
+    int n_hook_args;
     const char *from_name;      /* --from */
-    struct hook hook;           /* parsed --hook or --from */
+    struct proto_hook hook;     /* parsed --from */
     bool loss, ablate;
     enum proto_dtype out_dtype;
     long long vocab_limit;      /* 0 = the model's vocab_size */
     long long cache_mb;         /* -1 = cache_budget_default() */
+};
+
+/* The hooks mode 1 emits, in network order (by depth; equal depths in the order given). */
+struct hooklist {
+    int n;
+    struct { char name[PROTO_HOOK_NAME]; int depth; } h[PROTO_MAX_HOOKS];
+    char joined[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];   /* the header's "hook": names joined by commas */
 };
 
 static struct opts opts_default(const char *argv0)
@@ -79,19 +87,54 @@ static struct opts opts_default(const char *argv0)
     return o;
 }
 
-/* "blocks.L.hook_resid_pre" / "blocks.L.hook_resid_post" -> hook; false when malformed. */
-static bool hook_parse(const char *s, struct hook *h)
+static int hooks_add(struct hooklist *hl, const char *name, int n_layers)
 {
-    if (strncmp(s, "blocks.", 7) != 0) return false;
-    const char *p = s + 7;
-    if (*p < '0' || *p > '9') return false;
-    long l = 0;
-    while (*p >= '0' && *p <= '9') { l = l * 10 + (*p++ - '0'); if (l > PROTO_HF_MAX_LAYERS) return false; }
-    if (strcmp(p, ".hook_resid_pre") == 0) h->post = false;
-    else if (strcmp(p, ".hook_resid_post") == 0) h->post = true;
-    else return false;
-    h->layer = (int)l;
-    return true;
+    struct proto_hook h;
+    if (!proto_hook_parse(name, &h) || strlen(name) >= PROTO_HOOK_NAME)
+    {
+        proto_set_detail("--hook: '%s' is not blocks.L.hook_resid_pre or blocks.L.hook_resid_post", name);
+        return PROTO_E_INVAL;
+    }
+    if (n_layers && h.layer >= n_layers) {
+        proto_set_detail("hook %s is out of range: the model has %d layers (blocks.0 .. blocks.%d)", name, n_layers, n_layers - 1);
+        return PROTO_E_MISMATCH;
+    }
+    for (int i = 0; i < hl->n; i++) if (strcmp(hl->h[i].name, name) == 0) return PROTO_OK;   /* given twice */
+    if (hl->n == PROTO_MAX_HOOKS) { proto_set_detail("--hook: more than %d hooks", PROTO_MAX_HOOKS); return PROTO_E_INVAL; }
+    int i = hl->n++, d = proto_hook_depth(h);
+    for (; i > 0 && hl->h[i - 1].depth > d; i--) hl->h[i] = hl->h[i - 1];   /* insertion: stable by depth */
+    snprintf(hl->h[i].name, sizeof hl->h[i].name, "%s", name);
+    hl->h[i].depth = d;
+    return PROTO_OK;
+}
+
+/* Expands the --hook arguments (comma lists; "all" = blocks.0.hook_resid_pre and every block's
+ * hook_resid_post, the residual stream at every depth) into hl, checked against n_layers (0: the
+ * names only, "all" left out). */
+static int hooks_resolve(struct hooklist *hl, const struct opts *o, int n_layers)
+{
+    char name[PROTO_HOOK_NAME + 1];
+    int err;
+    hl->n = 0;
+    for (int a = 0; a < o->n_hook_args; a++)
+        for (const char *p = o->hook_args[a]; *p;) {
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            snprintf(name, sizeof name, "%.*s", (int)(len < PROTO_HOOK_NAME ? len : PROTO_HOOK_NAME), p);
+            if (strcmp(name, "all") == 0) {
+                if (!n_layers) { p = e ? e + 1 : p + len; continue; }
+                if ((err = hooks_add(hl, "blocks.0.hook_resid_pre", n_layers))) return err;
+                for (int l = 0; l < n_layers; l++) {
+                    snprintf(name, sizeof name, "blocks.%d.hook_resid_post", l);
+                    if ((err = hooks_add(hl, name, n_layers))) return err;
+                }
+            } else if ((err = hooks_add(hl, name, n_layers))) return err;
+            p = e ? e + 1 : p + len;
+        }
+    size_t off = 0;
+    for (int i = 0; i < hl->n; i++)
+        off += (size_t)snprintf(hl->joined + off, sizeof hl->joined - off, "%s%s", i ? "," : "", hl->h[i].name);
+    return PROTO_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -306,10 +349,10 @@ static int cache_plan(struct model *m, long long cache_mb, bool need_head)
     return PROTO_OK;
 }
 
-/* Opens the checkpoint and loads the tensors the mode needs: --hook blocks.L: the embedding and
- * blocks [0, L) (resid_pre) or [0, L] (resid_post); --from: the blocks after the hook, the final
+/* Opens the checkpoint and loads the tensors the mode needs: --hook: the embedding and the blocks
+ * up to the deepest hook (resolved into hl); --from blocks.L: the blocks after the hook, the final
  * norm and the unembedding. */
-static int model_load(struct model *m, const struct opts *o)
+static int model_load(struct model *m, const struct opts *o, struct hooklist *hl)
 {
     int err;
     memset(m, 0, sizeof *m);
@@ -322,14 +365,20 @@ static int model_load(struct model *m, const struct opts *o)
         return PROTO_E_MISMATCH;
     }
     if (o->vocab_limit) m->vocab = (int)o->vocab_limit;
-    if (o->hook.layer >= c->n_layers) {
-        proto_set_detail("%s/config.json: hook %s is out of range: the model has %d layers (blocks.0 .. blocks.%d)",
-                         m->hf->dir, o->hook_name ? o->hook_name : o->from_name, c->n_layers, c->n_layers - 1);
-        return PROTO_E_MISMATCH;
-    }
     bool need_embed = o->hook_name != NULL, need_head = !need_embed;
-    m->lo = need_embed ? 0 : o->hook.layer + o->hook.post;
-    m->hi = need_embed ? o->hook.layer + o->hook.post : c->n_layers;
+    if (need_embed) {
+        if ((err = hooks_resolve(hl, o, c->n_layers))) { proto_prefix_detail("%s/config.json", m->hf->dir); return err; }
+        m->lo = 0;
+        m->hi = hl->h[hl->n - 1].depth;
+    } else {
+        if (o->hook.layer >= c->n_layers) {
+            proto_set_detail("%s/config.json: hook %s is out of range: the model has %d layers (blocks.0 .. blocks.%d)",
+                             m->hf->dir, o->from_name, c->n_layers, c->n_layers - 1);
+            return PROTO_E_MISMATCH;
+        }
+        m->lo = proto_hook_depth(o->hook);
+        m->hi = c->n_layers;
+    }
     if ((err = layers_load(m)) || (err = ends_load(m, need_embed, need_head)) ||
         (err = cache_plan(m, o->cache_mb, need_head)))
         return err;
@@ -807,6 +856,8 @@ struct state {
     struct model m;
     struct work w;
     struct loss_work lw;
+    struct hooklist hl;         /* mode 1: the hooks emitted */
+    bool multi;                 /* mode 2: the stream carries several hooks; others pass through */
     int start, stop;            /* blocks [start, stop) run */
     uint64_t total_rows, n_rows, n_tokens, n_nonfinite;
     uint64_t nonfinite_loss[5];
@@ -819,7 +870,7 @@ static int state_init(struct state *st, const struct opts *o)
 {
     memset(st, 0, sizeof *st);
     st->o = o;
-    int err = model_load(&st->m, o);
+    int err = model_load(&st->m, o, &st->hl);
     int nt = o->cli.threads > 0 ? o->cli.threads : openblas_get_num_threads();
     st->w.n_threads = nt > MAX_THREADS ? MAX_THREADS : nt;
     st->start = st->m.lo;
@@ -860,18 +911,12 @@ static int check_tokens(const struct state *st, const struct proto_frame *fr, co
     return PROTO_OK;
 }
 
-/* tokens frame -> acts frame */
-static int process_tokens(struct state *st, struct proto_frame *fr, struct proto_writer *w)
+/* The residual stream now in the work buffer, as the acts at hook into w (fr keeps its keys). */
+static int emit_acts(struct state *st, struct proto_frame *fr, const char *hook, size_t n_rows, size_t ctx,
+                     struct proto_writer *w)
 {
-    const struct proto_tensor *tt;
-    int err = check_tokens(st, fr, &tt);
-    if (err) return err;
-    size_t n_rows = tt->shape[0], ctx = tt->shape[1], n_tok = n_rows * ctx;
-    int d = st->m.c.d_model;
-    if ((err = work_reserve(&st->w, &st->m, n_tok, (int)ctx))) return err;
-    embed(&st->m, st->w.x.p, tt->data, n_tok);
-    for (int l = st->start; l < st->stop; l++) block_forward(&st->m, &st->w, l, n_rows, (int)ctx);
-
+    size_t n_tok = n_rows * ctx;
+    int d = st->m.c.d_model, err;
     const float *x = st->w.x.p;   /* (n_tok, d) */
     for (size_t t = 0; t < n_tok; t++)
         for (int i = 0; i < d; i++)
@@ -883,14 +928,31 @@ static int process_tokens(struct state *st, struct proto_frame *fr, struct proto
         data = st->w.out.p;
     }
     uint64_t shape[3] = {n_rows, ctx, (uint64_t)d};
-    fr->kind = PROTO_KIND_ACTS;
-    snprintf(fr->kind_name, sizeof fr->kind_name, "acts");
-    if ((err = proto_frame_set_str(fr, "hook", st->o->hook_name)) ||
+    if ((err = proto_frame_set_str(fr, "hook", hook)) ||
         (err = proto_frame_set_tensor(fr, "acts", st->o->out_dtype, 3, shape, data)))
         return err;
+    return proto_writer_put(w, fr);
+}
+
+/* tokens frame -> one acts frame per hook */
+static int process_tokens(struct state *st, struct proto_frame *fr, struct proto_writer *w)
+{
+    const struct proto_tensor *tt;
+    int err = check_tokens(st, fr, &tt);
+    if (err) return err;
+    size_t n_rows = tt->shape[0], ctx = tt->shape[1], n_tok = n_rows * ctx;
+    if ((err = work_reserve(&st->w, &st->m, n_tok, (int)ctx))) return err;
+    embed(&st->m, st->w.x.p, tt->data, n_tok);
+    fr->kind = PROTO_KIND_ACTS;
+    snprintf(fr->kind_name, sizeof fr->kind_name, "acts");
+    int l = st->start;
+    for (int i = 0; i < st->hl.n; i++) {   /* one acts frame per hook, blocks run as deep as it needs */
+        for (; l < st->hl.h[i].depth; l++) block_forward(&st->m, &st->w, l, n_rows, (int)ctx);
+        if ((err = emit_acts(st, fr, st->hl.h[i].name, n_rows, ctx, w))) return err;
+    }
     st->n_rows += n_rows;
     st->n_tokens += n_tok;
-    return proto_writer_put(w, fr);
+    return PROTO_OK;
 }
 
 /* A float tensor [rows, ctx, d] of the frame as f32 (converted into buf unless it is f32). */
@@ -925,6 +987,7 @@ static int process_acts(struct state *st, struct proto_frame *fr, struct proto_w
     if (err) return err;
     char hook[256];
     if (proto_frame_str(fr, "hook", hook, sizeof hook) == PROTO_OK && strcmp(hook, st->o->from_name) != 0) {
+        if (st->multi) return proto_writer_put(w, fr);
         proto_set_detail("frame %llu: acts are at hook %s, --from is %s", (unsigned long long)fr->seq, hook, st->o->from_name);
         return PROTO_E_MISMATCH;
     }
@@ -1045,9 +1108,12 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
     char hook[256];
     uint64_t d_model;
     int err;
+    static char hook_list[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];   /* --from in a multi-hook stream: kept */
     if (meta) proto_meta_uint(meta, "total_rows", &st->total_rows);
+    if (meta) proto_meta_str(meta, "hook", hook_list, sizeof hook_list);
     if (st->o->from_name && meta) {
-        if (proto_meta_str(meta, "hook", hook, sizeof hook) == PROTO_OK && strcmp(hook, st->o->from_name) != 0) {
+        if ((err = proto_hook_select(meta, st->o->from_name, &st->multi))) return err;
+        if (!st->multi && proto_meta_str(meta, "hook", hook, sizeof hook) == PROTO_OK && strcmp(hook, st->o->from_name) != 0) {
             proto_set_detail("header: the stream's hook is %s, --from is %s", hook, st->o->from_name);
             return PROTO_E_MISMATCH;
         }
@@ -1062,7 +1128,7 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
     if (!(err = proto_meta_set_str(&pm, "model", m->hf->name)) &&
         !(err = proto_meta_set_str(&pm, "model_path", m->hf->dir)) &&
         !(err = proto_meta_set_str(&pm, "architecture", proto_hf_arch_name(m->c.arch))) &&
-        !(err = proto_meta_set_str(&pm, "hook", st->o->hook_name ? st->o->hook_name : st->o->from_name)) &&
+        !(err = proto_meta_set_str(&pm, "hook", st->o->hook_name ? st->hl.joined : st->multi ? hook_list : st->o->from_name)) &&
         !(err = proto_meta_set_uint(&pm, "d_model", (uint64_t)m->c.d_model)) &&
         !(err = proto_meta_set_uint(&pm, "vocab_size", (uint64_t)m->vocab)))
         err = proto_writer_header(w, &pm);
@@ -1143,7 +1209,11 @@ static void parse_args(int argc, char **argv, struct opts *o)
     while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS, longopts, NULL)) != -1) {
         switch (c) {
         case OPT_MODEL: o->model_dir = optarg; break;
-        case OPT_HOOK: o->hook_name = optarg; break;
+        case OPT_HOOK:
+            if (o->n_hook_args == PROTO_MAX_HOOKS) proto_usage_error("--hook: at most %d", PROTO_MAX_HOOKS);
+            o->hook_args[o->n_hook_args++] = optarg;
+            if (!o->hook_name) o->hook_name = optarg;
+            break;
         case OPT_FROM: o->from_name = optarg; break;
         case OPT_LOSS: o->loss = true; break;
         case OPT_ABLATE: o->ablate = true; break;
@@ -1157,10 +1227,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
     if (optind < argc) proto_usage_error("unexpected operand '%s'", argv[optind]);
     if (!o->model_dir) proto_usage_error("--model DIR is required");
     if (!o->hook_name == !o->from_name) proto_usage_error("give exactly one of --hook H and --from H --loss");
-    const char *h = o->hook_name ? o->hook_name : o->from_name;
-    if (!hook_parse(h, &o->hook))
-        proto_usage_error("%s: '%s' is not blocks.L.hook_resid_pre or blocks.L.hook_resid_post",
-                          o->hook_name ? "--hook" : "--from", h);
+    if (o->from_name && !proto_hook_parse(o->from_name, &o->hook))
+        proto_usage_error("--from: '%s' is not blocks.L.hook_resid_pre or blocks.L.hook_resid_post", o->from_name);
+    static struct hooklist names;   /* the names now; their range is checked with the model */
+    if (o->n_hook_args && hooks_resolve(&names, o, 0)) proto_usage_error("%s", proto_detail());
     if (o->from_name && !o->loss) proto_usage_error("--from needs --loss (the only output from a hook is the loss)");
     if (o->hook_name && (o->loss || o->ablate)) proto_usage_error("--loss and --ablate go with --from, not --hook");
     if (dtype) {

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "hook.h"
 #include "proto.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -35,6 +36,7 @@ struct opts {
     double multiplier;        /* --multiplier m; NAN = not given */
     long long estimate_n;     /* --estimate N (tokens) */
     const char *report;       /* --report FILE */
+    const char *hook;         /* --hook H: mark only its frames of a multi-hook stream */
 };
 
 static struct opts opts_default(const char *argv0)
@@ -66,6 +68,7 @@ struct state {
     /* the upstream header meta, owned (the reader's copy dies with the next frame) */
     msgpack_sbuffer meta_buf; msgpack_unpacked meta_copy; bool have_meta;
     double *norm; uint8_t *keep; size_t tok_cap;   /* (n_tok) per-frame scratch */
+    bool multi;               /* the stream carries several hooks: frames not at --hook pass */
     struct proto_buf xs;
     uint64_t n_tokens, n_outliers, n_nonfinite;
 };
@@ -199,6 +202,12 @@ static int keep_meta(struct state *st, const struct proto_frame *hdr)
         return PROTO_E_PARSE;
     uint64_t d;
     if (proto_meta_uint(&st->meta_copy.data, "d_model", &d) == PROTO_OK) st->d_model = d;
+    if (st->o->hook) return proto_hook_select(&st->meta_copy.data, st->o->hook, &st->multi);
+    char list[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];
+    if (proto_meta_str(&st->meta_copy.data, "hook", list, sizeof list) == PROTO_OK && proto_hook_count(list) > 1) {
+        proto_set_detail("header: the stream carries the hooks %s: give --hook H (the outlier rule is per hook)", list);
+        return PROTO_E_INVAL;
+    }
     return PROTO_OK;
 }
 
@@ -256,7 +265,8 @@ static int release(struct state *st, struct proto_writer *w, int argc, char **ar
     msgpack_unpacked_init(&res);
     for (int i = 0; i < st->held.n && !err; i++) {
         if (msgpack_unpack_next(&res, st->held.buf.data, st->held.buf.size, &off) != MSGPACK_UNPACK_SUCCESS) err = PROTO_E_PARSE;
-        else if (!(err = proto_frame_from_obj(&res.data, &fr, slots))) err = mark_frame(st, &fr, w);
+        else if (!(err = proto_frame_from_obj(&res.data, &fr, slots)))
+            err = st->multi && proto_frame_hook_is(&fr, st->o->hook) == 0 ? proto_writer_put(w, &fr) : mark_frame(st, &fr, w);
     }
     msgpack_unpacked_destroy(&res);
     proto_slots_destroy(slots);
@@ -267,13 +277,16 @@ static int release(struct state *st, struct proto_writer *w, int argc, char **ar
     return err;
 }
 
-/* One frame: hold it while the rule is unknown, else mark and write it. */
+/* One frame: hold it while the rule is unknown, else mark and write it. Frames at other hooks of
+ * a multi-hook stream are held and written in order, untouched. */
 static int process_frame(struct state *st, struct proto_frame *fr, struct proto_writer *w, int argc, char **argv)
 {
-    if (st->ready) return mark_frame(st, fr, w);
+    bool other = st->multi && proto_frame_hook_is(fr, st->o->hook) == 0;
+    if (st->ready) return other ? proto_writer_put(w, fr) : mark_frame(st, fr, w);
     int err = PROTO_OK;
     uint64_t rows, ctx;
-    if (st->o->rule == RULE_ESTIMATE) err = estimate_frame(st, fr);
+    if (other) err = PROTO_OK;
+    else if (st->o->rule == RULE_ESTIMATE) err = estimate_frame(st, fr);
     else if (fr->kind == PROTO_KIND_ACTS) err = frame_norms(st, fr, &rows, &ctx);   /* learns d_model */
     if (err || (err = hold_frame(st, fr)) != 0) return err;
     bool known = st->o->rule == RULE_ESTIMATE ? st->est_seen >= (uint64_t)st->o->estimate_n : st->d_model > 0;
@@ -302,6 +315,9 @@ static void usage(FILE *fp)
         "options:\n"
         "  --report FILE                  the outliers as JSON lines:\n"
         "                                 {\"seq\",\"row\",\"position\",\"token\",\"norm\"}\n"
+        "  --hook H                       a multi-hook stream (sf-forward --hook A,B,...): mark only\n"
+        "                                 H's frames, carry the others untouched (required there:\n"
+        "                                 the rule is per hook; the header's rule is H's)\n"
         "\n"
         "Header meta written: outlier_rule (max_norm|relative), outlier_threshold (on |x|),\n"
         "norm_scalar, outlier_multiplier, norm_estimate_tokens. End meta: outliers,\n"
@@ -316,7 +332,7 @@ static void usage(FILE *fp)
         "  sf-outliers --norm-scalar 0.31279 --multiplier 2 -i ft-acts.sf.zst -o ft-marked.sf.zst\n");
 }
 
-enum { OPT_MAX_NORM = PROTO_OPT_FIRST_FREE, OPT_SCALAR, OPT_MULT, OPT_ESTIMATE, OPT_REPORT };
+enum { OPT_MAX_NORM = PROTO_OPT_FIRST_FREE, OPT_SCALAR, OPT_MULT, OPT_ESTIMATE, OPT_REPORT, OPT_HOOK };
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
@@ -327,6 +343,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         {"multiplier", required_argument, 0, OPT_MULT},
         {"estimate", required_argument, 0, OPT_ESTIMATE},
         {"report", required_argument, 0, OPT_REPORT},
+        {"hook", required_argument, 0, OPT_HOOK},
         {0, 0, 0, 0},
     };
     int c, n_rules = 0;
@@ -340,6 +357,12 @@ static void parse_args(int argc, char **argv, struct opts *o)
             o->estimate_n = proto_parse_ll("--estimate", optarg, 1, (long long)1 << 50); break;
         case OPT_MULT: o->multiplier = proto_parse_double("--multiplier", optarg, 1e-300, 1e300); break;
         case OPT_REPORT: o->report = optarg; break;
+        case OPT_HOOK: {
+            struct proto_hook h;
+            if (!proto_hook_parse(optarg, &h)) proto_usage_error("--hook: '%s' is not blocks.L.hook_resid_pre or blocks.L.hook_resid_post", optarg);
+            o->hook = optarg;
+            break;
+        }
         default: proto_cli_common(&o->cli, c, optarg, usage);
         }
     }

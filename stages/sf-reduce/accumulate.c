@@ -150,6 +150,8 @@ int x_init(struct xacc *x, uint32_t d_sae)
 
 void acc_destroy(struct acc *a)
 {
+    for (int i = 0; i < a->n_sub; i++) { acc_destroy(a->sub[i]); free(a->sub[i]); }
+    free(a->sub);
     sim_destroy(&a->sim);
     model_destroy(&a->m[0]); model_destroy(&a->m[1]);
     free(a->x.sab); free(a->x.sld);
@@ -164,6 +166,34 @@ int acc_init(struct acc *a, int paired)
     if (!err) err = model_init(&a->m[1]);
     if (!err && !(a->prov_inputs = cJSON_CreateArray())) err = PROTO_E_NOMEM;
     return err;
+}
+
+int acc_route(struct acc *a, const struct opts *o, const struct proto_frame *f, struct acc **out)
+{
+    *out = a;
+    if (o->hook && proto_frame_hook_is(f, o->hook) == 0) *out = NULL;
+    if (!a->multi) return PROTO_OK;
+    const struct proto_value *v = proto_frame_get((struct proto_frame *)f, "hook");
+    *out = NULL;
+    if (!v || v->type != PROTO_V_STR || v->len >= sizeof a->hook) return PROTO_OK;
+    for (int i = 0; i < a->n_sub; i++)
+        if (strlen(a->sub[i]->hook) == v->len && memcmp(a->sub[i]->hook, v->str, v->len) == 0) { *out = a->sub[i]; return PROTO_OK; }
+    if (a->n_sub == PROTO_MAX_HOOKS) {
+        proto_set_detail("frame %llu: more than %d hooks", (unsigned long long)f->seq, PROTO_MAX_HOOKS);
+        return PROTO_E_INVAL;
+    }
+    struct acc **grown = realloc(a->sub, (a->n_sub + 1) * sizeof *grown), *h;
+    if (!grown) return PROTO_E_NOMEM;
+    a->sub = grown;
+    if (!(h = malloc(sizeof *h))) return PROTO_E_NOMEM;
+    int err = acc_init(h, a->paired);
+    if (err) { acc_destroy(h); free(h); return err; }
+    memcpy(h->hook, v->str, v->len); h->hook[v->len] = 0;
+    memcpy(h->sae, a->sae, sizeof a->sae);
+    for (int k = 0; k < 2; k++) h->m[k].hdr_d_sae = a->m[k].hdr_d_sae;
+    a->sub[a->n_sub++] = h;
+    *out = h;
+    return PROTO_OK;
 }
 
 /* Chan et al.'s parallel update of (count, mean, M2). */

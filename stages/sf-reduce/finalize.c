@@ -420,6 +420,50 @@ fail:
     return err;
 }
 
+int finalize_hooks(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON *prov, cJSON **out)
+{
+    struct opts oh = *o;
+    oh.no_partial = true;   /* a multi-hook run has no partial block: it is not merged */
+    cJSON *doc = cJSON_CreateObject(), *hooks, *w;
+    cJSON_AddStringToObject(doc, "saeflow", SAEFLOW_VERSION);
+    cJSON_AddNumberToObject(doc, "tokens", (double)(a->n_sub ? a->sub[0]->tokens : 0));
+    cJSON_AddNumberToObject(doc, "rows", (double)(a->n_sub ? a->sub[0]->rows : 0));
+    cJSON_AddNumberToObject(doc, "ctx", (double)a->ctx);
+    hooks = cJSON_AddArrayToObject(doc, "hooks");
+    w = cJSON_CreateArray();
+    for (int i = 0; i < a->n_sub; i++) {
+        cJSON *hd, *hw;
+        int err = finalize(a->sub[i], &oh, NULL, cJSON_CreateObject(), &hd);
+        if (err) { cJSON_Delete(doc); cJSON_Delete(w); cJSON_Delete(prov); return err; }
+        cJSON_DeleteItemFromObjectCaseSensitive(hd, "saeflow");
+        cJSON_DeleteItemFromObjectCaseSensitive(hd, "provenance");
+        cJSON_DeleteItemFromObjectCaseSensitive(hd, "throughput");
+        cJSON_ArrayForEach(hw, cJSON_GetObjectItemCaseSensitive(hd, "warnings")) {   /* the run's, naming the hook */
+            cJSON *c = cJSON_Duplicate(hw, true), *msg = cJSON_GetObjectItemCaseSensitive(hw, "message");
+            size_t n = strlen(a->sub[i]->hook) + (cJSON_IsString(msg) ? strlen(msg->valuestring) : 0) + 3;
+            char *txt = malloc(n);
+            if (!c || !txt) { free(txt); cJSON_Delete(c); continue; }
+            snprintf(txt, n, "%s: %s", a->sub[i]->hook, cJSON_IsString(msg) ? msg->valuestring : "");
+            cJSON_ReplaceItemInObjectCaseSensitive(c, "message", cJSON_CreateString(txt));
+            cJSON_AddStringToObject(c, "hook", a->sub[i]->hook);
+            cJSON_AddItemToArray(w, c);
+            free(txt);
+        }
+        cJSON_AddItemToArray(hooks, hd);
+    }
+    if (ck && ck->wdev) cJSON_AddItemToObject(doc, "weight_deviation", cJSON_Duplicate(ck->wdev, true));
+    cJSON *th = cJSON_AddObjectToObject(doc, "throughput");
+    upstream_throughput(prov, a->ctx, th);
+    cJSON *me = cJSON_AddObjectToObject(th, "sf-reduce");
+    cJSON_AddNumberToObject(me, "rows", (double)a->reduce_rows);
+    cJSON_AddNumberToObject(me, "seconds", a->seconds);
+    cJSON_AddNumberToObject(me, "tokens_per_s", ratio((double)a->reduce_tokens, a->seconds));
+    cJSON_AddItemToObject(doc, "warnings", w);
+    cJSON_AddItemToObject(doc, "provenance", prov);
+    *out = doc;
+    return PROTO_OK;
+}
+
 cJSON *provenance(struct acc *a, const struct opts *o)
 {
     cJSON *p = cJSON_CreateObject(), *r;

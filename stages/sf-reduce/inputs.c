@@ -158,7 +158,7 @@ static cJSON *mp_to_json(const msgpack_object *o)
 
 struct input { struct proto_reader *r; const char *ep; cJSON *prov; };
 
-static int input_open(struct acc *a, struct input *in, const char *ep, const char *role, int mi)
+static int input_open(struct acc *a, const struct opts *o, struct input *in, const char *ep, const char *role, int mi)
 {
     int err;
     struct proto_frame f;
@@ -173,6 +173,17 @@ static int input_open(struct acc *a, struct input *in, const char *ep, const cha
     cJSON_AddItemToArray(a->prov_inputs, in->prov);
     a->m[mi].hdr_d_sae = 0;
     if (mv && mv->type == PROTO_V_OBJ) {
+        bool multi;
+        if (o->hook && (err = proto_hook_select(&mv->obj, o->hook, &multi))) return err;
+        if (o->hook) snprintf(a->hook, sizeof a->hook, "%s", o->hook);
+        char list[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];
+        if (!o->hook && proto_meta_str(&mv->obj, "hook", list, sizeof list) == PROTO_OK && proto_hook_count(list) > 1) {
+            if (a->prov_inputs && cJSON_GetArraySize(a->prov_inputs) > 1 && !a->multi) {
+                proto_set_detail("header: a multi-hook stream (%s) after a single-hook one", list);
+                return PROTO_E_MISMATCH;
+            }
+            a->multi = true;
+        }
         proto_meta_uint(&mv->obj, "d_sae", &a->m[mi].hdr_d_sae);
         if (!a->hook[0]) proto_meta_str(&mv->obj, "hook", a->hook, sizeof a->hook);
         if (!a->sae[0]) proto_meta_str(&mv->obj, "sae", a->sae, sizeof a->sae);
@@ -195,16 +206,18 @@ static void input_end(struct input *in, struct proto_frame *f)
 }
 
 /* Reduces one whole stream into model block mi. *where names the failing input. */
-static int run_single(struct acc *a, struct scratch *s, const char *ep, const char *role, int mi, bool primary, const char **where)
+static int run_single(struct acc *a, const struct opts *o, struct scratch *s, const char *ep, const char *role, int mi,
+                      bool primary, const char **where)
 {
+    struct acc *h;
     struct input in = {0};
     struct proto_frame f;
     int err;
     *where = ep;
-    if ((err = input_open(a, &in, ep, role, mi))) goto out;
+    if ((err = input_open(a, o, &in, ep, role, mi))) goto out;
     while ((err = proto_reader_next(in.r, &f)) == PROTO_OK) {
-        if ((err = proto_frame_validate(&f))) break;
-        if ((err = add_frame(a, s, mi, &f, primary))) break;
+        if ((err = proto_frame_validate(&f)) || (err = acc_route(a, o, &f, &h))) break;
+        if (h && (err = add_frame(h, s, mi, &f, primary))) break;
     }
     if (err == PROTO_END) { input_end(&in, &f); err = PROTO_OK; }
 out:
@@ -213,15 +226,17 @@ out:
 }
 
 /* Reduces two paired streams frame by frame (same tokens). */
-static int run_pair(struct acc *a, struct scratch *s, const char *eb, const char *ef, bool primary, const char **where)
+static int run_pair(struct acc *a, const struct opts *o, struct scratch *s, const char *eb, const char *ef, bool primary,
+                    const char **where)
 {
+    struct acc *h;
     struct input ib = {0}, iff = {0};
     struct proto_frame fb, ff;
     int err, eb_, ef_;
     *where = eb;
-    if ((err = input_open(a, &ib, eb, "base", 0))) goto out;
+    if ((err = input_open(a, o, &ib, eb, "base", 0))) goto out;
     *where = ef;
-    if ((err = input_open(a, &iff, ef, "finetune", 1))) goto out;
+    if ((err = input_open(a, o, &iff, ef, "finetune", 1))) goto out;
     for (;;) {
         *where = eb;
         if ((eb_ = proto_reader_next(ib.r, &fb)) < 0) { err = eb_; goto out; }
@@ -243,7 +258,9 @@ static int run_pair(struct acc *a, struct scratch *s, const char *eb, const char
         *where = ef;
         if ((err = proto_frame_validate(&ff))) goto out;
         *where = "base vs finetune";
-        if ((err = add_pair(a, s, &fb, &ff, primary))) goto out;
+        if ((a->multi || o->hook) && (err = proto_frames_same_hook(&fb, &ff))) goto out;
+        if ((err = acc_route(a, o, &fb, &h))) goto out;
+        if (h && (err = add_pair(h, s, &fb, &ff, primary))) goto out;
     }
 out:
     proto_reader_close(ib.r); proto_reader_close(iff.r);
@@ -259,9 +276,18 @@ int run_streams(const struct opts *o, struct acc *a, const char **where)
     double t0 = proto_now();
     proto_progress_init(&a->prog, proto_cli_progress_on(&o->cli), "sf-reduce", 0);
     if (o->n_base) {
-        for (int i = 0; i < o->n_base && !err; i++) err = run_pair(a, &s, o->base[i], o->ft[i], i == 0, where);
+        for (int i = 0; i < o->n_base && !err; i++) err = run_pair(a, o, &s, o->base[i], o->ft[i], i == 0, where);
     } else {
-        for (int i = 0; i < o->n_in && !err; i++) err = run_single(a, &s, o->in[i], "model", 0, i == 0, where);
+        for (int i = 0; i < o->n_in && !err; i++) err = run_single(a, o, &s, o->in[i], "model", 0, i == 0, where);
+    }
+    for (int i = 0; i < a->n_sub; i++) {   /* multi-hook: each hook's tokens; the run's are the first hook's */
+        struct acc *h = a->sub[i];
+        for (int k = 0; k <= PROTO_KIND_OTHER; k++)
+            if (h->ktok[k] > h->tokens) { h->tokens = h->ktok[k]; h->rows = h->krows[k]; }
+        h->seconds = proto_now() - t0;
+        if (i == 0) for (int k = 0; k <= PROTO_KIND_OTHER; k++) { a->ktok[k] = h->ktok[k]; a->krows[k] = h->krows[k]; }
+        a->reduce_rows += h->reduce_rows; a->reduce_tokens += h->reduce_tokens;
+        if (!a->ctx) a->ctx = h->ctx;
     }
     a->seconds = proto_now() - t0;
     for (int k = 0; k <= PROTO_KIND_OTHER; k++)   /* tokens/rows: the kind that covers the most */

@@ -110,7 +110,7 @@ static void usage(FILE *fp)
 }
 
 enum { OPT_BASE = PROTO_OPT_FIRST_FREE, OPT_FT, OPT_BASE_MODEL, OPT_FT_MODEL, OPT_SAE, OPT_WEIGHTS_ONLY,
-       OPT_SAMPLE, OPT_SEED, OPT_MERGE, OPT_PRETTY, OPT_NO_PARTIAL, OPT_PLAN, OPT_SHARD };
+       OPT_SAMPLE, OPT_SEED, OPT_MERGE, OPT_PRETTY, OPT_NO_PARTIAL, OPT_PLAN, OPT_SHARD, OPT_HOOK };
 
 static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *so)
 {
@@ -122,7 +122,7 @@ static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *
         {"sample", required_argument, 0, OPT_SAMPLE}, {"seed", required_argument, 0, OPT_SEED},
         {"merge", no_argument, 0, OPT_MERGE}, {"pretty", no_argument, 0, OPT_PRETTY},
         {"no-partial", no_argument, 0, OPT_NO_PARTIAL}, {"plan", required_argument, 0, OPT_PLAN},
-        {"shard", required_argument, 0, OPT_SHARD}, {0, 0, 0, 0}};
+        {"shard", required_argument, 0, OPT_SHARD}, {"hook", required_argument, 0, OPT_HOOK}, {0, 0, 0, 0}};
     int c;
     o->argc = argc; o->argv = argv;
     proto_cli_init(&o->cli, argv[0]);
@@ -142,6 +142,12 @@ static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *
         case OPT_NO_PARTIAL: o->no_partial = true; break;
         case OPT_PLAN: so->plan = optarg; break;
         case OPT_SHARD: shard_parse_arg(optarg, so); break;
+        case OPT_HOOK: {
+            struct proto_hook h;
+            if (!proto_hook_parse(optarg, &h)) proto_usage_error("--hook: '%s' is not blocks.L.hook_resid_pre or blocks.L.hook_resid_post", optarg);
+            o->hook = optarg;
+            break;
+        }
         default: if (!proto_cli_common(&o->cli, c, optarg, usage)) proto_usage_error("unknown option"); break;
         }
     }
@@ -193,6 +199,11 @@ int main(int argc, char **argv)
     else err = run_streams(&o, &a, &where);
     if (err) goto fail;
     where = "finish";
+    if (a.multi && so.n) {
+        proto_set_detail("a multi-hook stream (%d hooks) cannot be a shard (not yet): select one with --hook H", a.n_sub);
+        err = PROTO_E_INVAL; goto fail;
+    }
+    if (!doc && a.multi && (err = finalize_hooks(&a, &o, &ck, provenance(&a, &o), &doc))) goto fail;
     if (!doc && (err = finalize(&a, &o, &ck, provenance(&a, &o), &doc))) goto fail;
     if (!o.merge && (err = shard_annotate(doc, &a, &so))) goto fail;
     if (o.merge && so.hash) {   /* provenance.plan: which plan the shards were of */

@@ -25,6 +25,7 @@
 #include "proto.h"
 #include "cli.h"
 #include "hf-model.h"
+#include "hook.h"
 #include "sae-dir.h"
 
 /* ======================== constants ======================== */
@@ -48,6 +49,7 @@ struct opts {
     const char *base[MAX_INPUTS]; int n_base;
     const char *ft[MAX_INPUTS]; int n_ft;
     const char *base_model, *ft_model, *sae_dir;
+    const char *hook;           /* --hook H: only H's frames of a multi-hook stream */
     bool weights_only, pretty, merge, no_partial;
     char **merge_files; int n_merge;
     long long sample; uint64_t seed;
@@ -135,6 +137,10 @@ struct acc {
     cJSON *prov_inputs;         /* array of {role, endpoint, header, end} */
     struct proto_progress prog;
     bool warned_sim, warned_hook;
+    /* a multi-hook stream (header "hook" lists several, no --hook): one acc per hook, in stream
+     * order, each finalized into its own block of "hooks" (PROTOCOL.md §5) */
+    bool multi;
+    struct acc **sub; int n_sub;
 };
 
 /* frame-local scratch, grown only when needed */
@@ -145,6 +151,9 @@ struct scratch {
 };
 
 int acc_init(struct acc *a, int paired);
+/* The acc a frame goes to: a itself, the multi-hook stream's acc of the frame's hook (made on first
+ * sight), or NULL when the frame is skipped (another hook than --hook; no hook in a multi stream). */
+int acc_route(struct acc *a, const struct opts *o, const struct proto_frame *f, struct acc **out);
 void acc_destroy(struct acc *a);
 int sim_grow_rows(struct simacc *s, size_t rows);
 int sim_add(struct simacc *s, uint64_t rows, uint64_t ctx, const float *cos, const float *l2);
@@ -206,6 +215,8 @@ int run_merge(const struct opts *o, struct acc *a, const char **where);
 /* prov: provenance(), consumed. */
 int finalize(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON *prov, cJSON **out);
 cJSON *provenance(struct acc *a, const struct opts *o);
+/* finalize for a multi-hook run: {"hooks": [one finalize() block per hook, "hook" first], ...} */
+int finalize_hooks(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON *prov, cJSON **out);
 int write_doc(const cJSON *doc, const struct opts *o);
 
 /* --- warnings (issue 16) --- */
