@@ -105,6 +105,22 @@ else
   echo "| sf-forward | loss mode | n/a | | python3 with numpy not found (writes the vocab-32000 model) |"
 fi
 
+# --- sweep (issue 17): every hook from one pass vs one forward to the last layer --------------
+# 8 layers, d_model 1024 f32, 2 frames of 8 x 256 tokens: --hook all emits 9 acts frames per
+# batch (blocks.0.hook_resid_pre + every resid_post) and must cost <= 1.2x --hook to the last
+# layer alone; before it, a profile was one run per hook (the sum of the 9 runs below). Wall
+# seconds of whole runs (model mapping included), output packed and written to /dev/null.
+sf-mkmodel -o "$tmp/sw" --d-model 1024 --layers 8 --heads 8 --kv-heads 8 --d-ff 2816 --atoms 0 --dtype f32 -q &&
+  tokens 8 256 2 "$(vocab "$tmp/sw")" "$tmp/toksw.sf" || fail "sweep setup" ""
+wall() { local s e; s=$(date +%s.%N); sf-forward --model "$tmp/sw" --threads "$(nproc)" -q "$@" -i "$tmp/toksw.sf" -o /dev/null || echo "FAILED $*" >&2; e=$(date +%s.%N); awk -v s="$s" -v e="$e" 'BEGIN{print e-s}'; }
+one=$(wall --hook blocks.7.hook_resid_post); one=$(awk -v a="$one" -v b="$(wall --hook blocks.7.hook_resid_post)" 'BEGIN{print (a < b ? a : b)}')
+all=$(wall --hook all); all=$(awk -v a="$all" -v b="$(wall --hook all)" 'BEGIN{print (a < b ? a : b)}')
+sep=$(wall --hook blocks.0.hook_resid_pre)
+for l in 0 1 2 3 4 5 6 7; do sep=$(awk -v a="$sep" -v b="$(wall --hook blocks.$l.hook_resid_post)" 'BEGIN{print a + b}'); done
+echo "| sf-forward | sweep: --hook all (9 hooks) in one pass, 8-layer d1024 f32, 2x8x256 tokens | $(awk -v a="$all" -v o="$one" 'BEGIN{printf "%.2f", a/o}') | x one forward to the last layer | $all s vs $one s (target <= 1.2x) |"
+echo "| sf-forward | sweep before: one run per hook (9 runs), same model and tokens | $(awk -v a="$sep" -v o="$one" 'BEGIN{printf "%.2f", a/o}') | x one forward to the last layer | $sep s; one pass saves $(awk -v a="$all" -v s="$sep" 'BEGIN{printf "%.1f", s/a}')x |"
+rm -rf "$tmp/sw"
+
 # --- memory: 12-layer bf16 model, hook at block 1 --------------------------------------------
 sf-mkmodel -o "$tmp/m12" --d-model 1024 --layers 12 --heads 8 --kv-heads 8 --d-ff 2816 --atoms 0 --dtype bf16 -q || { fail "sf-mkmodel 12 layers" ""; exit 0; }
 tokens 2 512 1 "$(vocab "$tmp/m12")" "$tmp/tok12.sf"

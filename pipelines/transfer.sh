@@ -60,7 +60,12 @@ OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
 The weight deviation ||A-B||/||A|| of every tensor (the seed's cheap predictor) is computed first,
 by sf-reduce before any token reaches it; result.json's weight_deviation has it per tensor, layer
 and tensor kind, and the report plots it.
+  --acts-base EP --acts-finetune EP
+                               take the activations at the hook from these streams (files, fifos,
+                               ZeroMQ endpoints) instead of tokenizing and running sf-forward:
+                               pipelines/sweep.sh feeds every SAE from one multi-hook forward pass
   -v                           print each stage's command line
+  -q                           errors only (no progress notes)
 Sharded runs (the same numbers as one pass; see README "Scaling out"):
   --plan OUT                   only plan the study: OUT/study.json holds every setting, the outlier
                                norm scalar (estimated once, on the base), sha256 of both checkpoints,
@@ -89,7 +94,7 @@ EOF
 
 BASE="" FT="" SAE="" DATA=() TOKENS=256000 CTX="" BOS="" HOOK="" ROWS=8 MAXNORM="" MULT="" EST=4096
 NSCALAR="" ABLATE="" OUT=study-out KEEP="" THREADS=1 TITLE="" REPORT=1 PROGRESS=--no-progress
-MODE=single PLANDIR="" SHARD="" NSHARDS=""
+MODE=single PLANDIR="" SHARD="" NSHARDS="" ACTSB="" ACTSF="" QUIET=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) BASE=${2:?}; shift 2 ;;
@@ -114,6 +119,9 @@ while [ $# -gt 0 ]; do
     --no-report) REPORT=""; shift ;;
     --progress) PROGRESS=--progress; shift ;;
     -v) SF_VERBOSE=1; shift ;;
+    -q) QUIET=1; shift ;;
+    --acts-base) ACTSB=${2:?}; shift 2 ;;
+    --acts-finetune) ACTSF=${2:?}; shift 2 ;;
     --plan) MODE=plan; PLANDIR=${2:?}; shift 2 ;;
     --from-plan) MODE=shard; PLANDIR=${2:?}; shift 2 ;;
     --shard) SHARD=${2:?}; shift 2 ;;
@@ -157,15 +165,21 @@ sf_loss() { # MODEL IN SAVE FIFO
 # via sf-reduce ... "${RX[@]}"
 run_study() {
   local X M IN LOSSFILE LIMIT
-  sf_fifo tok.in tok.base tok.finetune
-  sf_stage sf-tokenize sf-tokenize --tokenizer "$BASE" --ctx "$CTX" "$BOSFLAG" --rows "$ROWS" "${TX[@]}" -q "${DATA[@]}" -o "$T/tok.in"
-  sf_stage "tee (tokens)" sf_tee "$T/tok.in" "$T/tok.base" "$T/tok.finetune"
+  if [ -z "$ACTSB" ]; then
+    sf_fifo tok.in tok.base tok.finetune
+    sf_stage sf-tokenize sf-tokenize --tokenizer "$BASE" --ctx "$CTX" "$BOSFLAG" --rows "$ROWS" "${TX[@]}" -q "${DATA[@]}" -o "$T/tok.in"
+    sf_stage "tee (tokens)" sf_tee "$T/tok.in" "$T/tok.base" "$T/tok.finetune"
+  fi
   for X in base finetune; do
     [ $X = base ] && M=$BASE || M=$FT
     sf_fifo acts.$X mark.$X enc.$X lossin.$X red.$X lossred.$X
     LIMIT=(); [ $X = finetune ] && [ -n "$VOCAB" ] && LIMIT=(--vocab-limit "$VOCAB")
-    sf_stage "sf-forward ($X)" sf-forward --model "$M" --hook "$HOOK" "${LIMIT[@]}" --threads "$THREADS" -q -i "$T/tok.$X" -o "$T/acts.$X"
-    IN=$T/acts.$X
+    if [ -n "$ACTSB" ]; then   # activations from outside (sweep.sh)
+      [ $X = base ] && IN=$ACTSB || IN=$ACTSF
+    else
+      sf_stage "sf-forward ($X)" sf-forward --model "$M" --hook "$HOOK" "${LIMIT[@]}" --threads "$THREADS" -q -i "$T/tok.$X" -o "$T/acts.$X"
+      IN=$T/acts.$X
+    fi
     if [ ${#OUTL[@]} -gt 0 ]; then
       sf_stage "sf-outliers ($X)" sf-outliers "${OUTL[@]}" -q -i "$IN" -o "$T/mark.$X"
       IN=$T/mark.$X
@@ -247,7 +261,10 @@ merge_main() {
   report "$PLANDIR"
 }
 
+note() { [ -n "$QUIET" ] || echo "transfer.sh: $*" >&2; }
+
 wdev_line() { # RESULT: one line with the weight deviation's mean and max (nothing without it)
+  [ -z "$QUIET" ] || return 0
   python3 - "$1" <<'PY' >&2 || true
 import json, sys
 w = json.load(open(sys.argv[1])).get("weight_deviation")
@@ -263,7 +280,7 @@ report() { # DIR
     sf-report --title "$TITLE" -o "$1/report.html" "$1/result.json" || {
       echo "transfer.sh: error: stage sf-report failed" >&2; exit 1; }
   fi
-  echo "transfer.sh: wrote $1/result.json${REPORT:+ and $1/report.html}" >&2
+  note "wrote $1/result.json${REPORT:+ and $1/report.html}"
 }
 
 case $MODE in
@@ -331,6 +348,8 @@ for d in "$BASE" "$FT" "$SAE"; do [ -d "$d" ] || sf_usage_error "$d: not a direc
 for f in "${DATA[@]}"; do [ -r "$f" ] || sf_usage_error "$f: cannot read"; done
 [ -z "$MAXNORM" ] || [ -z "$MULT" ] || sf_usage_error "--outlier-max-norm and --outlier-multiplier exclude each other"
 [ -z "$NSCALAR" ] || [ -n "$MULT" ] || sf_usage_error "--outlier-norm-scalar needs --outlier-multiplier"
+[ -z "$ACTSB$ACTSF" ] || { [ -n "$ACTSB" ] && [ -n "$ACTSF" ]; } || sf_usage_error "--acts-base and --acts-finetune go together"
+[ -z "$ACTSB" ] || [ $MODE = single ] || sf_usage_error "--acts-base/--acts-finetune run one pass (no --plan)"
 CFG="$SAE/cfg.json"
 [ -r "$CFG" ] || sf_usage_error "$CFG: cannot read"
 [ -n "$HOOK" ] || HOOK=$(sf_cfg_get "$CFG" hook_name)
@@ -354,7 +373,7 @@ T=$SF_TMP
 estimate_outliers
 TX=(--max-tokens "$TOKENS")
 RX=(--base-model "$BASE" --finetune-model "$FT" --sae "$SAE")
-echo "transfer.sh: weight deviation of the checkpoints first (sf-reduce, before any token: the seed's cheap predictor)" >&2
+note "weight deviation of the checkpoints first (sf-reduce, before any token: the seed's cheap predictor)"
 run_study "$OUT/result.json.tmp" || exit $?
 mv "$OUT/result.json.tmp" "$OUT/result.json"
 wdev_line "$OUT/result.json"

@@ -22,6 +22,7 @@
 #include "proto.h"
 #include "cli.h"
 #include "json.h"
+#include "hook.h"
 
 extern char **environ;
 
@@ -759,8 +760,9 @@ static double study_val(const struct study *st, const struct row *rw)
     return num_or_nan(o, rw->sub);
 }
 
-/* The studies' "warnings" (sf-reduce, proto/PROTOCOL.md §5) at the top; nothing when none. */
-static void warnings_section(struct report *r, const struct study *st, int ns)
+/* The studies' "warnings" (sf-reduce, proto/PROTOCOL.md §5) at the top; nothing when none. numbered:
+ * each is said as "study N (PATH)", else as "PATH" (a sweep's parts). */
+static void warnings_section(struct report *r, const struct study *st, int ns, bool numbered)
 {
     struct sb *s = &r->html;
     int n = 0;
@@ -772,12 +774,25 @@ static void warnings_section(struct report *r, const struct study *st, int ns)
         cJSON_ArrayForEach(w, proto_json_get(st[i].doc, "warnings")) {
             const char *code = str_or_null(w, "code"), *msg = str_or_null(w, "message");
             sb_printf(s, "<li class=\"warn\" data-code=\""); sb_esc(s, code ? code : "unknown");
-            sb_printf(s, "\">study %d (", i + 1); sb_esc(s, st[i].path); sb_printf(s, "): <b>");
+            if (numbered) { sb_printf(s, "\">study %d (", i + 1); sb_esc(s, st[i].path); sb_printf(s, "): <b>"); }
+            else { sb_printf(s, "\">"); sb_esc(s, st[i].path); sb_printf(s, ": <b>"); }
             sb_esc(s, code ? code : "unknown"); sb_printf(s, "</b>: "); sb_esc(s, msg ? msg : "(no message)");
             sb_printf(s, "</li>\n");
         }
     }
     sb_printf(s, "</ul></section>\n");
+}
+
+/* The verdict thresholds in words (under every verdict list). */
+static void thresholds_note(struct sb *s)
+{
+    sb_printf(s, "<p class=\"thresholds\">Thresholds: <i>transfers</i> when finetune CE delta &#8804; %.1f&#215; base CE delta, "
+              "regular-feature activation similarity mean &#8805; %.1f and density Pearson r &#8805; %.1f; <i>does not transfer</i> "
+              "when CE delta ratio &gt; %.0f, activation similarity &lt; %.1f or finetune R&#178; pooled &lt; %.0f; otherwise "
+              "<i>transfers partly</i>; <i>undetermined</i> when a figure is missing, when either model has over %.0f%% outliers "
+              "(the seed's method assumes under 1%%), with what the feature figures alone say; a base CE delta under %.2f nats is floored at it for the "
+              "ratio, a negative finetune CE delta counts as 0.</p>\n",
+              V_CE_RATIO_OK, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD, 100 * V_OUTLIER_MAX, V_CE_FLOOR);
 }
 
 static void summary(struct report *r, struct study *st, int ns)
@@ -811,13 +826,8 @@ static void summary(struct report *r, struct study *st, int ns)
         sb_printf(s, "<li class=\"%s\" id=\"verdict-%d\">study %d (", cls, i + 1, i + 1);
         sb_esc(s, st[i].path); sb_printf(s, "): <b>"); sb_esc(s, v); sb_printf(s, "</b></li>\n");
     }
-    sb_printf(s, "</ul>\n<p class=\"thresholds\">Thresholds: <i>transfers</i> when finetune CE delta &#8804; %.1f&#215; base CE delta, "
-              "regular-feature activation similarity mean &#8805; %.1f and density Pearson r &#8805; %.1f; <i>does not transfer</i> "
-              "when CE delta ratio &gt; %.0f, activation similarity &lt; %.1f or finetune R&#178; pooled &lt; %.0f; otherwise "
-              "<i>transfers partly</i>; <i>undetermined</i> when a figure is missing, when either model has over %.0f%% outliers "
-              "(the seed's method assumes under 1%%), with what the feature figures alone say; a base CE delta under %.2f nats is floored at it for the "
-              "ratio, a negative finetune CE delta counts as 0.</p>\n",
-              V_CE_RATIO_OK, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD, 100 * V_OUTLIER_MAX, V_CE_FLOOR);
+    sb_printf(s, "</ul>\n");
+    thresholds_note(s);
 }
 
 /* True when a HIST has geometric (LOGZ) edges spanning > 2 decades: drawn on a log x axis. */
@@ -1085,15 +1095,22 @@ static void prov_meta(struct sb *s, const cJSON *meta)
     sb_printf(s, "</ul>\n");
 }
 
-static void provenance(struct report *r, const struct study *st, int ns)
+/* Opens the provenance footer: its heading and the report's writer and date. */
+static void footer_open(struct sb *s)
 {
-    struct sb *s = &r->html;
-    char b[64], b2[48], b3[48];
+    char b[64];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", &tm);
     sb_printf(s, "<footer id=\"provenance\"><h2>Provenance</h2>\n<p>Report written by sf-report %s on %s.</p>\n", SAEFLOW_VERSION, b);
+}
+
+static void provenance(struct report *r, const struct study *st, int ns)
+{
+    struct sb *s = &r->html;
+    char b[64], b2[48], b3[48];
+    footer_open(s);
     for (int i = 0; i < ns; i++) {
         const cJSON *d = st[i].doc, *p = proto_json_get(d, "provenance");
         sb_printf(s, "<h4>study %d: ", i + 1); sb_esc(s, st[i].path); sb_printf(s, "</h4>\n<ul>");
@@ -1132,6 +1149,502 @@ static void provenance(struct report *r, const struct study *st, int ns)
     sb_printf(s, "</footer>\n");
 }
 
+/* ======================== sweeps ======================== */
+/* A sweep (pipelines/sweep.sh, proto/PROTOCOL.md §5 "Sweeps"): the similarity profile at every
+ * hook, the weight deviation by layer and one transfer study per SAE, all drawn on one depth axis
+ * (blocks run: 0 = the embeddings, L + 1 = block L's output, blocks.L.hook_resid_post). Every key
+ * is optional: what is missing is said in words (or as a plot saying so), the rest is drawn. */
+#define SWEEP_MAX   512     /* hooks, layers and studies drawn (PROTO_MAX_HOOKS); more are noted */
+#define HEAT_COLS   128     /* the heatmap averages positions into at most this many columns */
+
+struct sweep {
+    const cJSON *doc, *prof, *wd;
+    int nh, nl, ns;                                      /* profile hooks, weight layers, studies */
+    bool cut;                                            /* more than SWEEP_MAX of one of them */
+    const char *hook[SWEEP_MAX];                         /* (nh) profile hook names (NULL: unnamed) */
+    const cJSON *hsim[SWEEP_MAX];                        /* (nh) the hook's "similarity" block */
+    double hd[SWEEP_MAX], hcos[SWEEP_MAX], hl2[SWEEP_MAX];  /* (nh) depth, cos_mean, l2_mean */
+    double ld[SWEEP_MAX], lmean[SWEEP_MAX], lmax[SWEEP_MAX];  /* (nl) depth L + 1, deviation mean, max */
+    double l1c[SWEEP_MAX], ldiv[SWEEP_MAX];              /* (nl) 1 - cos after block L; its rise over block L */
+    char ltip[SWEEP_MAX][24];                            /* (nl) "layer L" */
+    struct study st[SWEEP_MAX];                          /* (ns) each study's result (doc NULL: none) */
+    const cJSON *sent[SWEEP_MAX];                        /* (ns) the "studies" entry */
+    double sd[SWEEP_MAX];                                /* (ns) depth */
+    char spath[SWEEP_MAX][96];                           /* (ns) "SAE at HOOK" */
+};
+
+/* Depth of a hook (proto/hook.h), NaN when NAME is not a blocks.L.hook_resid_pre/post name. */
+static double hook_depth(const char *name)
+{
+    struct proto_hook h;
+    return name && proto_hook_parse(name, &h) ? proto_hook_depth(h) : NAN;
+}
+
+/* 1 - cos_mean at the profile's blocks.L.hook_resid_post (post) or at its first hook of depth L. */
+static double sweep_div(const struct sweep *w, int layer, bool post)
+{
+    char name[PROTO_HOOK_NAME];
+    snprintf(name, sizeof name, "blocks.%d.hook_resid_post", layer);
+    for (int i = 0; i < w->nh; i++)
+        if (post ? w->hook[i] && strcmp(w->hook[i], name) == 0 : w->hd[i] == layer) return 1 - w->hcos[i];
+    return NAN;
+}
+
+/* Binds a study to a result document (doc NULL: none), as study_load does after reading it. */
+static void study_bind(struct study *st, cJSON *doc, const char *path)
+{
+    memset(st, 0, sizeof *st);
+    st->doc = doc; st->path = path;
+    if (proto_json_get(doc, "base") || proto_json_get(doc, "finetune")) {
+        st->blk[0] = proto_json_get(doc, "base"); st->blk[1] = proto_json_get(doc, "finetune");
+        st->names[0] = "base"; st->names[1] = "finetune"; st->n_models = 2;
+    } else {
+        st->blk[0] = proto_json_get(doc, "model"); st->names[0] = "model"; st->n_models = 1;
+    }
+}
+
+/* The profile hooks (names from profile.hooks[i].hook, else the top-level "hooks"). */
+static void sweep_load_profile(struct sweep *w)
+{
+    const cJSON *e, *names = proto_json_get(w->doc, "hooks");
+    cJSON_ArrayForEach(e, proto_json_get(w->prof, "hooks")) {
+        if (w->nh == SWEEP_MAX) { w->cut = true; break; }
+        int i = w->nh++;
+        const cJSON *alt = cJSON_IsArray(names) ? cJSON_GetArrayItem(names, i) : NULL;
+        w->hook[i] = str_or_null(e, "hook");
+        if (!w->hook[i] && cJSON_IsString(alt)) w->hook[i] = alt->valuestring;
+        w->hsim[i] = proto_json_get(e, "similarity");
+        w->hd[i] = hook_depth(w->hook[i]);
+        w->hcos[i] = num_or_nan(w->hsim[i], "cos_mean");
+        w->hl2[i] = num_or_nan(w->hsim[i], "l2_mean");
+    }
+}
+
+static void sweep_load(struct sweep *w, const cJSON *doc)
+{
+    memset(w, 0, sizeof *w);
+    w->doc = doc; w->prof = proto_json_get(doc, "profile"); w->wd = proto_json_get(doc, "weight_deviation");
+    sweep_load_profile(w);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, proto_json_get(w->wd, "by_layer")) {
+        if (w->nl == SWEEP_MAX) { w->cut = true; break; }
+        int k = w->nl++;
+        double l = num_or_nan(e, "layer");
+        bool ok = l >= 0 && l < 100000 && l == floor(l);
+        w->ld[k] = ok ? l + 1 : NAN; w->lmean[k] = num_or_nan(e, "mean"); w->lmax[k] = num_or_nan(e, "max");
+        w->l1c[k] = ok ? sweep_div(w, (int)l, true) : NAN;
+        w->ldiv[k] = ok ? w->l1c[k] - sweep_div(w, (int)l, false) : NAN;
+        snprintf(w->ltip[k], sizeof w->ltip[k], "layer %.0f", l);
+    }
+    cJSON_ArrayForEach(e, proto_json_get(doc, "studies")) {
+        if (w->ns == SWEEP_MAX) { w->cut = true; break; }
+        int i = w->ns++;
+        const cJSON *res = proto_json_get(e, "result");
+        const char *hk = str_or_null(e, "hook");
+        if (!hk) hk = str_or_null(res, "hook");
+        double d = num_or_nan(e, "depth");
+        w->sent[i] = e; w->sd[i] = isfinite(d) ? d : hook_depth(hk);
+        snprintf(w->spath[i], sizeof w->spath[i], "SAE at %s", hk ? hk : "an unnamed hook");
+        study_bind(&w->st[i], cJSON_IsObject(res) ? (cJSON *)res : NULL, w->spath[i]);
+    }
+}
+
+/* Pearson r of the pairs (x[i], y[i]) where both are finite (two-pass); *m gets their count. NaN
+ * under 3 pairs or when one side is constant. */
+static double pearson(const double *x, const double *y, int n, int *m)
+{
+    double mx = 0, my = 0, vx = 0, vy = 0, c = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++) if (isfinite(x[i]) && isfinite(y[i])) { mx += x[i]; my += y[i]; k++; }
+    *m = k;
+    if (k < 3) return NAN;
+    mx /= k; my /= k;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i]) && isfinite(y[i])) { vx += (x[i] - mx) * (x[i] - mx); vy += (y[i] - my) * (y[i] - my); c += (x[i] - mx) * (y[i] - my); }
+    return vx > 0 && vy > 0 ? c / sqrt(vx * vy) : NAN;
+}
+
+/* The depth axis under a plot begun with no x label: a tick per depth (every k-th past 12). */
+static void depth_axis(struct plot *p, double d0, double d1)
+{
+    char b[32];
+    double st = fmax(1, ceil((d1 - d0) / 12));
+    for (double t = ceil(d0), k = 0; t <= d1 + 1e-9 && k < 40; t += st, k++) { snprintf(b, sizeof b, "%.0f", t); tick(p, true, t, b); }
+    sb_printf(p->s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">depth (blocks run; block L's output is L + 1)</text>\n",
+              (ML + PW - MR) / 2, PH - 10);
+}
+
+/* One line of a depth plot: y (n), its legend name and colour. */
+struct series { const double *y; const char *name, *color; };
+
+/* Values by depth: x (n) depths, each series' y (n) drawn as a line with dots in the given
+ * (network) order, each dot titled tips[i] (its hook or layer). Returns false when no point has
+ * a finite depth and value. */
+static bool depth_plot(struct report *r, const char *id, const char *title, const char *yl, const double *x, int n,
+                       const struct series *sr, int nsr, const char *const *tips, const char *extra, const char *caption)
+{
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int k = 0; k < nsr; k++)
+        for (int i = 0; i < n; i++)
+            if (isfinite(x[i]) && isfinite(sr[k].y[i])) {
+                x0 = fmin(x0, x[i]); x1 = fmax(x1, x[i]); y0 = fmin(y0, sr[k].y[i]); y1 = fmax(y1, sr[k].y[i]);
+            }
+    if (!isfinite(x0)) return false;
+    double pad = y1 > y0 ? 0.08 * (y1 - y0) : fmax(0.05 * fabs(y1), 0.05);
+    size_t at = fig_begin(r);
+    struct plot p;
+    struct sb *s = &r->html;
+    plot_begin(&p, s, id, title, "", yl, x0 - 0.5, x1 + 0.5, false, y0 - pad, y1 + 2.5 * pad, false);
+    depth_axis(&p, x0, x1);
+    for (int k = 0; k < nsr; k++) {
+        sb_printf(s, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", sr[k].color);
+        for (int i = 0; i < n; i++)
+            if (isfinite(x[i]) && isfinite(sr[k].y[i])) sb_printf(s, "%.1f,%.1f ", px(&p, x[i]), py(&p, sr[k].y[i]));
+        sb_printf(s, "\"/>\n");
+        for (int i = 0; i < n; i++) {
+            if (!isfinite(x[i]) || !isfinite(sr[k].y[i])) continue;
+            sb_printf(s, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", px(&p, x[i]), py(&p, sr[k].y[i]), sr[k].color);
+            sb_esc(s, tips && tips[i] ? tips[i] : "?"); sb_printf(s, ", "); sb_esc(s, sr[k].name);
+            sb_printf(s, ": %.4g</title></circle>\n", sr[k].y[i]);
+        }
+    }
+    for (int k = 0; k < nsr; k++) plot_note(&p, k, sr[k].color, sr[k].name);
+    if (extra) plot_note(&p, nsr, "#000", extra);
+    plot_end(&p);
+    fig_end(r, id, at, caption);
+    return true;
+}
+
+/* Viridis-like colour of t in [0, 1] into b (8 bytes); NaN is grey. */
+static void heat_color(char *b, double t)
+{
+    static const unsigned char stop[5][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}};
+    if (isnan(t)) { snprintf(b, 8, "#cccccc"); return; }
+    t = fmin(fmax(t, 0), 1) * 4;
+    int k = t >= 4 ? 3 : (int)t;
+    double f = t - k;
+    int c[3];
+    for (int j = 0; j < 3; j++) c[j] = (int)(stop[k][j] + f * (stop[k + 1][j] - stop[k][j]) + 0.5);
+    snprintf(b, 8, "#%02x%02x%02x", c[0], c[1], c[2]);
+}
+
+/* Mean cos of each profile hook by position, averaged into nb columns over nc positions: cell
+ * (nh, nb), NaN where a hook has no finite value; *lo, *hi the finite range. */
+static void heat_cells(const struct sweep *w, int nc, int nb, double *cell, double *lo, double *hi)
+{
+    *lo = INFINITY; *hi = -INFINITY;
+    for (int i = 0; i < w->nh; i++) {
+        double *v;
+        size_t m = num_array(proto_json_get(w->hsim[i], "cos_by_position"), &v);
+        for (int b = 0; b < nb; b++) {
+            size_t a = (size_t)b * nc / nb, e = (size_t)(b + 1) * nc / nb, k = 0;
+            double sum = 0;
+            for (size_t j = a; j < e && j < m; j++) if (isfinite(v[j])) { sum += v[j]; k++; }
+            cell[(size_t)i * nb + b] = k ? sum / k : NAN;
+            if (k) { *lo = fmin(*lo, sum / k); *hi = fmax(*hi, sum / k); }
+        }
+        free(v);
+    }
+}
+
+/* The colour scale under the heatmap: lo .. hi left to right. */
+static void heat_legend(struct sb *s, double lo, double hi)
+{
+    char c[8];
+    const int n = 32, y = PH + 2;
+    const double wd = (double)(PW - ML - MR) / n;
+    for (int k = 0; k < n; k++) {
+        heat_color(c, (k + 0.5) / n);
+        sb_printf(s, "<rect x=\"%.1f\" y=\"%d\" width=\"%.2f\" height=\"10\" fill=\"%s\"/>\n", ML + k * wd, y, wd + 0.3, c);
+    }
+    sb_printf(s, "<text x=\"%d\" y=\"%d\">%.4f</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.4f</text>"
+              "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">mean cosine similarity (colour)</text>\n",
+              ML, y + 23, lo, PW - MR, y + 23, hi, (ML + PW - MR) / 2, y + 23);
+}
+
+/* long: one straight drawing (cells row by row, row labels, axes, colour scale) */
+/* The layer x position heatmap: one row per profile hook (network order, top down; a <g
+ * class="hm-row"> each), one column per position (averaged into HEAT_COLS columns past that). */
+static bool sweep_heatmap(struct report *r, const char *id, const struct sweep *w)
+{
+    int nc = 0;
+    for (int i = 0; i < w->nh; i++) { int m = cJSON_GetArraySize(proto_json_get(w->hsim[i], "cos_by_position")); if (m > nc) nc = m; }
+    if (w->nh < 1 || nc < 1) return false;
+    int nb = nc < HEAT_COLS ? nc : HEAT_COLS;
+    double *cell = malloc((size_t)w->nh * nb * sizeof *cell), lo, hi;   /* (nh, nb) */
+    if (!cell) return false;
+    heat_cells(w, nc, nb, cell, &lo, &hi);
+    if (!isfinite(lo)) { lo = 0; hi = 1; }
+    double span = hi > lo ? hi - lo : 1;
+    struct sb *s = &r->html;
+    size_t at = fig_begin(r);
+    svg_open(s, id, "Cosine similarity by depth and position", PH + 34);
+    struct plot p = {s, 0, nc, 0, w->nh};
+    double rh = py(&p, 0) - py(&p, 1);
+    int every = rh >= 9 ? 1 : (int)ceil(9 / rh);
+    char c[8];
+    for (int i = 0; i < w->nh; i++) {
+        double y = py(&p, w->nh - i);
+        sb_printf(s, "<g class=\"hm-row\" data-hook=\""); sb_esc(s, w->hook[i] ? w->hook[i] : "?");
+        sb_printf(s, "\"><title>"); sb_esc(s, w->hook[i] ? w->hook[i] : "unnamed hook");
+        sb_printf(s, ": mean cos %.4f</title>\n", w->hcos[i]);
+        for (int b = 0; b < nb; b++) {
+            double xa = px(&p, (double)b * nc / nb), xb = px(&p, (double)(b + 1) * nc / nb), v = cell[(size_t)i * nb + b];
+            heat_color(c, isnan(v) ? NAN : (v - lo) / span);
+            sb_printf(s, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>", xa, y, xb - xa + 0.3, rh + 0.3, c);
+        }
+        sb_printf(s, "</g>\n");
+        if (i % every == 0) {
+            if (isfinite(w->hd[i])) sb_printf(s, "<text class=\"yt\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.0f</text>\n", ML - 6, y + rh / 2 + 4, w->hd[i]);
+            else sb_printf(s, "<text class=\"yt\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">?</text>\n", ML - 6, y + rh / 2 + 4);
+        }
+    }
+    sb_printf(s, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n", ML, MT, PW - ML - MR, PH - MT - MB);
+    axis_ticks(&p, true, 0, nc, false, true);
+    sb_printf(s, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">position in context</text>\n", (ML + PW - MR) / 2, PH - 10);
+    sb_printf(s, "<text transform=\"translate(14,%d) rotate(-90)\" text-anchor=\"middle\">hook depth (network order, top down)</text>\n",
+              (MT + PH - MB) / 2);
+    heat_legend(s, lo, hi);
+    sb_printf(s, "</svg>\n");
+    free(cell);
+    fig_end(r, id, at, nc > nb ? "Mean cosine similarity per hook (rows) and context position (columns, averaged in groups)"
+                              : "Mean cosine similarity per hook (rows) and context position (columns)");
+    return true;
+}
+
+/* Weight deviation by layer on the depth axis (block L's weights at L + 1) with the divergence
+ * 1 - cos after block L, and the Pearson r between the two (also against the rise over block L). */
+static void sweep_wdev(struct report *r, const struct sweep *w)
+{
+    char ex[96], b1[48], b2[48];
+    const char *tips[SWEEP_MAX];
+    int m1, m2;
+    sb_printf(&r->html, "<h3>Weight deviation by layer, and where the activations diverge</h3>\n<div class=\"grid\">\n");
+    for (int k = 0; k < w->nl; k++) tips[k] = w->ltip[k];
+    double r1 = pearson(w->lmean, w->l1c, w->nl, &m1), r2 = pearson(w->lmean, w->ldiv, w->nl, &m2);
+    snprintf(ex, sizeof ex, "r(mean, 1 - cos) = %s", fmt_f(b1, r1));
+    const struct series sr[3] = {{w->lmean, "mean ||A-B||/||A|| of block L", "#4c78a8"},
+                                 {w->lmax, "max ||A-B||/||A|| of block L", "#e45756"},
+                                 {w->l1c, "1 - cos after block L", "#54a24b"}};
+    if (!depth_plot(r, "plot-sweep-wdev", "Weight deviation by layer vs divergence", "relative deviation; 1 - cos", w->ld, w->nl,
+                    sr, 3, tips, ex, "Relative Frobenius deviation of block L's tensors (mean, max) at depth L + 1, and the "
+                    "divergence 1 - mean cos at blocks.L.hook_resid_post"))
+        empty_plot(r, "plot-sweep-wdev", "Weight deviation by layer", "no weight_deviation.by_layer in the sweep document");
+    sb_printf(&r->html, "</div>\n<p id=\"sweep-wdev-r\">Is the weight change a predictor of where the activations diverge? "
+              "Pearson r between block L's mean weight deviation and 1 - cos at blocks.L.hook_resid_post: <b>r = %s</b> "
+              "over %d layers; with the divergence block L adds (1 - cos after it minus before it): <b>r = %s</b> over %d layers "
+              "(a dash: under 3 layers with both figures, or no spread).</p>\n", fmt_f(b1, r1), m1, fmt_f(b2, r2), m2);
+}
+
+static void sweep_profile_section(struct report *r, const struct sweep *w)
+{
+    const struct series cs = {w->hcos, "mean cos", "#4c78a8"}, ls = {w->hl2, "mean L2", "#e45756"};
+    int nd = 0;
+    for (int i = 0; i < w->nh; i++) nd += isnan(w->hd[i]);
+    sb_printf(&r->html, "<section id=\"sweep-profile\"><h2>Similarity profile (base vs finetune, same tokens, every hook)</h2>\n");
+    if (!w->prof) note(r, "No \"profile\" in the sweep document: the similarity profile is skipped.");
+    if (nd) note(r, "%d of %d profile hooks have no depth (not a blocks.L.hook_resid_pre/post name): left out of the plots.", nd, w->nh);
+    sb_printf(&r->html, "<div class=\"grid\">\n");
+    if (!depth_plot(r, "plot-sweep-profile", "Mean cosine similarity by depth", "mean cosine similarity", w->hd, w->nh, &cs, 1,
+                    w->hook, NULL, "Global mean cosine similarity of base and finetune activations at each hook"))
+        empty_plot(r, "plot-sweep-profile", "Mean cosine similarity by depth", "no hook with a depth and a cos_mean");
+    if (!depth_plot(r, "plot-sweep-profile-l2", "Mean Euclidean distance by depth", "mean L2 distance", w->hd, w->nh, &ls, 1,
+                    w->hook, NULL, "Global mean L2 distance of base and finetune activations at each hook"))
+        empty_plot(r, "plot-sweep-profile-l2", "Mean Euclidean distance by depth", "no hook with a depth and an l2_mean");
+    if (!sweep_heatmap(r, "plot-sweep-heatmap", w))
+        empty_plot(r, "plot-sweep-heatmap", "Cosine similarity by depth and position", "no cos_by_position in the profile");
+    sb_printf(&r->html, "</div>\n");
+    sweep_wdev(r, w);
+    sb_printf(&r->html, "</section>\n");
+}
+
+/* The per-SAE figures drawn and tabled by depth. */
+enum sm_kind { SM_MODEL, SM_CE, SM_TRANSFER, SM_ACTSIM };   /* per model: a key, ce_delta; study-wide: a transfer key, its .mean */
+struct smetric { const char *id, *title, *col, *yl, *key; enum sm_kind kind; enum fmt f; };
+static const struct smetric SWEEP_METRICS[] = {
+    {"l0", "L0 by depth", "L0", "active features / token", "l0", SM_MODEL, F_F},
+    {"ce-delta", "CE delta (spliced - clean) by depth", "CE delta (nats)", "nats", NULL, SM_CE, F_F},
+    {"ce-recovered", "CE recovered by depth", "CE recovered", "fraction of the ablation's loss", "ce_recovered", SM_MODEL, F_F},
+    {"ev", "Explained variance by depth", "explained variance", "explained variance", "explained_variance", SM_MODEL, F_F},
+    {"dead", "Dead features by depth", "dead features", "features", "dead_count", SM_MODEL, F_I},
+    {"density-r", "Density Pearson r by depth", "density r", "Pearson r (log densities)", "density_pearson", SM_TRANSFER, F_F},
+    {"act-sim", "Activation similarity by depth", "activation similarity", "mean r, regular features", "activation_similarity", SM_ACTSIM, F_F},
+};
+#define N_SWEEP_METRICS ((int)(sizeof SWEEP_METRICS / sizeof *SWEEP_METRICS))
+
+/* CE delta of a model block: its ce_delta, else ce_spliced - ce_clean. */
+static double model_ce_delta(const cJSON *b)
+{
+    double d = num_or_nan(b, "ce_delta");
+    return isfinite(d) ? d : num_or_nan(b, "ce_spliced") - num_or_nan(b, "ce_clean");
+}
+
+/* Figure m of a study for model k (0 base or the single model, 1 finetune; study-wide ones: k 0). */
+static double smetric_val(const struct study *st, const struct smetric *m, int k)
+{
+    const cJSON *tr = proto_json_get(st->doc, "transfer"), *b = k < st->n_models ? st->blk[k] : NULL;
+    switch (m->kind) {
+    case SM_MODEL: return num_or_nan(b, m->key);
+    case SM_CE: return model_ce_delta(b);
+    case SM_TRANSFER: return k == 0 ? num_or_nan(tr, m->key) : NAN;
+    case SM_ACTSIM: return k == 0 ? num_or_nan(proto_json_get(tr, m->key), "mean") : NAN;
+    }
+    return NAN;
+}
+
+static void sweep_metric_plots(struct report *r, const struct sweep *w)
+{
+    static double v[2][SWEEP_MAX];   /* (2, ns) base, finetune */
+    const char *tips[SWEEP_MAX];
+    char id[64], t[128];
+    for (int i = 0; i < w->ns; i++) tips[i] = w->spath[i];
+    sb_printf(&r->html, "<div class=\"grid\" id=\"plot-sweep-metrics\">\n");
+    for (int j = 0; j < N_SWEEP_METRICS; j++) {
+        const struct smetric *m = &SWEEP_METRICS[j];
+        bool pair = m->kind == SM_MODEL || m->kind == SM_CE;
+        for (int i = 0; i < w->ns; i++) { v[0][i] = smetric_val(&w->st[i], m, 0); v[1][i] = smetric_val(&w->st[i], m, 1); }
+        const struct series sr[2] = {{v[0], pair ? "base" : "base vs finetune", "#4c78a8"}, {v[1], "finetune", "#e45756"}};
+        snprintf(id, sizeof id, "plot-sweep-metrics-%s", m->id);
+        snprintf(t, sizeof t, "%s at the SAE's hook, by the hook's depth", m->col);
+        if (!depth_plot(r, id, m->title, m->yl, w->sd, w->ns, sr, pair ? 2 : 1, tips, NULL, t))
+            empty_plot(r, id, m->title, "no study has this figure");
+    }
+    sb_printf(&r->html, "</div>\n");
+}
+
+/* A table cell with the study's verdict (the single-study verdict()), its head in bold. */
+static void verdict_cell(struct sb *s, const struct study *st)
+{
+    char v[1024], head[128];
+    const char *cls = "na";
+    if (st->doc) cls = verdict(st, v, sizeof v);
+    else snprintf(v, sizeof v, "no result: the study has no \"result\" document");
+    size_t k = strcspn(v, "(:");
+    snprintf(head, sizeof head, "%.*s", (int)(k < sizeof head - 1 ? k : sizeof head - 1), v);
+    sb_printf(s, "<td class=\"verdict %s\"><b>", cls); sb_esc(s, head); sb_printf(s, "</b>");
+    sb_esc(s, v + k); sb_printf(s, "</td>");
+}
+
+/* One row per study: hook, depth, SAE, the SWEEP_METRICS (base and finetune where per model), verdict. */
+static void sweep_table(struct report *r, const struct sweep *w)
+{
+    struct sb *s = &r->html;
+    char b[64];
+    sb_printf(s, "<table id=\"sweep-table\">\n<tr><th rowspan=\"2\">hook</th><th rowspan=\"2\">depth</th><th rowspan=\"2\">SAE</th>");
+    for (int j = 0; j < N_SWEEP_METRICS; j++)
+        sb_printf(s, SWEEP_METRICS[j].kind <= SM_CE ? "<th colspan=\"2\">%s</th>" : "<th rowspan=\"2\">%s</th>", SWEEP_METRICS[j].col);
+    sb_printf(s, "<th rowspan=\"2\">verdict</th></tr>\n<tr>");
+    for (int j = 0; j < N_SWEEP_METRICS; j++) if (SWEEP_METRICS[j].kind <= SM_CE) sb_printf(s, "<th>base</th><th>finetune</th>");
+    sb_printf(s, "</tr>\n");
+    for (int i = 0; i < w->ns; i++) {
+        const char *hk = str_or_null(w->sent[i], "hook"), *sae = str_or_null(w->sent[i], "sae");
+        if (!hk) hk = str_or_null(w->st[i].doc, "hook");
+        if (!sae) sae = str_or_null(w->st[i].doc, "sae");
+        sb_printf(s, "<tr class=\"sweep-row\" data-hook=\""); sb_esc(s, hk ? hk : "");
+        sb_printf(s, "\"><td><a href=\"#sweep-study-%d\">", i + 1); sb_esc(s, hk ? hk : "?");
+        sb_printf(s, "</a></td><td>%s</td><td>", fmt_i(b, w->sd[i])); sb_esc(s, sae ? sae : "?"); sb_printf(s, "</td>");
+        for (int j = 0; j < N_SWEEP_METRICS; j++)
+            for (int k = 0; k < (SWEEP_METRICS[j].kind <= SM_CE ? 2 : 1); k++)
+                sb_printf(s, "<td>%s</td>", fmt_val(b, smetric_val(&w->st[i], &SWEEP_METRICS[j], k), SWEEP_METRICS[j].f));
+        verdict_cell(s, &w->st[i]);
+        sb_printf(s, "</tr>\n");
+    }
+    sb_printf(s, "</table>\n");
+}
+
+/* A compact summary per study (folded): where its full result lies, the similarity at its hook,
+ * its per-model metrics; the full single-study report is `sf-report studies/DIR/result.json`. */
+static void sweep_study_summaries(struct report *r, const struct sweep *w)
+{
+    struct sb *s = &r->html;
+    char n1[48], n2[48];
+    sb_printf(s, "<h3>Per-SAE summaries</h3>\n<p>Each study is a whole single-SAE result: <code>sf-report studies/DIR/result.json</code> "
+              "renders its full report.</p>\n");
+    for (int i = 0; i < w->ns; i++) {
+        const struct study *st = &w->st[i];
+        const char *dir = str_or_null(w->sent[i], "dir"), *sae = str_or_null(w->sent[i], "sae");
+        const cJSON *sim = proto_json_get(st->doc, "similarity");
+        sb_printf(s, "<details id=\"sweep-study-%d\"><summary>%d. ", i + 1, i + 1); sb_esc(s, st->path);
+        if (sae) { sb_printf(s, " ("); sb_esc(s, sae); sb_printf(s, ")"); }
+        sb_printf(s, "</summary>\n");
+        if (dir) {
+            bool rel = dir[0] != '/' && strncmp(dir, "studies/", 8) != 0;
+            sb_printf(s, "<p>result: <a href=\"%s", rel ? "studies/" : ""); sb_esc(s, dir); sb_printf(s, "/result.json\">%s", rel ? "studies/" : "");
+            sb_esc(s, dir); sb_printf(s, "/result.json</a>; %d warnings</p>\n", cJSON_GetArraySize(proto_json_get(st->doc, "warnings")));
+        }
+        if (!st->doc) { note(r, "No result document for %s.", st->path); sb_printf(s, "</details>\n"); continue; }
+        sb_printf(s, "<p>similarity at the hook: mean cos %s, mean L2 %s</p>\n", fmt_f(n1, num_or_nan(sim, "cos_mean")), fmt_f(n2, num_or_nan(sim, "l2_mean")));
+        metrics_table(r, st, i + 1);
+        sb_printf(s, "</details>\n");
+    }
+}
+
+static void sweep_studies_section(struct report *r, const struct sweep *w)
+{
+    sb_printf(&r->html, "<section id=\"sweep-studies\"><h2>SAE studies by depth</h2>\n");
+    if (w->ns == 0) note(r, "No \"studies\" in the sweep document: the per-SAE plots are empty.");
+    sweep_metric_plots(r, w);
+    sb_printf(&r->html, "<h3>Per-SAE figures and verdicts</h3>\n");
+    sweep_table(r, w);
+    thresholds_note(&r->html);
+    sweep_study_summaries(r, w);
+    sb_printf(&r->html, "</section>\n");
+}
+
+/* What was compared: models, tokens, hooks, studies, the forward passes' time. */
+static void sweep_intro(struct report *r, const struct sweep *w)
+{
+    struct sb *s = &r->html;
+    const cJSON *d = w->doc, *fs = proto_json_get(d, "forward_seconds");
+    const char *b = str_or_null(d, "base"), *f = str_or_null(d, "finetune");
+    char n1[48], n2[48], n3[48], n4[48];
+    sb_printf(s, "<section id=\"sweep-intro\"><p>Sweep of base <b>"); sb_esc(s, b ? b : "(not given)");
+    sb_printf(s, "</b> vs finetune <b>"); sb_esc(s, f ? f : "(not given)");
+    sb_printf(s, "</b>: %s tokens, ctx %s; %d hooks profiled, %d SAE studies; forward passes %s s (base), %s s (finetune).</p>\n",
+              fmt_i(n1, num_or_nan(d, "tokens")), fmt_i(n2, num_or_nan(d, "ctx")), w->nh, w->ns,
+              fmt_f(n3, num_or_nan(fs, "base")), fmt_f(n4, num_or_nan(fs, "finetune")));
+    double v = num_or_nan(d, "saeflow_sweep");
+    if (v != 1) note(r, "Sweep format %s: this sf-report knows format 1; what it recognises is drawn.", fmt_g(n1, v));
+    if (w->cut) note(r, "More than %d hooks, layers or studies: the first %d of each are drawn.", SWEEP_MAX, SWEEP_MAX);
+    sb_printf(s, "</section>\n");
+}
+
+static void sweep_provenance(struct report *r, const struct sweep *w)
+{
+    struct sb *s = &r->html;
+    const cJSON *e, *rd = proto_json_get(proto_json_get(w->prof, "provenance"), "reduce");
+    footer_open(s);
+    sb_printf(s, "<ul><li>sweep document: saeflow "); sb_esc(s, str_or_null(w->doc, "saeflow"));
+    sb_printf(s, "</li><li>hooks: <code>");
+    cJSON_ArrayForEach(e, proto_json_get(w->doc, "hooks")) if (cJSON_IsString(e)) { sb_esc(s, e->valuestring); sb_printf(s, " "); }
+    sb_printf(s, "</code></li>");
+    if (rd) { sb_printf(s, "<li>profile: sf-reduce "); sb_esc(s, str_or_null(rd, "version")); sb_printf(s, " "); prov_args(s, proto_json_get(rd, "args")); sb_printf(s, "</li>"); }
+    for (int i = 0; i < w->ns; i++) {
+        const char *dir = str_or_null(w->sent[i], "dir");
+        sb_printf(s, "<li>study %d: ", i + 1); sb_esc(s, w->st[i].path);
+        sb_printf(s, ", SAE "); sb_esc(s, str_or_null(w->sent[i], "sae"));
+        sb_printf(s, ", dir "); sb_esc(s, dir); sb_printf(s, "</li>");
+    }
+    sb_printf(s, "</ul>\n</footer>\n");
+}
+
+/* The report of a sweep document (alone): intro, warnings of every part, the similarity profile
+ * with the weight deviation, the studies by depth, provenance. */
+static void sweep_report(struct report *r, const cJSON *doc)
+{
+    static struct sweep w;
+    static struct study ws[SWEEP_MAX + 2];   /* the sweep, its profile, its studies: for their warnings */
+    sweep_load(&w, doc);
+    sweep_intro(r, &w);
+    study_bind(&ws[0], (cJSON *)doc, "sweep");
+    study_bind(&ws[1], (cJSON *)w.prof, "similarity profile");
+    for (int i = 0; i < w.ns; i++) ws[2 + i] = w.st[i];
+    warnings_section(r, ws, 2 + w.ns, false);
+    sweep_profile_section(r, &w);
+    sweep_studies_section(r, &w);
+    sweep_provenance(r, &w);
+}
+
 static const char *CSS =
     "body{font-family:DejaVu Sans,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}"
     "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
@@ -1140,6 +1653,8 @@ static const char *CSS =
     ".note{color:#8a5a00;background:#fff6e0;padding:4px 8px}li.ok b{color:#1a7f37}li.bad b{color:#c62828}"
     "li.mid b{color:#b26a00}li.na b{color:#555}.thresholds{font-size:12px;color:#444}footer{font-size:12px;color:#444}"
     "li.kv{display:inline-block;margin-right:16px}code{font-size:11px}"
+    "td.verdict{text-align:left;max-width:560px}td.ok b{color:#1a7f37}td.bad b{color:#c62828}td.mid b{color:#b26a00}"
+    "td.na b{color:#555}details{margin:6px 0}summary{cursor:pointer}"
     "#warnings{border:2px solid #c62828;padding:4px 12px;margin:12px 0}#warnings h2{color:#c62828;margin:4px 0}"
     "li.warn{margin:4px 0}:root{color-scheme:light dark}"
     /* print: a figure, table or verdict is never split over pages, a heading never ends one */
@@ -1150,7 +1665,7 @@ static const char *CSS =
     "@media (prefers-color-scheme:dark){body{background:#15171a;color:#ddd}td,th{border-color:#555}"
     "tr.study td{background:#1f2a36}figcaption,.thresholds,footer{color:#aaa}"
     ".note{color:#f0c674;background:#3a2f14}li.ok b{color:#5cc26e}li.bad b{color:#ff6b6b}li.mid b{color:#f0a040}"
-    "li.na b{color:#bbb}#warnings{border-color:#ff6b6b}#warnings h2{color:#ff6b6b}a{color:#8ab4f8}"
+    "li.na b{color:#bbb}td.ok b{color:#5cc26e}td.bad b{color:#ff6b6b}td.mid b{color:#f0a040}td.na b{color:#bbb}#warnings{border-color:#ff6b6b}#warnings h2{color:#ff6b6b}a{color:#8ab4f8}"
     "svg{border-radius:3px}}";
 
 /* ======================== usage ======================== */
@@ -1221,7 +1736,6 @@ static void parse(struct opts *o, int argc, char **argv)
                                        {"title", required_argument, 0, OPT_TITLE}, {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     proto_cli_init(&o->cli, argv[0]);
-    o->title = "saeflow report";
     int c;
     while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS, lo, NULL)) != -1) {
         switch (c) {
@@ -1253,13 +1767,33 @@ static bool study_load(struct study *st, const char *in)
         else proto_error("%s:%d: not a valid JSON object", st->path, line);
         return false;
     }
-    if (proto_json_get(st->doc, "base") || proto_json_get(st->doc, "finetune")) {
-        st->blk[0] = proto_json_get(st->doc, "base"); st->blk[1] = proto_json_get(st->doc, "finetune");
-        st->names[0] = "base"; st->names[1] = "finetune"; st->n_models = 2;
-    } else {
-        st->blk[0] = proto_json_get(st->doc, "model"); st->names[0] = "model"; st->n_models = 1;
-    }
+    study_bind(st, st->doc, st->path);
     return true;
+}
+
+/* The report of one or more study documents, side by side. */
+static void studies_report(struct report *r, struct study *st, int ns)
+{
+    struct sb *s = &r->html;
+    warnings_section(r, st, ns, true);
+    summary(r, st, ns);
+    for (int i = 0; i < ns; i++) {
+        sb_printf(s, "<section id=\"study-%d\"><h2>Study %d: ", i + 1, i + 1);
+        sb_esc(s, st[i].path);
+        sb_printf(s, "</h2>\n");
+        if (st[i].n_models == 2) similarity_section(r, &st[i], i + 1);
+        else if (proto_json_get(st[i].doc, "similarity")) similarity_section(r, &st[i], i + 1);
+        for (int m = 0; m < st[i].n_models; m++) {
+            if (st[i].blk[m]) model_section(r, &st[i], i + 1, m);
+            else note(r, "No \"%s\" block in %s: its plots are skipped.", st[i].names[m], st[i].path);
+        }
+        if (st[i].n_models == 2) transfer_section(r, &st[i], i + 1);
+        else if (!st[i].blk[0]) note(r, "No per-model block (\"base\"/\"finetune\"/\"model\") in %s.", st[i].path);
+        if (st[i].n_models == 2 || proto_json_get(st[i].doc, "weight_deviation")) weights_section(r, &st[i], i + 1);
+        metrics_table(r, &st[i], i + 1);
+        sb_printf(s, "</section>\n");
+    }
+    provenance(r, st, ns);
 }
 
 int main(int argc, char **argv)
@@ -1273,6 +1807,14 @@ int main(int argc, char **argv)
             for (int j = 0; j < i; j++) cJSON_Delete(st[j].doc);
             return PROTO_EXIT_FAIL;
         }
+    bool sweep = false;
+    for (int i = 0; i < ns; i++) sweep = sweep || proto_json_get(st[i].doc, "saeflow_sweep");
+    if (sweep && ns > 1) {
+        proto_error("a sweep document (\"saeflow_sweep\") is reported alone: %d inputs given", ns);
+        for (int j = 0; j < ns; j++) cJSON_Delete(st[j].doc);
+        return PROTO_EXIT_USAGE;
+    }
+    const char *title = o.title ? o.title : sweep && str_or_null(st[0].doc, "title") ? str_or_null(st[0].doc, "title") : "saeflow report";
     if (o.png_dir && mkdir(o.png_dir, 0777) != 0 && errno != EEXIST) {
         proto_error("%s: %s", o.png_dir, strerror(errno));
         return PROTO_EXIT_FAIL;
@@ -1280,29 +1822,12 @@ int main(int argc, char **argv)
     struct report r = {.png_dir = o.png_dir};
     struct sb *s = &r.html;
     sb_printf(s, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/><title>");
-    sb_esc(s, o.title);
+    sb_esc(s, title);
     sb_printf(s, "</title>\n<style>%s</style></head>\n<body>\n<h1>", CSS);
-    sb_esc(s, o.title);
+    sb_esc(s, title);
     sb_printf(s, "</h1>\n");
-    warnings_section(&r, st, ns);
-    summary(&r, st, ns);
-    for (int i = 0; i < ns; i++) {
-        sb_printf(s, "<section id=\"study-%d\"><h2>Study %d: ", i + 1, i + 1);
-        sb_esc(s, st[i].path);
-        sb_printf(s, "</h2>\n");
-        if (st[i].n_models == 2) similarity_section(&r, &st[i], i + 1);
-        else if (proto_json_get(st[i].doc, "similarity")) similarity_section(&r, &st[i], i + 1);
-        for (int m = 0; m < st[i].n_models; m++) {
-            if (st[i].blk[m]) model_section(&r, &st[i], i + 1, m);
-            else note(&r, "No \"%s\" block in %s: its plots are skipped.", st[i].names[m], st[i].path);
-        }
-        if (st[i].n_models == 2) transfer_section(&r, &st[i], i + 1);
-        else if (!st[i].blk[0]) note(&r, "No per-model block (\"base\"/\"finetune\"/\"model\") in %s.", st[i].path);
-        if (st[i].n_models == 2 || proto_json_get(st[i].doc, "weight_deviation")) weights_section(&r, &st[i], i + 1);
-        metrics_table(&r, &st[i], i + 1);
-        sb_printf(s, "</section>\n");
-    }
-    provenance(&r, st, ns);
+    if (sweep) sweep_report(&r, st[0].doc);
+    else studies_report(&r, st, ns);
     sb_printf(s, "</body></html>\n");
     if (r.err) { proto_error("%s: %s", r.err_where, strerror(r.err)); rc = PROTO_EXIT_FAIL; }
     if (rc == PROTO_EXIT_OK) {

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# A sweep with one SAE per block (issue 17): SAEs for blocks 0, 1, 3, 4 of stories260k trained
+# here with sf-train (small, quick), the fixture's relu SAE at blocks.2. pipelines/sweep.sh (one
+# forward per model, every SAE fed from it through sf-cat --hook, --outlier-multiplier 2 --ablate)
+# on ft-code gives, for the blocks.2 SAE, the same figures as today's single-SAE transfer.sh
+# within 1e-9 (every number of result.json but timings and provenance). The studies come in
+# network order, one per SAE hook, each a whole transfer document (ce_recovered, density r,
+# activation similarity), also written to OUT/studies/NAME/result.json.
+source "$SF_ROOT/tests/lib.sh"
+need_fixtures
+F=$SF_FIXTURES; M=$F/models
+mkdir -p saes
+for L in 0 1 3 4; do
+  "$SF_ROOT/pipelines/train.sh" --model "$M/stories260k" --hook "blocks.$L.hook_resid_post" --data "$F/data/stories.jsonl" \
+      --out "saes/L$L" --tokens 16384 -- --d-sae 128 --steps 150 -q || die "train.sh blocks.$L failed"
+done
+cp -r "$F/saes/stories260k-L2-relu" saes/L2
+STUDY=(--base "$M/stories260k" --finetune "$M/stories260k-ft-code" --data "$F/data/stories.jsonl" --tokens 8192
+       --rows 8 --outlier-multiplier 2 --ablate --no-report)
+"$SF_ROOT/pipelines/sweep.sh" "${STUDY[@]}" --saes saes --out sweep 2> sweep.err || { cat sweep.err; die "sweep.sh failed"; }
+"$SF_ROOT/pipelines/transfer.sh" "${STUDY[@]}" --sae saes/L2 --out single 2> single.err || { cat single.err; die "transfer.sh failed"; }
+"$PY" - <<'PY' || exit 1
+import json, sys
+d = json.load(open("sweep/result.json"))
+bad, n = [], 0
+hooks = [s["hook"] for s in d["studies"]]
+want = [f"blocks.{L}.hook_resid_post" for L in range(5)]
+if hooks != want: bad.append(f"studies at {hooks}, expected {want}")
+if [s["depth"] for s in d["studies"]] != [1, 2, 3, 4, 5]: bad.append("depths")
+for s in d["studies"]:
+    r = s["result"]
+    disk = json.load(open("sweep/" + s["dir"] + "/result.json"))
+    if disk != r: bad.append(f"{s['dir']}: result differs from its file")
+    for k in ("base", "finetune", "transfer", "similarity"):
+        if k not in r: bad.append(f"{s['hook']}: no {k} block")
+    if r.get("tokens") != 8192: bad.append(f"{s['hook']}: tokens {r.get('tokens')}")
+    if r.get("base", {}).get("ce_recovered") is None: bad.append(f"{s['hook']}: no ce_recovered")
+s2 = next(s for s in d["studies"] if s["hook"] == "blocks.2.hook_resid_post")["result"]
+ref = json.load(open("single/result.json"))
+def same(x, y, path):
+    global n
+    if isinstance(x, dict):
+        for k in set(x) | set(y):
+            if path == "" and k in ("throughput", "provenance"): continue
+            if k == "seconds": continue
+            if k not in x or k not in y: bad.append(f"{path}.{k}: in one document only"); continue
+            same(x[k], y[k], f"{path}.{k}")
+    elif isinstance(x, list):
+        if len(x) != len(y): bad.append(f"{path}: length {len(x)} vs {len(y)}"); return
+        for i, (a, b) in enumerate(zip(x, y)): same(a, b, f"{path}[{i}]")
+    elif isinstance(x, (int, float)) and not isinstance(x, bool):
+        n += 1
+        if not abs(x - y) <= 1e-9 * max(1.0, abs(y)): bad.append(f"{path}: {x!r} vs {y!r}")
+    elif x != y: bad.append(f"{path}: {x!r} vs {y!r}")
+same(s2, ref, "")
+print(f"blocks.2: {n} numbers compared with transfer.sh")
+if n < 5000: bad.append(f"only {n} numbers")
+for s in d["studies"]:
+    r = s["result"]; b, f = r["base"], r["finetune"]
+    print(f"  {s['hook']:26s} L0 {b['l0']:.2f}/{f['l0']:.2f}  ce_delta {b['ce_delta']:.4f}/{f['ce_delta']:.4f}  "
+          f"ce_recovered {b['ce_recovered']:.3f}/{f['ce_recovered']:.3f}  density r {r['transfer'].get('density_pearson')}")
+if bad: print("FAIL:", *bad[:20], sep="\n  "); sys.exit(1)
+PY
