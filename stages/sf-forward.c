@@ -1142,7 +1142,7 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
 static void usage(FILE *fp)
 {
     fprintf(fp,
-        "usage: sf-forward --model DIR --hook blocks.L.hook_resid_pre|post [options]\n"
+        "usage: sf-forward --model DIR --hook blocks.L.hook_resid_pre|post[,...]|all [options]\n"
         "       sf-forward --model DIR --from blocks.L.hook_resid_pre|post --loss [--ablate] [options]\n"
         "Runs a Hugging Face checkpoint (DIR/config.json, DIR/model.safetensors or shards listed in\n"
         "DIR/model.safetensors.index.json; f32/f16/bf16) in float32. Architectures: LlamaForCausalLM,\n"
@@ -1150,7 +1150,10 @@ static void usage(FILE *fp)
         "  --hook H: tokens frames in, acts frames out: the residual stream at H (TransformerLens\n"
         "    names: blocks.L.hook_resid_pre is the input of block L, hook_resid_post its output, before\n"
         "    the final norm) as acts [rows, ctx, d_model]; the frame's other keys are carried. Only the\n"
-        "    blocks up to H run and only their weights are read.\n"
+        "    blocks up to H run and only their weights are read. Several hooks (--hook A,B or --hook\n"
+        "    repeated; all = blocks.0.hook_resid_pre and every block's hook_resid_post): one pass to\n"
+        "    the deepest, one acts frame per hook per tokens frame in network order (a multi-hook\n"
+        "    stream; the header's hook lists them; sf-cat --hook H selects one).\n"
         "  --from H --loss: acts frames at H in (from --hook H, maybe with keep and recon), loss frames\n"
         "    out: per-token f32 [rows, ctx-1] ce_clean (nats, position t predicts token t+1); with a\n"
         "    recon tensor also ce_spliced and kl_spliced (recon where keep is 1, everywhere without\n"
@@ -1162,8 +1165,9 @@ static void usage(FILE *fp)
         "\n"
         "options:\n"
         "  --model DIR           the checkpoint directory (required; may also be the operand)\n"
-        "  --hook H              mode 1: run to hook H\n"
-        "  --from H --loss       mode 2: run from hook H to the loss\n"
+        "  --hook H[,H...]|all   mode 1: run to hook H (or to each of several, in one pass)\n"
+        "  --from H --loss       mode 2: run from hook H to the loss (frames at other hooks of a\n"
+        "                        multi-hook stream pass through)\n"
         "  --ablate              mode 2: also the zero-ablation loss\n"
         "  --out-dtype T         acts dtype: f32 (default), bf16, f16\n"
         "  --vocab-limit N       use only the first N vocabulary ids (a finetune's added rows cut off);\n"
@@ -1184,7 +1188,8 @@ static void usage(FILE *fp)
         "  sf-forward --model M --hook blocks.2.hook_resid_post --out-dtype bf16 -i tok.sf -o acts.sf.zst\n"
         "  sf-encode --sae SAE --splice -i acts.sf | sf-forward --model M --from blocks.2.hook_resid_post --loss --ablate \\\n"
         "      | sf-cat --summary\n"
-        "  sf-forward --model FT --vocab-limit 32000 --hook blocks.16.hook_resid_post -i tok.sf -o ft.sf\n");
+        "  sf-forward --model FT --vocab-limit 32000 --hook blocks.16.hook_resid_post -i tok.sf -o ft.sf\n"
+        "  sf-forward --model M --hook all -i tok.sf | sf-cat --hook blocks.3.hook_resid_post | sf-cat --summary\n");
 }
 
 enum { OPT_MODEL = PROTO_OPT_FIRST_FREE, OPT_HOOK, OPT_FROM, OPT_LOSS, OPT_ABLATE, OPT_OUT_DTYPE, OPT_VOCAB_LIMIT,

@@ -4,6 +4,9 @@
  * side) and writes one HTML file: a summary table and a verdict per study at the top, then the
  * plots of the original study (the seed; listed in proto/PROTOCOL.md §6) as inline SVG (no network, no
  * JavaScript), then a provenance footer. Blocks missing from a document are skipped with a note.
+ * A sweep document (pipelines/sweep.sh, "saeflow_sweep"; given alone) gets a report on a depth axis
+ * instead: the similarity profile at every hook, the weight deviation by layer, each SAE study's
+ * figures and verdict (the single-study verdict()) by depth (section "sweeps" below).
  * With --png DIR every plot is also written as DIR/<plot id>.png (rsvg-convert).
  * Plot ids and the verdict thresholds are listed in usage().
  */
@@ -1095,6 +1098,21 @@ static void prov_meta(struct sb *s, const cJSON *meta)
     sb_printf(s, "</ul>\n");
 }
 
+/* A "throughput" block ({STAGE: {rows, seconds, tokens_per_s}}) as a table; nothing when empty. */
+static void throughput_table(struct sb *s, const cJSON *th)
+{
+    char b[48], b2[48], b3[48];
+    const cJSON *t;
+    if (cJSON_GetArraySize(th) < 1) return;
+    sb_printf(s, "<table class=\"throughput\"><tr><th>stage</th><th>rows</th><th>seconds</th><th>tokens/s</th></tr>\n");
+    cJSON_ArrayForEach(t, th) {
+        sb_printf(s, "<tr><td>"); sb_esc(s, t->string);
+        sb_printf(s, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", fmt_i(b, num_or_nan(t, "rows")),
+                  fmt_f(b2, num_or_nan(t, "seconds")), fmt_i(b3, num_or_nan(t, "tokens_per_s")));
+    }
+    sb_printf(s, "</table>\n");
+}
+
 /* Opens the provenance footer: its heading and the report's writer and date. */
 static void footer_open(struct sb *s)
 {
@@ -1117,16 +1135,8 @@ static void provenance(struct report *r, const struct study *st, int ns)
         sb_printf(s, "<li>saeflow "); sb_esc(s, str_or_null(d, "saeflow")); sb_printf(s, "</li>");
         sb_printf(s, "<li>tokens %s, rows %s, ctx %s</li>", fmt_i(b, num_or_nan(d, "tokens")), fmt_i(b2, num_or_nan(d, "rows")), fmt_i(b3, num_or_nan(d, "ctx")));
         sb_printf(s, "<li>hook "); sb_esc(s, str_or_null(d, "hook")); sb_printf(s, ", SAE "); sb_esc(s, str_or_null(d, "sae")); sb_printf(s, "</li></ul>\n");
-        const cJSON *th = proto_json_get(d, "throughput"), *t;
-        if (cJSON_GetArraySize(th) > 0) {
-            sb_printf(s, "<table class=\"throughput\"><tr><th>stage</th><th>rows</th><th>seconds</th><th>tokens/s</th></tr>\n");
-            cJSON_ArrayForEach(t, th) {
-                sb_printf(s, "<tr><td>"); sb_esc(s, t->string);
-                sb_printf(s, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", fmt_i(b, num_or_nan(t, "rows")),
-                          fmt_f(b2, num_or_nan(t, "seconds")), fmt_i(b3, num_or_nan(t, "tokens_per_s")));
-            }
-            sb_printf(s, "</table>\n");
-        }
+        const cJSON *t;
+        throughput_table(s, proto_json_get(d, "throughput"));
         cJSON_ArrayForEach(t, proto_json_get(d, "nan_counts")) {
             sb_printf(s, "<p class=\"note\">excluded as non-finite: ");
             sb_esc(s, t->string); sb_printf(s, ": %s (", fmt_i(b, num_or_nan(t, "count"))); sb_esc(s, str_or_null(t, "reason")); sb_printf(s, ")</p>\n");
@@ -1598,11 +1608,20 @@ static void sweep_intro(struct report *r, const struct sweep *w)
     const cJSON *d = w->doc, *fs = proto_json_get(d, "forward_seconds");
     const char *b = str_or_null(d, "base"), *f = str_or_null(d, "finetune");
     char n1[48], n2[48], n3[48], n4[48];
-    sb_printf(s, "<section id=\"sweep-intro\"><p>Sweep of base <b>"); sb_esc(s, b ? b : "(not given)");
+    sb_printf(s, "<section id=\"summary\"><h2>Summary</h2>\n<p>Sweep of base <b>"); sb_esc(s, b ? b : "(not given)");
     sb_printf(s, "</b> vs finetune <b>"); sb_esc(s, f ? f : "(not given)");
-    sb_printf(s, "</b>: %s tokens, ctx %s; %d hooks profiled, %d SAE studies; forward passes %s s (base), %s s (finetune).</p>\n",
-              fmt_i(n1, num_or_nan(d, "tokens")), fmt_i(n2, num_or_nan(d, "ctx")), w->nh, w->ns,
-              fmt_f(n3, num_or_nan(fs, "base")), fmt_f(n4, num_or_nan(fs, "finetune")));
+    sb_printf(s, "</b>: %s tokens, ctx %s; %d hooks profiled, %d SAE studies", fmt_i(n1, num_or_nan(d, "tokens")),
+              fmt_i(n2, num_or_nan(d, "ctx")), w->nh, w->ns);
+    if (fs) sb_printf(s, "; forward passes %s s (base), %s s (finetune)", fmt_f(n3, num_or_nan(fs, "base")), fmt_f(n4, num_or_nan(fs, "finetune")));
+    sb_printf(s, ".</p>\n");
+    int nv[4] = {0};   /* ok, mid, bad, na */
+    char vb[1024];
+    for (int i = 0; i < w->ns; i++) {
+        const char *c = w->st[i].doc ? verdict(&w->st[i], vb, sizeof vb) : "na";
+        nv[strcmp(c, "ok") == 0 ? 0 : strcmp(c, "mid") == 0 ? 1 : strcmp(c, "bad") == 0 ? 2 : 3]++;
+    }
+    if (w->ns) sb_printf(s, "<p id=\"sweep-verdicts\">Verdicts of the %d SAEs: %d transfer, %d transfer partly, %d do not transfer, "
+                         "%d undetermined (table below).</p>\n", w->ns, nv[0], nv[1], nv[2], nv[3]);
     double v = num_or_nan(d, "saeflow_sweep");
     if (v != 1) note(r, "Sweep format %s: this sf-report knows format 1; what it recognises is drawn.", fmt_g(n1, v));
     if (w->cut) note(r, "More than %d hooks, layers or studies: the first %d of each are drawn.", SWEEP_MAX, SWEEP_MAX);
@@ -1625,7 +1644,9 @@ static void sweep_provenance(struct report *r, const struct sweep *w)
         sb_printf(s, ", SAE "); sb_esc(s, str_or_null(w->sent[i], "sae"));
         sb_printf(s, ", dir "); sb_esc(s, dir); sb_printf(s, "</li>");
     }
-    sb_printf(s, "</ul>\n</footer>\n");
+    sb_printf(s, "</ul>\n");
+    throughput_table(s, proto_json_get(w->doc, "throughput"));
+    sb_printf(s, "</footer>\n");
 }
 
 /* The report of a sweep document (alone): intro, warnings of every part, the similarity profile
@@ -1712,6 +1733,20 @@ static void usage(FILE *fp)
 "  plot-S-weights-layer                           weight deviation ||A-B||/||A|| by layer: mean and max\n"
 "  plot-S-weights-kind                            weight deviation by tensor kind: mean (bars), max (marks)\n"
 "  tables: summary, metrics-S; verdict lines: verdict-S; warnings: warnings; footer: provenance\n"
+"\n"
+"Sweeps: a sweep document (pipelines/sweep.sh OUT/result.json, top-level \"saeflow_sweep\": 1;\n"
+"proto/PROTOCOL.md section 5 \"Sweeps\"), given alone, gets a report with a depth axis (blocks run:\n"
+"0 = embeddings, block L's output L + 1): the similarity profile over every hook, block L's weight\n"
+"deviation at depth L + 1 with the Pearson r between its mean and 1 - cos at blocks.L.hook_resid_post\n"
+"(id sweep-wdev-r), each SAE study's figures by depth, a table with one row per study (sweep-table,\n"
+"the verdict above per row) and a folded summary per study (sweep-study-K, its table metrics-K):\n"
+"  plot-sweep-profile, plot-sweep-profile-l2      global mean cos and L2 per hook, by depth\n"
+"  plot-sweep-heatmap                             mean cos per hook (rows) and position (columns)\n"
+"  plot-sweep-wdev                                weight deviation by layer (mean, max), 1 - cos\n"
+"  plot-sweep-metrics-M                           M = l0, ce-delta, ce-recovered, ev, dead (base and\n"
+"                                                 finetune), density-r, act-sim (in div plot-sweep-metrics)\n"
+"A missing part is said in words or as a plot saying so; a sweep with other inputs: exit 2.\n"
+"\n"
 "An empty set's plot is a short one saying \"no features in this set\" (no axes); every plot is an\n"
 "<svg role=\"img\"> with an aria-label and a <title>. Print and dark-mode (prefers-color-scheme) CSS.\n"
 "\n"
@@ -1723,6 +1758,7 @@ static void usage(FILE *fp)
 "Examples:\n"
 "  sf-reduce --base b.sf --finetune f.sf > study.json && sf-report study.json -o report.html\n"
 "  sf-report gemma-python.json gemma-chat.json -o both.html --png plots/\n"
+"  sf-report sweep/result.json -o sweep.html\n"
 "\n", V_CE_RATIO_OK, V_ACTSIM_OK, V_PEARSON_OK, V_CE_RATIO_BAD, V_ACTSIM_BAD, V_R2_BAD, 100 * V_OUTLIER_MAX, V_CE_FLOOR,
             SCATTER_POINTS, SCATTER_BINS, SCATTER_BINS, PAR_LINES, PAR_BIN);
     proto_cli_help_common(fp);

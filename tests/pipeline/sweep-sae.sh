@@ -12,7 +12,7 @@ F=$SF_FIXTURES; M=$F/models
 mkdir -p saes
 for L in 0 1 3 4; do
   "$SF_ROOT/pipelines/train.sh" --model "$M/stories260k" --hook "blocks.$L.hook_resid_post" --data "$F/data/stories.jsonl" \
-      --out "saes/L$L" --tokens 16384 -- --d-sae 128 --steps 150 -q || die "train.sh blocks.$L failed"
+      --out "saes/L$L" --tokens 32768 -- --d-sae 256 --l1 0.6 --steps 800 -q || die "train.sh blocks.$L failed"
 done
 cp -r "$F/saes/stories260k-L2-relu" saes/L2
 STUDY=(--base "$M/stories260k" --finetune "$M/stories260k-ft-code" --data "$F/data/stories.jsonl" --tokens 8192

@@ -1,0 +1,1 @@
+"$PY" "$SF_ROOT/tests/sfstream.py" tiny m gemma && printf '%s\n' '{"sf":1,"kind":"header","meta":{}}' '{"sf":1,"kind":"tokens","seq":0,"tokens":{"dtype":"i32","shape":[2,3],"data":[1,5,7,1,8,9]}}' '{"sf":1,"kind":"end","frames":1,"rows":2}' | sf-cat --pack | sf-forward --model m --hook all | sf-outliers --max-norm 10 > /dev/null
