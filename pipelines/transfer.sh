@@ -64,6 +64,7 @@ and tensor kind, and the report plots it.
                                take the activations at the hook from these streams (files, fifos,
                                ZeroMQ endpoints) instead of tokenizing and running sf-forward:
                                pipelines/sweep.sh feeds every SAE from one multi-hook forward pass
+                               (also with --from-plan --shard: the streams must hold the shard's rows)
   -v                           print each stage's command line
   -q                           errors only (no progress notes)
 Sharded runs (the same numbers as one pass; see README "Scaling out"):
@@ -231,7 +232,7 @@ shard_main() {
   local RES="$PLANDIR/shards/$K-of-$N.json" TMPRES="$PLANDIR/shards/.$K-of-$N.json.tmp"
   sf_lock "$PLANDIR/shards" ".$K-of-$N.lock"
   if [ -f "$RES" ] && [ "$(sf_json_get "$RES" partial.shard.plan_hash 2>/dev/null)" = "$H" ]; then
-    echo "transfer.sh: shard $K/$N: $RES is there (plan ${H:0:12}), skipping" >&2; exit 0
+    note "shard $K/$N: $RES is there (plan ${H:0:12}), skipping"; exit 0
   fi
   local lo=$((FRAMES * K / N * ROWS)) hi=$((FRAMES * (K + 1) / N * ROWS))
   [ "$hi" -le "$TOTAL_ROWS" ] || hi=$TOTAL_ROWS
@@ -241,7 +242,7 @@ shard_main() {
   TX=(--skip-rows "$lo" --max-tokens "$(((hi - lo) * CTX))") RX=(--plan "$PLANDIR/study.json" --shard "$K/$N")
   run_study "$TMPRES" || { local rc=$?; rm -f "$TMPRES"; exit $rc; }
   mv "$TMPRES" "$RES"
-  echo "transfer.sh: shard $K/$N (rows $lo:$hi): wrote $RES" >&2
+  note "shard $K/$N (rows $lo:$hi): wrote $RES"
 }
 
 merge_main() {
@@ -349,7 +350,7 @@ for f in "${DATA[@]}"; do [ -r "$f" ] || sf_usage_error "$f: cannot read"; done
 [ -z "$MAXNORM" ] || [ -z "$MULT" ] || sf_usage_error "--outlier-max-norm and --outlier-multiplier exclude each other"
 [ -z "$NSCALAR" ] || [ -n "$MULT" ] || sf_usage_error "--outlier-norm-scalar needs --outlier-multiplier"
 [ -z "$ACTSB$ACTSF" ] || { [ -n "$ACTSB" ] && [ -n "$ACTSF" ]; } || sf_usage_error "--acts-base and --acts-finetune go together"
-[ -z "$ACTSB" ] || [ $MODE = single ] || sf_usage_error "--acts-base/--acts-finetune run one pass (no --plan)"
+[ -z "$ACTSB" ] || [ $MODE = single ] || sf_usage_error "--acts-base/--acts-finetune go with one pass or --from-plan (not --plan)"
 CFG="$SAE/cfg.json"
 [ -r "$CFG" ] || sf_usage_error "$CFG: cannot read"
 [ -n "$HOOK" ] || HOOK=$(sf_cfg_get "$CFG" hook_name)

@@ -11,6 +11,9 @@
  *   accumulate.c   histograms and the running sums (similarity, per model, transfer)
  *   partial.c      the "partial" block (raw running sums) out, and --merge reading it back in
  *   finalize.c     the SPEC §4 result document from the running sums
+ *   features.c     the per-feature drill-down (issue 16): every feature's top-k activating
+ *                  contexts in each model (bounded: topk_bytes), the "features" block of the
+ *                  features the report shows, features.jsonl (--features-out), the token pieces
  *
  * Every sum over frames is kept in double and every count in uint64 (STYLE 6.7). No stored
  * activations: memory is O(d_sae + d_model + ctx + rows) whatever the number of tokens.
@@ -53,6 +56,11 @@ struct opts {
     bool weights_only, pretty, merge, no_partial;
     char **merge_files; int n_merge;
     long long sample; uint64_t seed;
+    /* drill-down (features.c) */
+    long long top_k, ctx_w, cards, logit_n;   /* --top-k (0: off), --context, --feature-cards, --logit-tokens */
+    const char *features_out, *tokenizer;     /* --features-out FILE, --tokenizer PATH */
+    bool all_logits;                          /* --all-logits: logit figures of every feature in the jsonl */
+    uint32_t asked[256]; int n_asked;         /* --features i,j,k */
     int argc; char **argv;
 };
 
@@ -78,6 +86,35 @@ struct hist {
 int hist_init(struct hist *h, struct hspec s);
 void hist_add(struct hist *h, double v);
 double hist_edge(const struct hspec *s, int k);
+
+/* ======================== drill-down: top-k contexts ======================== */
+#define TOPK_DEFAULT   8
+#define CTXW_DEFAULT   8
+#define TOPK_MAX       64
+#define CTXW_MAX       64
+#define CARDS_DEFAULT  5        /* best and worst regular features, and of each dead set, shown */
+#define LOGIT_DEFAULT  10       /* top and bottom logit tokens per feature per model */
+#define MAX_ASKED      256      /* --features list */
+#define DRILL_MAX_BYTES (2048ULL << 20)   /* top-k state of one model: refused above 2 GiB */
+/* One model's top-k activating contexts of every feature. An example is a token where the
+ * feature fired (f > 0, finite); the K largest are kept, descending, ties to the earlier token
+ * (stream order), with the window of W tokens each side clipped to the token's row. */
+struct topk {
+    uint32_t d_sae, K, W, span;   /* span = 2W + 1 */
+    uint32_t *n;                  /* (d_sae) examples kept */
+    float *thr;                   /* (d_sae) the value a new example must beat: the K-th, or 0 */
+    float *val;                   /* (d_sae, K) descending */
+    uint64_t *row;                /* (d_sae, K) row over this model's feats frames, from 0 */
+    uint32_t *pos;                /* (d_sae, K) position in the row */
+    int32_t *tok;                 /* (d_sae, K, span) window token ids, -1 past the row's edges */
+    float *wact;                  /* (d_sae, K, span) the feature's activation on each window token */
+};
+/* bytes of a topk of d_sae features: d_sae * (8 + K * (16 + 8 * (2W + 1))) */
+uint64_t topk_bytes(uint64_t d_sae, uint64_t K, uint64_t W);
+int topk_init(struct topk *t, uint32_t d_sae, uint32_t K, uint32_t W);
+void topk_destroy(struct topk *t);
+/* One frame: feats sp over rows x ctx tokens, tok (rows, ctx); row0 its first row's number. */
+void topk_add(struct topk *t, const struct proto_sparse *sp, const int32_t *tok, uint64_t ctx, uint64_t row0);
 
 /* ======================== accumulators ======================== */
 /* similarity: per-token cos and l2 of base vs finetune */
@@ -114,6 +151,7 @@ struct modelacc {
     double ss_res, ev_sum, cos_sum, ratio_sum;
     struct lossacc loss[N_LOSS];
     double outlier_threshold;            /* from the header meta (sf-outliers), NaN when unknown */
+    struct topk tk; uint64_t tk_rows;    /* drill-down (when on): contexts, rows of feats frames seen */
     uint64_t hdr_d_sae;                  /* the current input header's d_sae (sf-encode), 0 when unknown */
     bool has_feats, has_acts, has_recon, has_loss;
 };
@@ -137,6 +175,7 @@ struct acc {
     cJSON *prov_inputs;         /* array of {role, endpoint, header, end} */
     struct proto_progress prog;
     bool warned_sim, warned_hook;
+    uint32_t tk_k, tk_w;        /* drill-down: --top-k, --context (tk_k 0: off; off in multi-hook runs) */
     /* a multi-hook stream (header "hook" lists several, no --hook): one acc per hook, in stream
      * order, each finalized into its own block of "hooks" (PROTOCOL.md §5) */
     bool multi;
@@ -200,6 +239,11 @@ void ckpts_close(struct ckpts *ck);
 /* transfer.logit_similarity of the features idx (n; < d_sae, the streams' d_sae): r (n). */
 int logit_similarity(const struct ckpts *ck, const uint32_t *idx, size_t n, uint32_t d_sae, double *r);
 int run_weights_only(const struct opts *o, cJSON **out, const char **where);
+/* The N largest and N smallest logits W_dec[j]·(g ⊙ E)ᵀ over the base vocabulary of features idx
+ * (n) through model mi (0 base, 1 finetune): ids and values (n, N) each, descending (top) and
+ * ascending (bottom), ties to the lower id. Vocabulary in chunks of VOCAB_CHUNK rows, sgemm. */
+int logit_extremes(const struct ckpts *ck, int mi, const uint32_t *idx, size_t n, uint32_t d_sae, uint32_t N,
+                   uint32_t *top_id, float *top_v, uint32_t *bot_id, float *bot_v);
 
 /* ======================== inputs ======================== */
 int run_streams(const struct opts *o, struct acc *a, const char **where);
@@ -218,6 +262,18 @@ cJSON *provenance(struct acc *a, const struct opts *o);
 /* finalize for a multi-hook run: {"hooks": [one finalize() block per hook, "hook" first], ...} */
 int finalize_hooks(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON *prov, cJSON **out);
 int write_doc(const cJSON *doc, const struct opts *o);
+double feat_pearson(const struct acc *a, uint32_t j);
+
+/* --- drill-down output (features.c) --- */
+/* The feature sets of a paired run (finalize.c's transfer block); all NULL/0 for one model. */
+struct fsel {
+    const uint32_t *reg, *deadb, *deadf; size_t nreg, ndeadb, ndeadf;
+    const double *asim;         /* (d_sae) activation similarity of every feature, NULL for one model */
+};
+/* doc["features"]: the cards of the shown features (best/worst regular by activation similarity,
+ * the exclusively dead sets, --features), with logit figures when the checkpoints and SAE are
+ * given, and the token pieces; --features-out: every feature's line, written atomically. */
+int features_block(const struct acc *a, const struct opts *o, const struct ckpts *ck, const struct fsel *fs, cJSON *doc);
 
 /* --- warnings (issue 16) --- */
 /* The "warnings" array of the result (finalize.c): figures that make the study's verdict
