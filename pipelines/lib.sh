@@ -21,6 +21,9 @@
 #                          numbers as written); fails when absent
 #   sf_plan_vars FILE      the settings of a study plan as shell assignments P_KEY=VALUE (arrays
 #                          as P_KEY=(...)), for eval
+#   sf_plan_verify PLAN WHO KEY PATH...   PATH (a directory: sf_dir_hash; files: sf_files_hash)
+#                          still has the plan's settings.KEY_sha256, else "PROG: error: WHO: the
+#                          KEY (PATH) is not what the plan hashed ..." and exit 1
 # Stage bodies (CMD of sf_stage; IN and OUT are files or fifos):
 #   sf_tee IN OUT...       copy stream IN to every OUT
 #   sf_zstd IN OUT         zstd-compress IN into OUT
@@ -184,6 +187,15 @@ for k, v in s.items():
     if isinstance(v, list): print(k + "=(" + " ".join(shlex.quote(str(x)) for x in v) + ")")
     elif isinstance(v, bool): print(k + "=" + ("true" if v else "false"))
     else: print(k + "=" + shlex.quote("" if v is None else str(v)))' "$1"
+}
+
+sf_plan_verify() { # PLAN WHO KEY PATH...
+  local plan=$1 who=$2 key=$3 want got; shift 3
+  want=$(sf_json_get "$plan" "settings.${key}_sha256") || return 0
+  if [ -d "$1" ]; then got=$(sf_dir_hash "$1"); else got=$(sf_files_hash "$@"); fi
+  [ "$got" = "$want" ] && return 0
+  echo "$SF_PROG: error: $who: the $key ($*) is not what the plan hashed (sha256 ${got:0:12}, the plan has ${want:0:12}): it changed since, or this host has another copy" >&2
+  exit 1
 }
 
 # sf_plan_prepare: for the shard runners (parallel.sh, slurm.sh), after their option parsing.

@@ -324,6 +324,10 @@ shard_main() {
   [ "$(cat "$PDIR/plan_hash" 2>/dev/null)" = "$H" ] || done=0
   for k in "${!NAMES[@]}"; do [ -f "$OUT/studies/${NAMES[$k]}/shards/$K-of-$N.json" ] || done=0; done
   [ $done = 0 ] || { echo "sweep.sh: shard $K/$N: its results are there (plan ${H:0:12}), skipping" >&2; exit 0; }
+  sf_plan_verify "$OUT/sweep.json" "shard $K/$N" base "$BASE"   # once here, not once per SAE
+  sf_plan_verify "$OUT/sweep.json" "shard $K/$N" finetune "$FT"
+  sf_plan_verify "$OUT/sweep.json" "shard $K/$N" data "${DATA[@]}"
+  for k in "${!NAMES[@]}"; do sf_plan_verify "$OUT/studies/${NAMES[$k]}/study.json" "shard $K/$N" sae "${SAES[$k]}"; done
   for k in "${!NAMES[@]}"; do rm -f "$OUT/studies/${NAMES[$k]}/shards/$K-of-$N.json"; done   # all of it again
   rm -rf "$PDIR" "$PDIR.tmp"; mkdir -p "$PDIR.tmp"
   local lo=$((FRAMES * K / N * ROWS)) hi=$((FRAMES * (K + 1) / N * ROWS))
@@ -331,7 +335,7 @@ shard_main() {
   sf_setup sweep.sh
   T=$SF_TMP
   TX=(--skip-rows "$lo" --max-tokens "$(((hi - lo) * CTX))") PROFILE=shard_profile
-  study_args() { printf '%s\n' --from-plan "$OUT/studies/${NAMES[$1]}" --shard "$K/$N"; }
+  study_args() { printf '%s\n' --from-plan "$OUT/studies/${NAMES[$1]}" --shard "$K/$N" --no-verify; }
   run_pass || { local rc=$?; rm -rf "$PDIR.tmp"; exit $rc; }
   echo "$H" > "$PDIR.tmp/plan_hash"
   mv "$PDIR.tmp" "$PDIR"

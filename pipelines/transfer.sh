@@ -74,7 +74,9 @@ Sharded runs (the same numbers as one pass; see README "Scaling out"):
                                an OUT/study.json of another plan is refused (exit 1)
   --from-plan OUT --shard K/N  run shard K of N (0 <= K < N <= frames): frames [K*F/N, (K+1)*F/N)
                                into OUT/shards/K-of-N.json (atomically); exits 0 at once when that
-                               file exists with the plan's hash (resume)
+                               file exists with the plan's hash (resume); first checks that both
+                               checkpoints, the SAE and the data still have the plan's sha256
+                               (exit 1 naming the one that differs; --no-verify skips it)
   --merge-plan OUT             sf-reduce --merge --plan OUT/study.json OUT/shards/*-of-N.json into
                                OUT/result.json and OUT/report.html; refuses (exit 1, one line) a
                                missing shard, one given twice, overlaps, gaps, another plan
@@ -95,7 +97,7 @@ EOF
 
 BASE="" FT="" SAE="" DATA=() TOKENS=256000 CTX="" BOS="" HOOK="" ROWS=8 MAXNORM="" MULT="" EST=4096
 NSCALAR="" ABLATE="" OUT=study-out KEEP="" THREADS=1 TITLE="" REPORT=1 PROGRESS=--no-progress
-MODE=single PLANDIR="" SHARD="" NSHARDS="" ACTSB="" ACTSF="" QUIET=""
+MODE=single PLANDIR="" SHARD="" NSHARDS="" ACTSB="" ACTSF="" QUIET="" NOVERIFY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --base) BASE=${2:?}; shift 2 ;;
@@ -121,6 +123,7 @@ while [ $# -gt 0 ]; do
     --progress) PROGRESS=--progress; shift ;;
     -v) SF_VERBOSE=1; shift ;;
     -q) QUIET=1; shift ;;
+    --no-verify) NOVERIFY=1; shift ;;
     --acts-base) ACTSB=${2:?}; shift 2 ;;
     --acts-finetune) ACTSF=${2:?}; shift 2 ;;
     --plan) MODE=plan; PLANDIR=${2:?}; shift 2 ;;
@@ -222,6 +225,16 @@ plan_read() {
   [ -n "$TITLE" ] || TITLE=$(basename "$FT")
 }
 
+# The checkpoints, the SAE and the data are still what the plan hashed (a node with another copy,
+# or a file changed since, would give numbers of another study). Costs one read of each.
+plan_verify() { # WHO
+  [ -z "$NOVERIFY" ] || return 0
+  sf_plan_verify "$PLANDIR/study.json" "$1" base "$BASE"
+  sf_plan_verify "$PLANDIR/study.json" "$1" finetune "$FT"
+  sf_plan_verify "$PLANDIR/study.json" "$1" sae "$SAE"
+  sf_plan_verify "$PLANDIR/study.json" "$1" data "${DATA[@]}"
+}
+
 shard_main() {
   [[ "$SHARD" =~ ^([0-9]+)/([0-9]+)$ ]] || sf_usage_error "--from-plan needs --shard K/N (0 <= K < N)"
   local K=$((10#${BASH_REMATCH[1]})) N=$((10#${BASH_REMATCH[2]}))
@@ -236,6 +249,7 @@ shard_main() {
   fi
   local lo=$((FRAMES * K / N * ROWS)) hi=$((FRAMES * (K + 1) / N * ROWS))
   [ "$hi" -le "$TOTAL_ROWS" ] || hi=$TOTAL_ROWS
+  plan_verify "shard $K/$N"
   rm -f "$RES" "$TMPRES"
   sf_setup transfer.sh
   T=$SF_TMP
