@@ -21,6 +21,7 @@
 #                          numbers as written); fails when absent
 #   sf_plan_vars FILE      the settings of a study plan as shell assignments P_KEY=VALUE (arrays
 #                          as P_KEY=(...)), for eval
+#   sf_shard_done FILE H   FILE is a shard result of the plan whose hash is H (resume: skip it)
 #   sf_plan_verify PLAN WHO KEY PATH...   PATH (a directory: sf_dir_hash; files: sf_files_hash)
 #                          still has the plan's settings.KEY_sha256, else "PROG: error: WHO: the
 #                          KEY (PATH) is not what the plan hashed ..." and exit 1
@@ -188,6 +189,8 @@ for k, v in s.items():
     elif isinstance(v, bool): print(k + "=" + ("true" if v else "false"))
     else: print(k + "=" + shlex.quote("" if v is None else str(v)))' "$1"
 }
+
+sf_shard_done() { [ -f "$1" ] && [ "$(sf_json_get "$1" partial.shard.plan_hash 2>/dev/null)" = "$2" ]; }
 
 sf_plan_verify() { # PLAN WHO KEY PATH...
   local plan=$1 who=$2 key=$3 want got; shift 3

@@ -71,11 +71,12 @@ H=$(sf_json_get "$OUT/study.json" plan_hash)
 TODO=()
 for ((k = 0; k < N; k++)); do
   f=$OUT/shards/$k-of-$N.json
-  if [ -n "$RESUME" ] && [ -f "$f" ] && [ "$(sf_json_get "$f" partial.shard.plan_hash 2>/dev/null)" = "$H" ]; then continue; fi
+  if [ -n "$RESUME" ] && sf_shard_done "$f" "$H"; then continue; fi
   TODO+=("$k")
 done
 mkdir -p "$OUT/slurm"
-BUILD_LINE=""; [ -z "${SF_BUILD:-}" ] || BUILD_LINE="export SF_BUILD=$(printf '%q' "$SF_BUILD")"
+BUILD_LINE=""   # the job runs in OUT: a relative SF_BUILD would name another folder there
+[ -z "${SF_BUILD:-}" ] || BUILD_LINE="export SF_BUILD=$(printf '%q' "$(cd "$SF_BUILD" && pwd)")"
 cat > "$OUT/slurm/shard.sh" <<EOF2
 #!/usr/bin/env bash
 # task K of the array: shard K/$N of $OUT/study.json (written by pipelines/slurm.sh)

@@ -222,7 +222,7 @@ plan_read() {
   [ -z "$P_outlier_max_norm" ] || OUTL=(--max-norm "$P_outlier_max_norm")
   [ -z "$P_outlier_multiplier" ] || OUTL=(--norm-scalar "$P_outlier_norm_scalar" --multiplier "$P_outlier_multiplier")
   [ "$P_ablate" = true ] && ABLATE=--ablate || ABLATE=""
-  [ -n "$TITLE" ] || TITLE=$(basename "$FT")
+  [ -n "$TITLE" ] || TITLE=$(sf_json_get "$PLANDIR/study.json" title 2>/dev/null || basename "$FT")
 }
 
 # The checkpoints, the SAE and the data are still what the plan hashed (a node with another copy,
@@ -244,7 +244,7 @@ shard_main() {
   mkdir -p "$PLANDIR/shards" || exit 1
   local RES="$PLANDIR/shards/$K-of-$N.json" TMPRES="$PLANDIR/shards/.$K-of-$N.json.tmp"
   sf_lock "$PLANDIR/shards" ".$K-of-$N.lock"
-  if [ -f "$RES" ] && [ "$(sf_json_get "$RES" partial.shard.plan_hash 2>/dev/null)" = "$H" ]; then
+  if sf_shard_done "$RES" "$H"; then
     note "shard $K/$N: $RES is there (plan ${H:0:12}), skipping"; exit 0
   fi
   local lo=$((FRAMES * K / N * ROWS)) hi=$((FRAMES * (K + 1) / N * ROWS))
