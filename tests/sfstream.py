@@ -510,5 +510,39 @@ def main(argv):
     return 0
 
 
+# ---- result documents ----
+DOC_SKIP = {"throughput", "provenance", "seconds", "shard"}
+
+
+def compare_docs(a, b, tol=1e-12, skip=DOC_SKIP):
+    """Every number of two JSON documents (sf-reduce, transfer.sh, sweep.sh results) within tol
+    relative, the same keys (keys in skip aside, at any depth), strings and array lengths.
+    Returns (numbers compared, worst relative difference, [differences as text])."""
+    bad, n, worst = [], [0], [0.0]
+
+    def cmp(x, y, path):
+        if isinstance(x, dict):
+            if not isinstance(y, dict):
+                bad.append(path + ": type"); return
+            kx = sorted(k for k in x if k not in skip); ky = sorted(k for k in y if k not in skip)
+            if kx != ky:
+                bad.append(f"{path}: keys {set(kx) ^ set(ky)}"); return
+            for k in kx: cmp(x[k], y[k], f"{path}.{k}")
+        elif isinstance(x, list):
+            if not isinstance(y, list) or len(x) != len(y):
+                bad.append(path + ": length"); return
+            for i, (u, v) in enumerate(zip(x, y)): cmp(u, v, f"{path}[{i}]")
+        elif isinstance(x, (int, float)) and not isinstance(x, bool) and isinstance(y, (int, float)):
+            n[0] += 1
+            d = abs(x - y); m = max(abs(x), abs(y))
+            r = d / m if m else 0.0
+            worst[0] = max(worst[0], r)
+            if d > tol * m: bad.append(f"{path}: {x!r} vs {y!r} (rel {r:.3g})")
+        elif x != y:
+            bad.append(f"{path}: {x!r} vs {y!r}")
+    cmp(a, b, "")
+    return n[0], worst[0], bad
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

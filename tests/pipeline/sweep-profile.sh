@@ -24,19 +24,8 @@ done
 "$PY" - "${HOOKS[@]}" <<'PY' || exit 1
 import json, math, sys
 hooks = sys.argv[1:]
+import sfstream
 bad, n = [], 0
-def same(x, y, path):
-    global n
-    if isinstance(x, dict):
-        if sorted(x) != sorted(y): bad.append(f"{path}: keys {sorted(x)} vs {sorted(y)}"); return
-        for k in x: same(x[k], y[k], f"{path}.{k}")
-    elif isinstance(x, list):
-        if len(x) != len(y): bad.append(f"{path}: length {len(x)} vs {len(y)}"); return
-        for i, (a, b) in enumerate(zip(x, y)): same(a, b, f"{path}[{i}]")
-    elif isinstance(x, (int, float)) and not isinstance(x, bool):
-        n += 1
-        if not abs(x - y) <= 1e-12 * max(1.0, abs(y)): bad.append(f"{path}: {x!r} vs {y!r}")
-    elif x != y: bad.append(f"{path}: {x!r} vs {y!r}")
 prof = {}
 for ft in ("mild", "code"):
     d = json.load(open(f"sweep-{ft}/result.json"))
@@ -46,7 +35,9 @@ for ft in ("mild", "code"):
     for blk in d["profile"]["hooks"]:
         ref = json.load(open(f"sim-{ft}-{blk['hook']}.json"))
         if blk["tokens"] != ref["tokens"] or blk["tokens"] != 8192: bad.append(f"{ft} {blk['hook']}: tokens {blk['tokens']} vs {ref['tokens']}")
-        same(blk["similarity"], ref["similarity"], f"{ft}.{blk['hook']}.similarity")
+        k, _, diff = sfstream.compare_docs(blk["similarity"], ref["similarity"], 1e-12)
+        n += k
+        bad += [f"{ft}.{blk['hook']}.similarity{d}" for d in diff]
     prof[ft] = [b["similarity"]["cos_mean"] for b in d["profile"]["hooks"]]
     wl = [e["layer"] for e in d["weight_deviation"]["by_layer"]]
     if wl != [0, 1, 2, 3, 4]: bad.append(f"{ft}: weight_deviation.by_layer layers {wl}")

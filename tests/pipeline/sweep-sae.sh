@@ -21,8 +21,9 @@ STUDY=(--base "$M/stories260k" --finetune "$M/stories260k-ft-code" --data "$F/da
 "$SF_ROOT/pipelines/transfer.sh" "${STUDY[@]}" --sae saes/L2 --out single 2> single.err || { cat single.err; die "transfer.sh failed"; }
 "$PY" - <<'PY' || exit 1
 import json, sys
+import sfstream
 d = json.load(open("sweep/result.json"))
-bad, n = [], 0
+bad = []
 hooks = [s["hook"] for s in d["studies"]]
 want = [f"blocks.{L}.hook_resid_post" for L in range(5)]
 if hooks != want: bad.append(f"studies at {hooks}, expected {want}")
@@ -37,23 +38,9 @@ for s in d["studies"]:
     if r.get("base", {}).get("ce_recovered") is None: bad.append(f"{s['hook']}: no ce_recovered")
 s2 = next(s for s in d["studies"] if s["hook"] == "blocks.2.hook_resid_post")["result"]
 ref = json.load(open("single/result.json"))
-def same(x, y, path):
-    global n
-    if isinstance(x, dict):
-        for k in set(x) | set(y):
-            if path == "" and k in ("throughput", "provenance"): continue
-            if k == "seconds": continue
-            if k not in x or k not in y: bad.append(f"{path}.{k}: in one document only"); continue
-            same(x[k], y[k], f"{path}.{k}")
-    elif isinstance(x, list):
-        if len(x) != len(y): bad.append(f"{path}: length {len(x)} vs {len(y)}"); return
-        for i, (a, b) in enumerate(zip(x, y)): same(a, b, f"{path}[{i}]")
-    elif isinstance(x, (int, float)) and not isinstance(x, bool):
-        n += 1
-        if not abs(x - y) <= 1e-9 * max(1.0, abs(y)): bad.append(f"{path}: {x!r} vs {y!r}")
-    elif x != y: bad.append(f"{path}: {x!r} vs {y!r}")
-same(s2, ref, "")
-print(f"blocks.2: {n} numbers compared with transfer.sh")
+n, worst, diff = sfstream.compare_docs(s2, ref, 1e-9)
+bad += diff
+print(f"blocks.2: {n} numbers compared with transfer.sh, worst relative difference {worst:.3g}")
 if n < 5000: bad.append(f"only {n} numbers")
 for s in d["studies"]:
     r = s["result"]; b, f = r["base"], r["finetune"]

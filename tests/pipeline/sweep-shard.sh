@@ -30,27 +30,13 @@ grep -q 'shard 1/3: its results are there (plan .*), skipping' s1b.err || { cat 
 "$SW" --merge-plan plan --no-report 2> m.err || { cat m.err; die "--merge-plan failed"; }
 "$PY" - <<'PY' || exit 1
 import json, sys
+import sfstream
 a, b = json.load(open("plan/result.json")), json.load(open("single/result.json"))
-bad, n = [], 0
-def same(x, y, path):
-    global n
-    if isinstance(x, dict):
-        for k in set(x) | set(y):
-            if k in ("throughput", "provenance", "partial", "seconds"): continue
-            if k not in x or k not in y: bad.append(f"{path}.{k}: in one document only"); continue
-            same(x[k], y[k], f"{path}.{k}")
-    elif isinstance(x, list):
-        if len(x) != len(y): bad.append(f"{path}: length {len(x)} vs {len(y)}"); return
-        for i, (u, v) in enumerate(zip(x, y)): same(u, v, f"{path}[{i}]")
-    elif isinstance(x, (int, float)) and not isinstance(x, bool):
-        n += 1
-        if not abs(x - y) <= 1e-9 * max(1.0, abs(y)): bad.append(f"{path}: {x!r} vs {y!r}")
-    elif x != y: bad.append(f"{path}: {x!r} vs {y!r}")
-same(a, b, "")
+n, worst, bad = sfstream.compare_docs(a, b, 1e-9, sfstream.DOC_SKIP | {"partial"})
 hooks = [s["hook"] for s in a["studies"]]
 if hooks != ["blocks.1.hook_resid_post", "blocks.2.hook_resid_post", "blocks.2.hook_resid_post"]: bad.append(f"studies {hooks}")
 if len(a["profile"]["hooks"]) != 6: bad.append("profile hooks")
-print(f"{n} numbers compared")
+print(f"{n} numbers compared, worst relative difference {worst:.3g}")
 if n < 20000: bad.append(f"only {n} numbers")
 if bad: print("FAIL:", *bad[:20], sep="\n  "); sys.exit(1)
 PY
