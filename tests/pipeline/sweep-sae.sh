@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A sweep with one SAE per block (issue 17): SAEs for blocks 0, 1, 3, 4 of stories260k trained
-# here with sf-train (small, quick), the fixture's relu SAE at blocks.2. pipelines/sweep.sh (one
+# here with sf-train (d_sae 256, 800 steps: ~10 s each), the fixture's relu SAE at blocks.2. pipelines/sweep.sh (one
 # forward per model, every SAE fed from it through sf-cat --hook, --outlier-multiplier 2 --ablate)
 # on ft-code gives, for the blocks.2 SAE, the same figures as today's single-SAE transfer.sh
 # within 1e-9 (every number of result.json but timings and provenance). The studies come in
@@ -10,9 +10,10 @@ source "$SF_ROOT/tests/lib.sh"
 need_fixtures
 F=$SF_FIXTURES; M=$F/models
 mkdir -p saes
-for L in 0 1 3 4; do
+for spec in 0:0.6 1:0.9 3:1.5 4:2; do   # layer:L1 coefficient (the residual norm grows with depth)
+  L=${spec%:*}
   "$SF_ROOT/pipelines/train.sh" --model "$M/stories260k" --hook "blocks.$L.hook_resid_post" --data "$F/data/stories.jsonl" \
-      --out "saes/L$L" --tokens 32768 -- --d-sae 256 --l1 0.6 --steps 800 -q || die "train.sh blocks.$L failed"
+      --out "saes/L$L" --tokens 32768 -- --d-sae 256 --l1 "${spec#*:}" --steps 800 -q || die "train.sh blocks.$L failed"
 done
 cp -r "$F/saes/stories260k-L2-relu" saes/L2
 STUDY=(--base "$M/stories260k" --finetune "$M/stories260k-ft-code" --data "$F/data/stories.jsonl" --tokens 8192
