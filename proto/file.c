@@ -47,20 +47,40 @@ bool proto_same_file(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
-int proto_tmp_create(const char *path, char *tmp, size_t cap)
+/* A fresh name PATH.tmp-XXXXXX into tmp. */
+static int tmp_name(const char *path, char *tmp, size_t cap)
 {
     static unsigned counter;
+    unsigned r = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL) ^
+                 (__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) * 40503u);
+    if ((size_t)snprintf(tmp, cap, "%s.tmp-%06x", path, r & 0xffffff) >= cap) {
+        proto_set_detail("%s: path too long", path);
+        tmp[0] = 0;   /* never a truncated name that an unlink could hit */
+        return PROTO_E_IO;
+    }
+    return PROTO_OK;
+}
+
+/* Creates PATH.tmp-XXXXXX (named in tmp) exclusively: its fd, open for writing, or an error < 0. */
+static int tmp_create_fd(const char *path, char *tmp, size_t cap)
+{
     for (int tries = 0; tries < 100; tries++) {
-        unsigned r = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL) ^ (++counter * 40503u);
-        if ((size_t)snprintf(tmp, cap, "%s.tmp-%06x", path, r & 0xffffff) >= cap) {
-            proto_set_detail("%s: path too long", path); return PROTO_E_IO;
-        }
+        int err = tmp_name(path, tmp, cap);
+        if (err) return err;
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) { close(fd); return PROTO_OK; }
+        if (fd >= 0) return fd;
         if (errno != EEXIST) { proto_set_detail("%s: %s", path, strerror(errno)); return PROTO_E_IO; }
     }
     proto_set_detail("%s: no free temporary name", path);
     return PROTO_E_IO;
+}
+
+int proto_tmp_create(const char *path, char *tmp, size_t cap)
+{
+    int fd = tmp_create_fd(path, tmp, cap);
+    if (fd < 0) return fd;
+    close(fd);
+    return PROTO_OK;
 }
 
 /* fsync of a written file p (by name; messages say name), so a rename never publishes data
@@ -98,10 +118,8 @@ int proto_tmp_open(const char *path, char *tmp, size_t cap, bool *anon)
     int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
     if (fd >= 0) { *anon = true; return fd; }
 #endif
-    int err = proto_tmp_create(path, tmp, cap);
-    if (err) return err;
-    int fd2 = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC);
-    if (fd2 < 0) { proto_set_detail("%s: %s", path, strerror(errno)); unlink(tmp); return PROTO_E_IO; }
+    int fd2 = tmp_create_fd(path, tmp, cap);   /* opened once, kept open */
+    if (fd2 < 0) tmp[0] = 0;
     return fd2;
 }
 
@@ -111,13 +129,13 @@ static int tmp_link(int fd, const char *path, char *tmp, size_t cap)
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     for (int tries = 0; tries < 100; tries++) {
-        int err = proto_tmp_create(path, tmp, cap);   /* reserves a free name ... */
+        int err = tmp_name(path, tmp, cap);
         if (err) return err;
-        unlink(tmp);                                  /* ... that the link then takes */
         if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) return PROTO_OK;
-        if (errno != EEXIST) { proto_set_detail("%s: %s", path, strerror(errno)); return PROTO_E_IO; }
+        if (errno != EEXIST) { proto_set_detail("%s: %s", path, strerror(errno)); tmp[0] = 0; return PROTO_E_IO; }
     }
     proto_set_detail("%s: no free temporary name", path);
+    tmp[0] = 0;
     return PROTO_E_IO;
 }
 
@@ -132,17 +150,42 @@ int proto_tmp_finish(int fd, bool anon, char *tmp, size_t cap, const char *path,
     return err;
 }
 
+static int write_all(int fd, const void *data, size_t n, const char *path)
+{
+    const char *p = data;
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) { proto_set_detail("%s: %s", path, strerror(k < 0 ? errno : EIO)); return PROTO_E_IO; }
+        p += k;
+        n -= (size_t)k;
+    }
+    return PROTO_OK;
+}
+
+/* The temp file is opened once (proto_tmp_open), written, fsynced, named and renamed by fd. */
 int proto_write_atomic(const char *path, const void *data, size_t n)
 {
     char tmp[4200];
-    int err = proto_tmp_create(path, tmp, sizeof tmp);
-    if (err) return err;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { proto_set_detail("%s: %s", path, strerror(errno)); unlink(tmp); return PROTO_E_IO; }
-    errno = 0;
-    bool bad = n && fwrite(data, 1, n, f) != n;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) { bad = true; e = errno; }
-    if (bad) { proto_set_detail("%s: %s", path, strerror(e ? e : EIO)); unlink(tmp); return PROTO_E_IO; }
-    return proto_tmp_commit(tmp, path);
+    bool anon;
+    int fd = proto_tmp_open(path, tmp, sizeof tmp, &anon);
+    if (fd < 0) return fd;
+    int err = write_all(fd, data, n, path);
+    if (err) proto_tmp_finish(fd, anon, tmp, sizeof tmp, path, false);
+    else err = proto_tmp_finish(fd, anon, tmp, sizeof tmp, path, true);
+    if (close(fd) != 0 && !err) {   /* after the rename: the data is fsynced, but say it */
+        proto_set_detail("%s: %s", path, strerror(errno));
+        err = PROTO_E_IO;
+    }
+    return err;
+}
+
+/* The last path component, trailing slashes dropped ("/" gives ""). */
+void proto_dir_basename(const char *dir, char *dst, size_t cap)
+{
+    const char *end = dir + strlen(dir);
+    while (end > dir + 1 && end[-1] == '/') end--;
+    const char *base = end;
+    while (base > dir && base[-1] != '/') base--;
+    snprintf(dst, cap, "%.*s", (int)(end - base), base);
 }

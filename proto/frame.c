@@ -41,7 +41,8 @@ int proto_frame_str(const struct proto_frame *f, const char *key, char *dst, siz
     const struct proto_value *v = proto_frame_get((struct proto_frame *)f, key);
     if (!v || v->type != PROTO_V_STR) { proto_set_detail("frame has no string '%s'", key); return PROTO_E_SCHEMA; }
     if (v->len >= cap) { proto_set_detail("string '%s' too long (%zu bytes)", key, v->len); return PROTO_E_SCHEMA; }
-    memcpy(dst, v->str, v->len); dst[v->len] = 0;
+    if (v->len) memcpy(dst, v->str, v->len);
+    dst[v->len] = 0;
     return PROTO_OK;
 }
 
@@ -114,10 +115,9 @@ static int want_shape(const struct proto_frame *f, const char *key, int ndim, co
     for (int i = 0; i < check_dims; i++) if (t->shape[i] != shape[i]) goto bad;
     return PROTO_OK;
 bad:;
-    char got[96] = "", exp[96] = "";
-    for (int i = 0; i < t->ndim; i++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", i ? " " : "", (unsigned long long)t->shape[i]);
-    for (int i = 0; i < check_dims; i++) snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%llu", i ? " " : "", (unsigned long long)shape[i]);
-    proto_set_detail("frame %llu: %s has shape [%s], expected [%s%s] (%d dims)", (unsigned long long)f->seq, key, got, exp,
+    char got[96], exp[96];
+    proto_set_detail("frame %llu: %s has shape [%s], expected [%s%s] (%d dims)", (unsigned long long)f->seq, key,
+                     proto_shape_str(t->shape, t->ndim, got, sizeof got), proto_shape_str(shape, check_dims, exp, sizeof exp),
                      check_dims < ndim ? " ..." : "", ndim);
     return PROTO_E_SCHEMA;
 }
@@ -254,6 +254,11 @@ static _Thread_local struct proto_buf g_zbuf;
 static int pack_tensor(msgpack_packer *pk, const struct proto_tensor *t, bool zstd, int level, uint32_t *crc)
 {
     size_t nbytes = proto_tensor_nbytes(t);
+    if (nbytes > UINT32_MAX) {   /* msgpack bins hold at most 2^32 - 1 bytes; readers refuse more (§2) */
+        proto_set_detail("a %s tensor of %zu bytes is over the bound of %u bytes (the largest bin)",
+                         proto_dtype_name(t->dtype), nbytes, UINT32_MAX);
+        return PROTO_E_INVAL;
+    }
     zstd = zstd && nbytes >= 256;   /* small tensors are not worth a zstd frame */
     msgpack_pack_map(pk, zstd ? 4 : 3);
     pack_str(pk, "dtype"); pack_str(pk, proto_dtype_name(t->dtype));
@@ -340,9 +345,26 @@ static bool looks_like_tensor(const msgpack_object *o)
     return o->type == MSGPACK_OBJECT_MAP && map_get(o, "dtype") && map_get(o, "shape") && map_get(o, "data");
 }
 
+/* A zstd payload's declared size against what its bytes can hold, before memory is reserved for
+ * it (PROTOCOL.md §2): zstd cannot beat ZSTD_MAX_RATIO (every block of at most 128 KiB costs at
+ * least 4 bytes: a 3-byte header and one RLE byte), and no tensor is larger than a bin can be. */
+#define ZSTD_MAX_RATIO 32768u
+static int zstd_claim(const char *key, uint64_t have, uint32_t zbytes)
+{
+    if (have <= (uint64_t)zbytes * ZSTD_MAX_RATIO && have <= UINT32_MAX) return PROTO_OK;
+    if (have > UINT32_MAX)
+        proto_set_detail("%s: zstd data says %llu bytes decompressed, over the bound of %u (the largest bin)", key,
+                         (unsigned long long)have, UINT32_MAX);
+    else
+        proto_set_detail("%s: zstd data of %u bytes says %llu bytes decompressed, more than zstd can hold in it "
+                         "(at most %u times its size)", key, zbytes, (unsigned long long)have, ZSTD_MAX_RATIO);
+    return PROTO_E_SCHEMA;
+}
+
 /* parse a tensor map, copying (and decompressing) its data into slot */
 static int parse_tensor(const msgpack_object *o, const char *key, struct proto_tensor *t, struct proto_buf *slot)
 {
+    int err;
     const msgpack_object *dt = map_get(o, "dtype"), *sh = map_get(o, "shape"), *da = map_get(o, "data"), *z = map_get(o, "zstd");
     if (!dt || dt->type != MSGPACK_OBJECT_STR || proto_dtype_parse(dt->via.str.ptr, dt->via.str.size, &t->dtype) != PROTO_OK) {
         proto_set_detail("%s: unknown dtype%s%.*s", key, dt && dt->type == MSGPACK_OBJECT_STR ? " " : "",
@@ -371,12 +393,13 @@ static int parse_tensor(const msgpack_object *o, const char *key, struct proto_t
         return PROTO_E_SCHEMA;
     }
     if (have != nbytes) {
-        char shp[96] = "";
-        for (int i = 0; i < t->ndim; i++) snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s%llu", i ? " " : "", (unsigned long long)t->shape[i]);
+        char shp[96];
         proto_set_detail("%s: data is %llu bytes%s, shape [%s] %s needs %zu", key, (unsigned long long)have,
-                         zstd ? " decompressed" : "", shp, proto_dtype_name(t->dtype), nbytes);
+                         zstd ? " decompressed" : "", proto_shape_str(t->shape, t->ndim, shp, sizeof shp),
+                         proto_dtype_name(t->dtype), nbytes);
         return PROTO_E_SCHEMA;
     }
+    if (zstd && (err = zstd_claim(key, have, da->via.bin.size))) return err;
     if (!zstd && ((uintptr_t)da->via.bin.ptr & 63) == 0) {
         t->data = da->via.bin.ptr;   /* already 64-byte aligned (the reader arranges it for large bins): use in place */
         return PROTO_OK;
@@ -532,7 +555,8 @@ int proto_frame_from_obj(const msgpack_object *obj, struct proto_frame *out, str
         if (out->n >= PROTO_MAX_KEYS) { proto_set_detail("frame has more than %d keys", PROTO_MAX_KEYS); return PROTO_E_SCHEMA; }
         if (k->via.str.size >= sizeof slots->keys[0]) { proto_set_detail("frame key too long"); return PROTO_E_SCHEMA; }
         char *key = slots->keys[out->n];
-        memcpy(key, k->via.str.ptr, k->via.str.size); key[k->via.str.size] = 0;
+        if (k->via.str.size) memcpy(key, k->via.str.ptr, k->via.str.size);   /* "" may have a NULL ptr */
+        key[k->via.str.size] = 0;
         for (int j = 0; j < out->n; j++)
             if (strcmp(out->v[j].key, key) == 0) { proto_set_detail("frame key '%s' appears twice", key); return PROTO_E_SCHEMA; }
         if ((err = parse_value(v, key, &out->v[out->n], slots, &slot))) {
@@ -558,7 +582,8 @@ int proto_meta_str(const msgpack_object *meta, const char *key, char *dst, size_
 {
     const msgpack_object *o = proto_meta_get(meta, key);
     if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= cap) return PROTO_E_SCHEMA;
-    memcpy(dst, o->via.str.ptr, o->via.str.size); dst[o->via.str.size] = 0;
+    if (o->via.str.size) memcpy(dst, o->via.str.ptr, o->via.str.size);
+    dst[o->via.str.size] = 0;
     return PROTO_OK;
 }
 int proto_meta_uint(const msgpack_object *meta, const char *key, uint64_t *out)

@@ -45,6 +45,23 @@ static int cfg_arch(const cJSON *cfg, enum proto_hf_arch *arch)
     return PROTO_E_FORMAT;
 }
 
+/* Each dimension within its bound (hf-model.h), which keeps every product of two far from
+ * overflow. */
+static int cfg_bounds(const struct proto_hf_config *c)
+{
+    const struct { const char *what; long long v, max; } b[] = {
+        {"hidden_size", c->d_model, 1 << 20}, {"intermediate_size", c->d_ff, 1 << 22},
+        {"num_attention_heads x head_dim", (long long)c->n_heads * c->head_dim, 1 << 20},
+        {"vocab_size", c->vocab, 1 << 30}, {"num_hidden_layers", c->n_layers, PROTO_HF_MAX_LAYERS},
+    };
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+        if (b[i].v > b[i].max) {
+            proto_set_detail("%s %lld is over the bound of %lld", b[i].what, b[i].v, b[i].max);
+            return PROTO_E_FORMAT;
+        }
+    return PROTO_OK;
+}
+
 /* The dimensions: present, positive, consistent and far from overflow. */
 static int cfg_dims(const cJSON *cfg, struct proto_hf_config *c)
 {
@@ -56,10 +73,6 @@ static int cfg_dims(const cJSON *cfg, struct proto_hf_config *c)
         (err = cfg_int(cfg, "intermediate_size", true, 0, &c->d_ff)) ||
         (err = cfg_int(cfg, "vocab_size", true, 0, &c->vocab)))
         return err;
-    if (c->n_layers > PROTO_HF_MAX_LAYERS) {
-        proto_set_detail("%d layers (max %d)", c->n_layers, PROTO_HF_MAX_LAYERS);
-        return PROTO_E_FORMAT;
-    }
     if (c->arch != PROTO_HF_GEMMA && c->d_model % c->n_heads) {
         proto_set_detail("hidden_size %d is not a multiple of num_attention_heads %d", c->d_model, c->n_heads);
         return PROTO_E_FORMAT;
@@ -69,12 +82,7 @@ static int cfg_dims(const cJSON *cfg, struct proto_hf_config *c)
         proto_set_detail("head_dim %d is not even", c->head_dim);
         return PROTO_E_FORMAT;
     }
-    if (c->d_model > 1 << 20 || c->d_ff > 1 << 22 || (long long)c->n_heads * c->head_dim > 1 << 20 ||
-        c->vocab > 1 << 30) {   /* keeps every product of two dims far from overflow */
-        proto_set_detail("implausible dimensions (hidden_size %d, intermediate_size %d, %d heads x %d, vocab_size %d)",
-                         c->d_model, c->d_ff, c->n_heads, c->head_dim, c->vocab);
-        return PROTO_E_FORMAT;
-    }
+    if ((err = cfg_bounds(c))) return err;
     if (c->n_heads % c->n_kv_heads) {
         proto_set_detail("num_attention_heads %d is not a multiple of num_key_value_heads %d", c->n_heads, c->n_kv_heads);
         return PROTO_E_FORMAT;
@@ -188,6 +196,46 @@ static int config_read(struct proto_hf_model *m, bool any_config)
 /* ---------------------------------------------------------------------------------------- */
 /* shards */
 
+/* One weight_map entry: its shard file and where it stands. */
+struct wm_entry { const char *file; int at; };
+static int cmp_file_at(const void *a, const void *b)
+{
+    const struct wm_entry *x = a, *y = b;
+    int c = strcmp(x->file, y->file);
+    return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+static int cmp_at(const void *a, const void *b)
+{
+    const struct wm_entry *x = a, *y = b;
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+/* The distinct files of weight_map in order of first appearance into m->shards: sorted by name
+ * (n log n, however many entries), at most PROTO_HF_MAX_SHARDS of them before the list is made. */
+static int shards_from_map(struct proto_hf_model *m, const char *path)
+{
+    int n = cJSON_GetArraySize(m->weight_map), k = 0, u = 0;
+    struct wm_entry *e = malloc((n > 0 ? (size_t)n : 1) * sizeof *e);   /* (n) */
+    if (!e) return PROTO_E_NOMEM;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, m->weight_map)
+        if (cJSON_IsString(it)) { e[k].file = it->valuestring; e[k].at = k; k++; }
+    qsort(e, (size_t)k, sizeof *e, cmp_file_at);
+    for (int i = 0; i < k; i++)   /* keep each file's first entry */
+        if (i == 0 || strcmp(e[i].file, e[u - 1].file) != 0) e[u++] = e[i];
+    if (u > PROTO_HF_MAX_SHARDS) {
+        proto_set_detail("%s: weight_map names %d shard files (max %d)", path, u, PROTO_HF_MAX_SHARDS);
+        free(e);
+        return PROTO_E_FORMAT;
+    }
+    qsort(e, (size_t)u, sizeof *e, cmp_at);
+    if (!(m->shards = calloc(u > 0 ? (size_t)u : 1, sizeof *m->shards))) { free(e); return PROTO_E_NOMEM; }
+    for (int i = 0; i < u; i++) m->shards[i].file = e[i].file;
+    m->n_shards = u;
+    free(e);
+    return PROTO_OK;
+}
+
 /* The shard list: the distinct files of weight_map in order of first appearance, or
  * model.safetensors alone. */
 static int shards_list(struct proto_hf_model *m)
@@ -210,16 +258,7 @@ static int shards_list(struct proto_hf_model *m)
     if (!(m->index = proto_json_load(path, &err))) return err;
     m->weight_map = proto_json_get(m->index, "weight_map");
     if (!cJSON_IsObject(m->weight_map)) { proto_set_detail("%s: no weight_map object", path); return PROTO_E_FORMAT; }
-    int n = cJSON_GetArraySize(m->weight_map);
-    if (!(m->shards = calloc(n > 0 ? (size_t)n : 1, sizeof *m->shards))) return PROTO_E_NOMEM;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, m->weight_map) {
-        if (!cJSON_IsString(e)) continue;
-        int k = 0;
-        while (k < m->n_shards && strcmp(m->shards[k].file, e->valuestring) != 0) k++;
-        if (k == m->n_shards) m->shards[m->n_shards++].file = e->valuestring;
-    }
-    return PROTO_OK;
+    return shards_from_map(m, path);
 }
 
 int proto_hf_shard(struct proto_hf_model *m, int i, const struct proto_st **out)
@@ -249,8 +288,7 @@ int proto_hf_open(const char *dir, unsigned flags, struct proto_hf_model **out)
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     size_t dl = strlen(m->dir);
     while (dl > 1 && m->dir[dl - 1] == '/') m->dir[--dl] = 0;
-    const char *base = strrchr(m->dir, '/');
-    snprintf(m->name, sizeof m->name, "%.255s", base ? base + 1 : m->dir);
+    proto_dir_basename(m->dir, m->name, sizeof m->name);
     int err;
     if ((err = config_read(m, flags & PROTO_HF_ANY_CONFIG)) || (err = shards_list(m))) goto fail;
     const struct proto_st *st;
@@ -304,15 +342,6 @@ int proto_hf_find(struct proto_hf_model *m, const char *name, const struct proto
     return locate(m, name, &st, t);
 }
 
-/* "[a b c]" of a tensor's shape into buf. */
-static const char *shape_str(const struct proto_st_tensor *t, char *buf, size_t cap)
-{
-    buf[0] = 0;
-    for (int i = 0, n = 0; i < t->ndim && n < (int)cap - 24; i++)
-        n += snprintf(buf + n, cap - n, i ? " %llu" : "%llu", (unsigned long long)t->shape[i]);
-    return buf;
-}
-
 int proto_hf_tensor(struct proto_hf_model *m, const char *name, uint64_t d0, uint64_t d1, bool required,
                     const struct proto_st_tensor **out)
 {
@@ -327,20 +356,12 @@ int proto_hf_tensor(struct proto_hf_model *m, const char *name, uint64_t d0, uin
         else proto_set_detail("%s: tensor %s is missing", st->path, name);
         return PROTO_E_FORMAT;
     }
-    if (t->dtype != PROTO_F32 && t->dtype != PROTO_F16 && t->dtype != PROTO_BF16) {
-        proto_set_detail("%s: tensor %s has dtype %s (f32, f16 or bf16 expected)", st->path, name,
-                         proto_dtype_name(t->dtype));
-        return PROTO_E_FORMAT;
-    }
-    int nd = d1 ? 2 : 1;
-    if (t->ndim != nd || t->shape[0] != d0 || (d1 && t->shape[1] != d1)) {
-        char got[96];
-        shape_str(t, got, sizeof got);
-        if (d1) proto_set_detail("%s: tensor %s has shape [%s], config.json implies [%llu %llu]", st->path, name,
-                                 got, (unsigned long long)d0, (unsigned long long)d1);
-        else proto_set_detail("%s: tensor %s has shape [%s], config.json implies [%llu]", st->path, name, got,
-                              (unsigned long long)d0);
-        return PROTO_E_MISMATCH;
+    char what[200];
+    const uint64_t want[2] = {d0, d1};
+    snprintf(what, sizeof what, "tensor %s", name);
+    if ((err = proto_st_check(t, what, d1 ? 2 : 1, want, "config.json implies"))) {
+        proto_prefix_detail("%s", st->path);
+        return err;
     }
     *out = t;
     return PROTO_OK;

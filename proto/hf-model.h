@@ -44,6 +44,7 @@
 #include "proto.h"
 
 #define PROTO_HF_MAX_LAYERS 4096
+#define PROTO_HF_MAX_SHARDS 4096   /* distinct shard files an index may name (Llama 3 405B: 191) */
 
 enum proto_hf_arch { PROTO_HF_LLAMA, PROTO_HF_MISTRAL, PROTO_HF_GEMMA };
 enum proto_hf_act { PROTO_HF_SILU, PROTO_HF_GELU_TANH };
@@ -52,8 +53,11 @@ enum proto_hf_act { PROTO_HF_SILU, PROTO_HF_GELU_TANH };
 const char *proto_hf_arch_name(enum proto_hf_arch a);
 
 /* config.json of a model we can run. Every dimension is checked positive and small enough that
- * the product of two never overflows; head_dim is even; n_heads is a multiple of n_kv_heads;
- * rms_norm_eps is in (0, 1), rope_theta positive and finite. */
+ * the product of two never overflows (each in [1, 1e9]; hidden_size <= 2^20, intermediate_size
+ * <= 2^22, heads x head_dim <= 2^20, layers <= PROTO_HF_MAX_LAYERS); head_dim is even; n_heads
+ * is a multiple of n_kv_heads; rms_norm_eps is in (0, 1), rope_theta positive and finite. The
+ * loader reserves memory only in proportion to the files it reads (tensors stay mapped, their
+ * shapes checked against these); an index names at most PROTO_HF_MAX_SHARDS shard files. */
 struct proto_hf_config {
     enum proto_hf_arch arch;
     int d_model;              /* hidden_size */

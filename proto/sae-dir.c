@@ -139,20 +139,8 @@ static int resolve_norm_scale(struct proto_sae *s, double norm_scale)
 /* Checks a tensor's dtype (f32/f16/bf16) and shape [d0] or [d0 d1]. */
 static int check_tensor(const struct proto_st_tensor *t, const char *name, int ndim, uint64_t d0, uint64_t d1)
 {
-    if (t->dtype != PROTO_F32 && t->dtype != PROTO_F16 && t->dtype != PROTO_BF16) {
-        proto_set_detail("%s has dtype %s (f32, f16 or bf16 expected)", name, proto_dtype_name(t->dtype));
-        return PROTO_E_FORMAT;
-    }
-    if (t->ndim == ndim && t->shape[0] == d0 && (ndim == 1 || t->shape[1] == d1)) return PROTO_OK;
-    char got[96] = "";
-    for (int i = 0, n = 0; i < t->ndim && n < 80; i++)
-        n += snprintf(got + n, sizeof got - n, i ? " %llu" : "%llu", (unsigned long long)t->shape[i]);
-    if (ndim == 1)
-        proto_set_detail("%s has shape [%s], expected [%llu]", name, got, (unsigned long long)d0);
-    else
-        proto_set_detail("%s has shape [%s], expected [%llu %llu]", name, got, (unsigned long long)d0,
-                         (unsigned long long)d1);
-    return PROTO_E_MISMATCH;
+    const uint64_t want[2] = {d0, d1};
+    return proto_st_check(t, name, ndim, want, "expected");
 }
 
 /* Copies a tensor (unaligned in the mapping) into a new aligned f32 buffer after checking it.
@@ -189,8 +177,9 @@ static int resolve_dims(struct proto_sae *s, const struct proto_st *st, const st
     if (we->ndim != 2) { proto_set_detail("W_enc is not 2-D"); return PROTO_E_MISMATCH; }
     long long d_in = x->d_in >= 0 ? x->d_in : (long long)we->shape[0];
     long long d_sae = x->d_sae >= 0 ? x->d_sae : (long long)we->shape[1];
-    if (d_in < 1 || d_sae < 1 || d_in > INT32_MAX / 2 || d_sae > INT32_MAX / 2) {
-        proto_set_detail("d_in %lld / d_sae %lld out of range", d_in, d_sae);
+    if (d_in < 1 || d_sae < 1 || d_in > INT32_MAX / 2 || d_sae > INT32_MAX / 2) {   /* before any allocation */
+        proto_set_detail("d_in %lld (%s) / d_sae %lld (%s) out of range: each from 1 to %d", d_in,
+                         x->d_in >= 0 ? "cfg.json" : "W_enc", d_sae, x->d_sae >= 0 ? "cfg.json" : "W_enc", INT32_MAX / 2);
         return PROTO_E_FORMAT;
     }
     s->d_in = (int)d_in;
@@ -246,23 +235,13 @@ static int load_weights(struct proto_sae *s, const struct proto_st *st, bool ft_
 /* ---------------------------------------------------------------------------------------- */
 /* load, open */
 
-/* The directory's basename, without trailing slashes. */
-static void dir_basename(const char *dir, char *dst, size_t cap)
-{
-    const char *end = dir + strlen(dir);
-    while (end > dir + 1 && end[-1] == '/') end--;
-    const char *base = end;
-    while (base > dir && base[-1] != '/') base--;
-    snprintf(dst, cap, "%.*s", (int)(end - base), base);
-}
-
 /* What load and open share: the cfg, the mapped weights, the sizes. */
 static int sae_begin(const char *dir, struct proto_sae *s, struct cfg_extra *x)
 {
     char path[4200];
     int err;
     memset(s, 0, sizeof *s);
-    dir_basename(dir, s->name, sizeof s->name);
+    proto_dir_basename(dir, s->name, sizeof s->name);
     snprintf(path, sizeof path, "%s/cfg.json", dir);
     if (!(s->cfg = proto_json_load(path, &err))) return err;   /* the detail names the file */
     if ((err = parse_cfg(s, s->cfg, x))) { proto_prefix_detail("%s", path); return err; }

@@ -14,7 +14,10 @@
  *                              layer_norm, or a legacy bool (true = expected_average_only_in)
  *   norm_scaling_factor        expected_average_only_in's factor (a caller's factor wins)
  *   finetuning_scaling_factor  true: the weights must hold a non-trivial scaling factor
- *   d_in, d_sae                default: the shape of W_enc (given: every tensor must agree)
+ *   d_in, d_sae                default: the shape of W_enc (given: every tensor must agree);
+ *                              at most 2^30 - 1 each. Nothing is reserved from them alone: each
+ *                              tensor's shape is checked against them before it is copied, so
+ *                              memory follows the size of sae_weights.safetensors
  * sae_weights.safetensors, f32/f16/bf16: W_enc (d_in, d_sae), W_dec (d_sae, d_in), b_dec (d_in),
  * b_enc (d_sae) (gated: b_gate, r_mag, b_mag instead), threshold (d_sae, jumprelu), and an
  * optional finetuning_scaling_factor or scaling_factor (d_sae; all ones counts as absent).

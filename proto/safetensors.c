@@ -2,6 +2,7 @@
  * Layout: u64 LE header length N, N bytes of JSON {name: {dtype, shape, data_offsets:[b,e]},
  * "__metadata__": {...}}, then the data area; offsets are relative to the data area. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -105,17 +106,53 @@ static int check_layout(const struct proto_st *st)
     return rc;
 }
 
-int proto_st_parse(struct proto_st *st, const void *buf, size_t len)
+/* An upper bound on the number of JSON values in text: 1 + its commas, '[' and '{' outside
+ * strings (every value but the first follows one of them). Stops counting past the bound. */
+static size_t json_values(const char *text, size_t n)
 {
-    const unsigned char *p = buf;
-    st->n = 0; st->t = NULL;
-    if (len < 8) { proto_set_detail("file is %zu bytes, shorter than the 8-byte header length", len); return PROTO_E_FORMAT; }
+    size_t values = 1;
+    bool in_str = false;
+    for (size_t i = 0; i < n && values <= PROTO_ST_MAX_VALUES; i++) {
+        char c = text[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = false;
+        } else if (c == '"') in_str = true;
+        else values += c == ',' || c == '[' || c == '{';
+    }
+    return values;
+}
+
+/* The header length: within the file and the bounds, its JSON values counted before parsing. */
+static int header_len(const unsigned char *p, size_t len, uint64_t *out)
+{
     uint64_t hlen = 0;
+    if (len < 8) { proto_set_detail("file is %zu bytes, shorter than the 8-byte header length", len); return PROTO_E_FORMAT; }
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
+    if (hlen > PROTO_ST_MAX_HEADER) {
+        proto_set_detail("header length %llu is over the bound of %u bytes", (unsigned long long)hlen, PROTO_ST_MAX_HEADER);
+        return PROTO_E_FORMAT;
+    }
     if (hlen > len - 8) {
         proto_set_detail("header length %llu is larger than the file (%zu bytes)", (unsigned long long)hlen, len);
         return PROTO_E_FORMAT;
     }
+    if (json_values((const char *)p + 8, (size_t)hlen) > PROTO_ST_MAX_VALUES) {
+        proto_set_detail("header of %llu bytes holds more than %u JSON values (the bound)", (unsigned long long)hlen,
+                         PROTO_ST_MAX_VALUES);
+        return PROTO_E_FORMAT;
+    }
+    *out = hlen;
+    return PROTO_OK;
+}
+
+int proto_st_parse(struct proto_st *st, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    st->n = 0; st->t = NULL;
+    uint64_t hlen;
+    int hr = header_len(p, len, &hlen);
+    if (hr) return hr;
     cJSON *root = cJSON_ParseWithLength((const char *)p + 8, (size_t)hlen);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -165,6 +202,22 @@ int proto_st_open(struct proto_st *st, const char *path)
         proto_st_close(st);
     }
     return rc;
+}
+
+int proto_st_check(const struct proto_st_tensor *t, const char *what, int ndim, const uint64_t *shape,
+                   const char *source)
+{
+    if (t->dtype != PROTO_F32 && t->dtype != PROTO_F16 && t->dtype != PROTO_BF16) {
+        proto_set_detail("%s has dtype %s (f32, f16 or bf16 expected)", what, proto_dtype_name(t->dtype));
+        return PROTO_E_FORMAT;
+    }
+    bool same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+    if (same) return PROTO_OK;
+    char got[96], want[96];
+    proto_set_detail("%s has shape [%s], %s [%s]", what, proto_shape_str(t->shape, t->ndim, got, sizeof got), source,
+                     proto_shape_str(shape, ndim, want, sizeof want));
+    return PROTO_E_MISMATCH;
 }
 
 const struct proto_st_tensor *proto_st_find(const struct proto_st *st, const char *name)

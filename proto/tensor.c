@@ -30,6 +30,18 @@ uint64_t proto_tensor_numel(const struct proto_tensor *t)
 }
 size_t proto_tensor_nbytes(const struct proto_tensor *t) { return (size_t)proto_tensor_numel(t) * proto_dtype_size(t->dtype); }
 
+const char *proto_shape_str(const uint64_t *shape, int ndim, char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (cap) buf[0] = 0;
+    for (int i = 0; i < ndim && n < cap; i++) {   /* snprintf truncates; n >= cap then stops */
+        int k = snprintf(buf + n, cap - n, i ? " %llu" : "%llu", (unsigned long long)shape[i]);
+        if (k < 0) break;
+        n += (size_t)k;
+    }
+    return buf;
+}
+
 /* ---- half floats ---- */
 float proto_bf16_to_f32(uint16_t h)
 {
