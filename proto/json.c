@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "proto.h"
 #include "json.h"
 
@@ -114,6 +115,13 @@ cJSON *proto_json_load(const char *path, int *err)
 {
     char *text = NULL;
     size_t len = 0;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > PROTO_JSON_MAX_BYTES) {
+        proto_set_detail("%s: %llu bytes, over the %zu MiB a JSON file may have", path, (unsigned long long)sb.st_size,
+                         PROTO_JSON_MAX_BYTES >> 20);
+        *err = PROTO_E_FORMAT;
+        return NULL;
+    }
     if ((*err = proto_read_file(path, &text, &len)) != PROTO_OK) return NULL;   /* detail names path */
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
