@@ -7,6 +7,9 @@
 # 2 FLOP per param = 1.32 GFLOP/token, attention scores and norms ignored; the issue asks
 # >= 20x); peak RSS for two stream lengths
 # (memory independent of length). SF_BENCH_REDUCE_TOKENS (default 8192) sets the file size.
+# Drill-down (issue 16): the two-stream study at d_sae 65,536 (d_model 256, L0 60) with --top-k 0
+# (off) and the default --top-k 8 --context 8: tokens/s of each and the extra peak RSS, next to the
+# bound sf-reduce states (d_sae x (8 + K x (17 + 8 x (2W + 1))) bytes per model).
 set -u
 cd "$(dirname "$0")/.."
 B=${SF_BUILD:-build}
@@ -38,3 +41,17 @@ for n in 4096 32768; do
 done
 "$R" -i "$tmp/a.sf" -o "$tmp/p.json" && s=$(date +%s.%N) && "$R" --merge "$tmp/p.json" "$tmp/p.json" "$tmp/p.json" -o /dev/null && e=$(date +%s.%N) &&
   echo "| sf-reduce | --merge of 3 partial results (d_sae 16384) | $(awk -v s="$s" -v e="$e" 'BEGIN{printf "%.3f", e-s}') | s | JSON $(du -k "$tmp/p.json" | cut -f1) KiB each |"
+# ---- drill-down cost (issue 16): top-k contexts on/off at d_sae 65,536 ----
+DS=65536 DM=256 K=8 W=8
+if "$G" "$tmp/db.sf" "$N" $DM $DS 60 128 8 0 1 && "$G" "$tmp/df.sf" "$N" $DM $DS 60 128 8 0 2; then
+  t0=$(best --base "$tmp/db.sf" --finetune "$tmp/df.sf" --top-k 0)
+  t1=$(best --base "$tmp/db.sf" --finetune "$tmp/df.sf" --top-k $K --context $W)
+  row "two streams, d_sae $DS, drill-down off (--top-k 0), $N tok pairs" "$t0" "$N"
+  row "two streams, d_sae $DS, drill-down --top-k $K --context $W, $N tok pairs" "$t1" "$N"
+  m0=$( { /usr/bin/time -f "%M" "$R" --base "$tmp/db.sf" --finetune "$tmp/df.sf" --top-k 0 --no-partial -o /dev/null; } 2>&1 | tail -1)
+  m1=$( { /usr/bin/time -f "%M" "$R" --base "$tmp/db.sf" --finetune "$tmp/df.sf" --top-k $K --context $W --no-partial -o /dev/null; } 2>&1 | tail -1)
+  bound=$(awk -v d=$DS -v k=$K -v w=$W 'BEGIN{printf "%.1f", 2 * d * (8 + k * (17 + 8 * (2 * w + 1))) / 1048576}')
+  echo "| sf-reduce | drill-down extra peak RSS, d_sae $DS, K $K, W $W, two models | $(awk -v a="$m0" -v b="$m1" 'BEGIN{printf "%.1f", (b-a)/1024}') | MiB | bound 2 x d_sae x (8 + K x (17 + 8 x (2W + 1))) B = $bound MiB (off: $(awk -v a="$m0" 'BEGIN{printf "%.1f", a/1024}') MiB), fixed whatever the tokens; refused over 2048 MiB per model |"
+else
+  echo "| sf-reduce | drill-down generator | FAILED | | |"
+fi

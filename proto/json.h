@@ -36,9 +36,9 @@ int proto_json_need(int r, const char *key);
 
 /* Reads and parses a JSON file whose top level must be an object. NULL with *err set and a
  * detail naming the file (and the place a parse stopped) on failure. cJSON_Delete() it.
- * A file over PROTO_JSON_MAX_BYTES is refused before it is read (config.json, cfg.json, an index,
- * a result being merged: all far smaller; cJSON takes ~10x the text's size in memory). */
-#define PROTO_JSON_MAX_BYTES ((size_t)256 << 20)
+ * A file over PROTO_JSON_MAX_BYTES (1 GiB) is refused before it is read (config.json, cfg.json, an index,
+ * a shard result with its drill-down contexts: ~200 MB at d_sae 65,536; cJSON takes ~10x the text in memory). */
+#define PROTO_JSON_MAX_BYTES ((size_t)1 << 30)
 cJSON *proto_json_load(const char *path, int *err);
 
 #endif

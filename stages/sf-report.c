@@ -1067,6 +1067,140 @@ static void metrics_table(struct report *r, const struct study *st, int si)
     sb_printf(s, "</table>\n");
 }
 
+/* ---- features: the per-feature drill-down (sf-reduce's "features" block) ---- */
+/* The display text of token id (features.pieces), else "#id". */
+static const char *piece_of(const cJSON *pieces, double id, char *b, size_t n)
+{
+    char k[32];
+    snprintf(k, sizeof k, "%.0f", id);
+    const char *p = str_or_null(pieces, k);
+    if (p) return p;
+    snprintf(b, n, "#%.0f", id);
+    return b;
+}
+
+/* One token of a context: shaded by act/amax, its activation in the title and, when it fired,
+ * as a subscript; the max token (at) outlined. Newlines shown as the return sign. */
+static void token_span(struct sb *s, const char *txt, double act, double amax, bool at)
+{
+    double a = amax > 0 && act > 0 ? fmin(1.0, act / amax) : 0;
+    sb_printf(s, "<span class=\"tk%s\" style=\"background:rgba(255,140,0,%.2f)\" title=\"activation %.4g\">", at ? " at" : "", a, act);
+    for (const char *c = txt; *c; c++) {
+        if (*c == '\n') sb_printf(s, "\xe2\x8f\x8e");
+        else { char one[2] = {*c, 0}; sb_esc(s, one); }
+    }
+    if (act > 0) sb_printf(s, "<sub>%.2f</sub>", act);
+    sb_printf(s, "</span>");
+}
+
+/* The contexts [{row, pos, value, tokens, acts, at}] of one model as a list. */
+static void contexts_html(struct sb *s, const cJSON *ctxs, const cJSON *pieces, double amax)
+{
+    const cJSON *c;
+    if (!cJSON_GetArraySize(ctxs)) { sb_printf(s, "<p class=\"fnone\">no activation kept (never fired, or no --top-k)</p>\n"); return; }
+    sb_printf(s, "<ol class=\"ctx\">\n");
+    cJSON_ArrayForEach(c, ctxs) {
+        double *tk, *ac, at = num_or_nan(c, "at");
+        size_t n = num_array(proto_json_get(c, "tokens"), &tk), na = num_array(proto_json_get(c, "acts"), &ac);
+        char b[48];
+        sb_printf(s, "<li><span class=\"cpos\">row %.0f, pos %.0f: %.3f</span> ", num_or_nan(c, "row"), num_or_nan(c, "pos"), num_or_nan(c, "value"));
+        for (size_t i = 0; i < n; i++) token_span(s, piece_of(pieces, tk[i], b, sizeof b), i < na ? ac[i] : NAN, amax, (double)i == at);
+        sb_printf(s, "</li>\n");
+        free(tk); free(ac);
+    }
+    sb_printf(s, "</ol>\n");
+}
+
+/* "top"/"bottom" logit tokens {ids, values} as one line */
+static void logits_html(struct sb *s, const cJSON *lg, const cJSON *pieces, const char *label)
+{
+    double *id, *v;
+    size_t n = num_array(proto_json_get(lg, "ids"), &id), nv = num_array(proto_json_get(lg, "values"), &v);
+    char b[48];
+    sb_printf(s, "<p class=\"logits\"><b>%s:</b> ", label);
+    for (size_t i = 0; i < n; i++) {
+        sb_printf(s, "<span class=\"lt\"><span class=\"tk\">");
+        sb_esc(s, piece_of(pieces, id[i], b, sizeof b));
+        sb_printf(s, "</span> %+.3f</span> ", i < nv ? v[i] : NAN);
+    }
+    if (!n) sb_printf(s, "\xe2\x80\x94 (no --base-model/--finetune-model/--sae)");
+    sb_printf(s, "</p>\n");
+    free(id); free(v);
+}
+
+static const char *role_label(const char *r)
+{
+    return strcmp(r, "best") == 0 ? "best transfer" : strcmp(r, "worst") == 0 ? "worst transfer"
+         : strcmp(r, "dead_only_base") == 0 ? "dead in base only" : strcmp(r, "dead_only_finetune") == 0 ? "dead in finetune only"
+         : strcmp(r, "asked") == 0 ? "asked (--features)" : r;
+}
+
+/* One card: id and roles, the figures side by side, each model's contexts and logit tokens. */
+static void feature_card(struct sb *s, const cJSON *cd, const cJSON *pieces, int si, const char *const *names, int nm)
+{
+    char b1[48], b2[48];
+    double id = num_or_nan(cd, "id");
+    const cJSON *r;
+    sb_printf(s, "<article class=\"fcard\" id=\"feature-card-%d-%.0f\" aria-labelledby=\"feature-card-%d-%.0f-h\">\n"
+              "<h4 id=\"feature-card-%d-%.0f-h\">Feature %.0f", si, id, si, id, si, id, id);
+    cJSON_ArrayForEach(r, proto_json_get(cd, "roles")) if (cJSON_IsString(r)) sb_printf(s, " <span class=\"role\">%s</span>", role_label(r->valuestring));
+    sb_printf(s, "</h4>\n<table class=\"fstats\"><tr><th>figure</th>");
+    for (int m = 0; m < nm; m++) sb_printf(s, "<th>%s</th>", names[m]);
+    sb_printf(s, "</tr>\n<tr><td>log10 density</td>");
+    for (int m = 0; m < nm; m++) sb_printf(s, "<td>%s</td>", fmt_f(b1, num_or_nan(proto_json_get(cd, names[m]), "log_density")));
+    sb_printf(s, "</tr>\n<tr><td>max activation</td>");
+    for (int m = 0; m < nm; m++) sb_printf(s, "<td>%s</td>", fmt_f(b1, num_or_nan(proto_json_get(cd, names[m]), "max_act")));
+    sb_printf(s, "</tr>\n");
+    if (nm == 2)
+        sb_printf(s, "<tr><td>activation similarity</td><td colspan=\"2\">%s</td></tr>\n<tr><td>logit similarity</td><td colspan=\"2\">%s</td></tr>\n",
+                  fmt_f(b1, num_or_nan(cd, "activation_similarity")), fmt_f(b2, num_or_nan(cd, "logit_similarity")));
+    sb_printf(s, "</table>\n<div class=\"fcols\">\n");
+    for (int m = 0; m < nm; m++) {
+        const cJSON *mb = proto_json_get(cd, names[m]);
+        sb_printf(s, "<div class=\"fcol\"><h5>%s: top activating contexts</h5>\n", names[m]);
+        contexts_html(s, proto_json_get(mb, "contexts"), pieces, num_or_nan(mb, "max_act"));
+        logits_html(s, proto_json_get(mb, "top_logits"), pieces, "top logit tokens");
+        logits_html(s, proto_json_get(mb, "bottom_logits"), pieces, "bottom logit tokens");
+        sb_printf(s, "</div>\n");
+    }
+    sb_printf(s, "</div></article>\n");
+}
+
+/* The features section: an index table of the carded features, then one card each. */
+static void features_section(struct report *r, const struct study *st, int si)
+{
+    static const char *const pair[2] = {"base", "finetune"}, *const one[1] = {"model"};
+    struct sb *s = &r->html;
+    const cJSON *fb = proto_json_get(st->doc, "features"), *cards = proto_json_get(fb, "cards"), *cd;
+    const cJSON *pieces = proto_json_get(fb, "pieces");
+    const char *const *names = st->n_models == 2 ? pair : one;
+    char b1[48], b2[48], b3[48];
+    sb_printf(s, "<section id=\"features-%d\"><h3>Features: drill-down</h3>\n", si);
+    if (!cJSON_GetArraySize(cards)) {
+        note(r, "No \"features\" cards in %s (sf-reduce --feature-cards/--features; needs feats).", st->path);
+        sb_printf(s, "</section>\n");
+        return;
+    }
+    sb_printf(s, "<p class=\"thresholds\">Top %.0f activating contexts per model (%.0f tokens each side, clipped to the row; "
+              "shade = activation / the feature's max in that model, subscript = activation); tokens %s.</p>\n",
+              num_or_nan(fb, "top_k"), num_or_nan(fb, "context"), pieces ? "decoded with the base tokenizer" : "shown as ids (no tokenizer)");
+    sb_printf(s, "<table id=\"features-table-%d\"><tr><th>feature</th><th>shown as</th><th>act. sim.</th><th>logit sim.</th>"
+              "<th>log10 dens. %s</th>%s</tr>\n", si, names[0], st->n_models == 2 ? "<th>log10 dens. finetune</th>" : "");
+    cJSON_ArrayForEach(cd, cards) {
+        double id = num_or_nan(cd, "id");
+        const cJSON *ro;
+        sb_printf(s, "<tr><td><a href=\"#feature-card-%d-%.0f\">%.0f</a></td><td>", si, id, id);
+        cJSON_ArrayForEach(ro, proto_json_get(cd, "roles")) if (cJSON_IsString(ro)) sb_printf(s, "%s%s", role_label(ro->valuestring), ro->next ? ", " : "");
+        sb_printf(s, "</td><td>%s</td><td>%s</td><td>%s</td>", fmt_f(b1, num_or_nan(cd, "activation_similarity")),
+                  fmt_f(b2, num_or_nan(cd, "logit_similarity")), fmt_f(b3, num_or_nan(proto_json_get(cd, names[0]), "log_density")));
+        if (st->n_models == 2) sb_printf(s, "<td>%s</td>", fmt_f(b1, num_or_nan(proto_json_get(cd, "finetune"), "log_density")));
+        sb_printf(s, "</tr>\n");
+    }
+    sb_printf(s, "</table>\n<div class=\"fcards\">\n");
+    cJSON_ArrayForEach(cd, cards) feature_card(s, cd, pieces, si, names, st->n_models == 2 ? 2 : 1);
+    sb_printf(s, "</div></section>\n");
+}
+
 /* ---- provenance ---- */
 /* Appends ARGS, a string or an array of strings, as code. */
 static void prov_args(struct sb *s, const cJSON *args)
@@ -1687,7 +1821,17 @@ static const char *CSS =
     "tr.study td{background:#1f2a36}figcaption,.thresholds,footer{color:#aaa}"
     ".note{color:#f0c674;background:#3a2f14}li.ok b{color:#5cc26e}li.bad b{color:#ff6b6b}li.mid b{color:#f0a040}"
     "li.na b{color:#bbb}td.ok b{color:#5cc26e}td.bad b{color:#ff6b6b}td.mid b{color:#f0a040}td.na b{color:#bbb}#warnings{border-color:#ff6b6b}#warnings h2{color:#ff6b6b}a{color:#8ab4f8}"
-    "svg{border-radius:3px}}";
+    "svg{border-radius:3px}}"
+    /* feature cards (drill-down) */
+    ".fcards{display:flex;flex-direction:column;gap:10px}.fcard{border:1px solid #bbb;border-radius:4px;padding:6px 10px;break-inside:avoid}"
+    ".fcard h4{margin:2px 0 6px}.role{font-size:11px;font-weight:normal;background:#e8eef6;color:#223;border-radius:3px;padding:1px 5px;margin-left:4px}"
+    ".fcols{display:flex;flex-wrap:wrap;gap:16px}.fcol{flex:1 1 560px;min-width:0}.fcol h5{margin:6px 0 2px}"
+    "ol.ctx{margin:2px 0;padding-left:22px;font-size:12px}ol.ctx li{margin:3px 0}.cpos{color:#666;font-size:10px;margin-right:4px}"
+    ".tk{font-family:DejaVu Sans Mono,monospace;white-space:pre;color:#111;border-radius:2px;padding:0 1px}.tk.at{outline:2px solid #c2410c}"
+    ".tk sub{font-size:8px;color:#7a3300}.logits{font-size:12px;margin:2px 0}.lt{margin-right:6px}.lt .tk{background:#eef}"
+    ".fnone{color:#666;font-size:12px}"
+    "@media (prefers-color-scheme:dark){.fcard{border-color:#555}.role{background:#2a3442;color:#ddd}.cpos,.fnone{color:#aaa}"
+    ".tk{color:#eee}.tk sub{color:#ffb070}.lt .tk{background:#2a2a44}}";
 
 /* ======================== usage ======================== */
 static void usage(FILE *fp)
@@ -1732,7 +1876,13 @@ static void usage(FILE *fp)
 "  plot-S-transfer-act-sim, plot-S-transfer-logit-sim                 regular-feature similarities\n"
 "  plot-S-weights-layer                           weight deviation ||A-B||/||A|| by layer: mean and max\n"
 "  plot-S-weights-kind                            weight deviation by tensor kind: mean (bars), max (marks)\n"
-"  tables: summary, metrics-S; verdict lines: verdict-S; warnings: warnings; footer: provenance\n"
+"  tables: summary, metrics-S; verdict lines: verdict-S; warnings: warnings; footer: provenance\n""Features (sf-reduce's \"features\" block, the drill-down): section features-S, its index table\n"
+"  features-table-S and one card per shown feature, feature-card-S-ID (ID = feature index): roles (best/\n"
+"  worst transfer by activation similarity, dead in one model only, asked with --features), log10 density\n"
+"  and max activation per model, activation and logit similarity, each model's top activating contexts\n"
+"  (every token shaded by its activation / the feature's max, the activation as a subscript and in the\n"
+"  title, the max token outlined) and top/bottom logit tokens. Token ids are decoded with the pieces\n"
+"  sf-reduce put in features.pieces (the base tokenizer), else shown as #ID.\n"
 "\n"
 "Sweeps: a sweep document (pipelines/sweep.sh OUT/result.json, top-level \"saeflow_sweep\": 1;\n"
 "proto/PROTOCOL.md section 5 \"Sweeps\"), given alone, gets a report with a depth axis (blocks run:\n"
@@ -1826,6 +1976,7 @@ static void studies_report(struct report *r, struct study *st, int ns)
         if (st[i].n_models == 2) transfer_section(r, &st[i], i + 1);
         else if (!st[i].blk[0]) note(r, "No per-model block (\"base\"/\"finetune\"/\"model\") in %s.", st[i].path);
         if (st[i].n_models == 2 || proto_json_get(st[i].doc, "weight_deviation")) weights_section(r, &st[i], i + 1);
+        if (proto_json_get(st[i].doc, "features")) features_section(r, &st[i], i + 1);
         metrics_table(r, &st[i], i + 1);
         sb_printf(s, "</section>\n");
     }

@@ -137,6 +137,7 @@ static void model_destroy(struct modelacc *m)
 {
     free(m->fire); free(m->nz); free(m->sa); free(m->sa2); free(m->amax); free(m->amin);
     free(m->h_act.c); free(m->h_norm.c);
+    topk_destroy(&m->tk);
 }
 
 int x_init(struct xacc *x, uint32_t d_sae)

@@ -174,6 +174,53 @@ int logit_similarity(const struct ckpts *ck, const uint32_t *idx, size_t n, uint
     return err;
 }
 
+/* Keeps the N largest (sign +1) or smallest (sign -1) of a stream of (id, value) in ids/vals (N),
+ * sorted best first; *k kept so far. Ties keep the earlier (lower) id. */
+static void keep_extreme(uint32_t *ids, float *vals, uint32_t *k, uint32_t N, uint32_t id, float v, float sign)
+{
+    float sv = sign * v;
+    if (*k == N && !(sv > sign * vals[N - 1])) return;
+    uint32_t i = *k < N ? (*k)++ : N - 1;
+    while (i > 0 && sign * vals[i - 1] < sv) { vals[i] = vals[i - 1]; ids[i] = ids[i - 1]; i--; }
+    vals[i] = v; ids[i] = id;
+}
+
+int logit_extremes(const struct ckpts *ck, int mi, const uint32_t *idx, size_t n, uint32_t d_sae, uint32_t N,
+                   uint32_t *top_id, float *top_v, uint32_t *bot_id, float *bot_v)
+{
+    const struct unembed *u = mi ? &ck->uf : &ck->ub;
+    const uint64_t V = ck->ub.V, d = u->d, C = VOCAB_CHUNK;   /* the base vocabulary: a larger finetune one is cut */
+    const size_t n1 = n ? n : 1;
+    if ((uint32_t)ck->sae.d_sae != d_sae) {
+        proto_set_detail("%s: SAE d_sae %d, the streams' features %u", ck->sae_dir, ck->sae.d_sae, d_sae);
+        return PROTO_E_MISMATCH;
+    }
+    int err = PROTO_OK;
+    float *D = proto_aligned_alloc(n1 * d * 4), *E = proto_aligned_alloc(C * d * 4), *L = proto_aligned_alloc(n1 * C * 4);   /* (n, d) (C, d) (n, C) */
+    uint32_t *kt = calloc(n1, 4), *kb = calloc(n1, 4);   /* (n) kept so far */
+    if (!D || !E || !L || !kt || !kb) { err = PROTO_E_NOMEM; goto out; }
+    if ((err = proto_sae_dec_rows(&ck->sae, idx, n, D))) goto out;
+    for (size_t j = 0; j < n; j++) for (uint64_t q = 0; q < d; q++) D[j * d + q] *= u->g[q];
+    for (uint64_t v0 = 0; n && v0 < V; v0 += C) {
+        uint64_t m = V - v0 < C ? V - v0 : C;
+        unembed_rows(u, v0, m, E);
+        /* L(n, m) = D(n, d) · E(m, d)ᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)d, 1.0f, D, (int)d, E, (int)d, 0.0f, L, (int)m);
+        for (size_t j = 0; j < n; j++)
+            for (uint64_t v = 0; v < m; v++) {
+                float x = L[j * m + v];
+                if (!isfinite(x)) continue;
+                keep_extreme(top_id + j * N, top_v + j * N, &kt[j], N, (uint32_t)(v0 + v), x, 1.0f);
+                keep_extreme(bot_id + j * N, bot_v + j * N, &kb[j], N, (uint32_t)(v0 + v), x, -1.0f);
+            }
+    }
+    for (size_t j = 0; j < n; j++)   /* fewer finite logits than N: the rest NaN, id 0 */
+        for (uint32_t k = kt[j]; k < N; k++) { top_id[j * N + k] = bot_id[j * N + k] = 0; top_v[j * N + k] = bot_v[j * N + k] = NAN; }
+out:
+    free(D); free(E); free(L); free(kt); free(kb);
+    return err;
+}
+
 /* ======================== --weights-only ======================== */
 /* ‖A − B‖/‖A‖ of tensors ta (base) and tb (finetune), over ta's elements; NaN when ‖A‖ = 0.
  * a, b: (ch) scratch. */

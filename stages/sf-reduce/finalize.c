@@ -135,7 +135,7 @@ static size_t subsample(uint32_t *idx, size_t n, long long N, uint64_t seed, uin
 
 /* Pearson of one feature over N tokens from its running sums; NaN when either vector is constant
  * (all zero, or nonzero on every token with one value). */
-static double feat_pearson(const struct acc *a, uint32_t j)
+double feat_pearson(const struct acc *a, uint32_t j)
 {
     const struct modelacc *b = &a->m[0], *f = &a->m[1];
     double N = (double)a->x.n_tok;
@@ -264,6 +264,8 @@ static int transfer_block(const struct acc *a, const struct opts *o, const struc
     for (uint32_t j = 0; j < D; j++) v[j] = feat_pearson(a, j);
     cJSON_AddItemToObject(t, "activation_similarity_all", stats_block(NULL, v, D, true, &nan));
     nan_note(nc, "transfer.activation_similarity_all", nan, "feature constant over the tokens in base or finetune (Pearson undefined), e.g. dead");
+    struct fsel fs = {sr, sb, sf, nr, nb, nf, v};   /* v: activation_similarity_all */
+    if ((err = features_block(a, o, ck, &fs, doc))) goto out;
     if (ck->on) err = checkpoint_figures(ck, sr, nr, D, v, t, nc);
 out:
     free(Lb); free(Lf); free(v); free(sb); free(sf); free(sr);
@@ -387,6 +389,18 @@ static cJSON *warnings(const struct acc *a, const struct ckpts *ck, const cJSON 
 }
 
 /* The result document of a (prov: provenance(), consumed) into *out. */
+/* weight_deviation (from the checkpoints) and throughput (upstream stages, then sf-reduce) into doc */
+static void wdev_throughput(const struct acc *a, const struct ckpts *ck, const cJSON *prov, cJSON *doc)
+{
+    if (ck && ck->wdev) cJSON_AddItemToObject(doc, "weight_deviation", cJSON_Duplicate(ck->wdev, true));
+    cJSON *th = cJSON_AddObjectToObject(doc, "throughput");
+    upstream_throughput(prov, a->ctx, th);
+    cJSON *me = cJSON_AddObjectToObject(th, "sf-reduce");
+    cJSON_AddNumberToObject(me, "rows", (double)a->reduce_rows);
+    cJSON_AddNumberToObject(me, "seconds", a->seconds);
+    cJSON_AddNumberToObject(me, "tokens_per_s", ratio((double)a->reduce_tokens, a->seconds));
+}
+
 int finalize(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON *prov, cJSON **out)
 {
     int err = PROTO_OK;
@@ -401,14 +415,11 @@ int finalize(struct acc *a, const struct opts *o, const struct ckpts *ck, cJSON 
     if (a->paired) {
         if ((err = model_block(&a->m[0], "base", doc, nc)) || (err = model_block(&a->m[1], "finetune", doc, nc))) goto fail;
         if (a->has_x && (err = transfer_block(a, o, ck, doc, nc))) goto fail;
-    } else if ((err = model_block(&a->m[0], "model", doc, nc))) goto fail;
-    if (ck && ck->wdev) cJSON_AddItemToObject(doc, "weight_deviation", cJSON_Duplicate(ck->wdev, true));
-    cJSON *th = cJSON_AddObjectToObject(doc, "throughput");
-    upstream_throughput(prov, a->ctx, th);
-    cJSON *me = cJSON_AddObjectToObject(th, "sf-reduce");
-    cJSON_AddNumberToObject(me, "rows", (double)a->reduce_rows);
-    cJSON_AddNumberToObject(me, "seconds", a->seconds);
-    cJSON_AddNumberToObject(me, "tokens_per_s", ratio((double)a->reduce_tokens, a->seconds));
+    } else {
+        struct fsel none = {0};
+        if ((err = model_block(&a->m[0], "model", doc, nc)) || (err = features_block(a, o, ck, &none, doc))) goto fail;
+    }
+    wdev_throughput(a, ck, prov, doc);
     cJSON_AddItemToObject(doc, "warnings", warnings(a, ck, nc));
     cJSON_AddItemToObject(doc, "nan_counts", nc); nc = NULL;
     cJSON_AddItemToObject(doc, "provenance", prov);
@@ -424,6 +435,7 @@ int finalize_hooks(struct acc *a, const struct opts *o, const struct ckpts *ck, 
 {
     struct opts oh = *o;
     oh.no_partial = true;   /* a multi-hook run has no partial block: it is not merged */
+    oh.features_out = NULL; /* nor a features.jsonl (one per hook would overwrite each other) */
     cJSON *doc = cJSON_CreateObject(), *hooks, *w;
     cJSON_AddStringToObject(doc, "saeflow", SAEFLOW_VERSION);
     cJSON_AddNumberToObject(doc, "tokens", (double)(a->n_sub ? a->sub[0]->tokens : 0));
@@ -451,13 +463,7 @@ int finalize_hooks(struct acc *a, const struct opts *o, const struct ckpts *ck, 
         }
         cJSON_AddItemToArray(hooks, hd);
     }
-    if (ck && ck->wdev) cJSON_AddItemToObject(doc, "weight_deviation", cJSON_Duplicate(ck->wdev, true));
-    cJSON *th = cJSON_AddObjectToObject(doc, "throughput");
-    upstream_throughput(prov, a->ctx, th);
-    cJSON *me = cJSON_AddObjectToObject(th, "sf-reduce");
-    cJSON_AddNumberToObject(me, "rows", (double)a->reduce_rows);
-    cJSON_AddNumberToObject(me, "seconds", a->seconds);
-    cJSON_AddNumberToObject(me, "tokens_per_s", ratio((double)a->reduce_tokens, a->seconds));
+    wdev_throughput(a, ck, prov, doc);
     cJSON_AddItemToObject(doc, "warnings", w);
     cJSON_AddItemToObject(doc, "provenance", prov);
     *out = doc;

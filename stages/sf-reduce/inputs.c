@@ -9,6 +9,17 @@
 #include "study.h"
 
 /* ======================== frames ======================== */
+/* The drill-down's top-k contexts of one acts frame's feats (tok: its tokens, i32 (rows, ctx)). */
+static int add_contexts(struct acc *a, struct modelacc *m, const struct proto_sparse *sp, const struct proto_tensor *tok, uint64_t seq)
+{
+    int err;
+    if (tok->dtype != PROTO_I32) { proto_set_detail("frame %llu: tokens must be i32", (unsigned long long)seq); return PROTO_E_SCHEMA; }
+    if (!m->tk.d_sae && (err = topk_init(&m->tk, sp->d_sae, a->tk_k, a->tk_w))) return err;
+    topk_add(&m->tk, sp, tok->data, tok->shape[1], m->tk_rows);   /* tok->data: (rows, ctx) */
+    m->tk_rows += tok->shape[0];
+    return PROTO_OK;
+}
+
 static int add_frame(struct acc *a, struct scratch *s, int mi, const struct proto_frame *f, bool primary)
 {
     struct modelacc *m = &a->m[mi];
@@ -73,6 +84,7 @@ static int add_frame(struct acc *a, struct scratch *s, int mi, const struct prot
     if (sp) {
         if ((err = need_feats(m, s, sp->d_sae, f->seq))) return err;
         model_add_feats(m, sp);
+        if (a->tk_k && (err = add_contexts(a, m, sp, tok, f->seq))) return err;
     }
     return PROTO_OK;
 }

@@ -21,10 +21,12 @@ static struct opts opts_default(void)
     struct opts o;
     memset(&o, 0, sizeof o);
     o.seed = 0;
+    o.top_k = TOPK_DEFAULT; o.ctx_w = CTXW_DEFAULT; o.cards = CARDS_DEFAULT; o.logit_n = LOGIT_DEFAULT;
     return o;
 }
 
 /* ======================== usage ======================== */
+/* long: one help text, flag by flag; split, it would read worse */
 static void usage(FILE *fp)
 {
     fprintf(fp,
@@ -64,6 +66,27 @@ static void usage(FILE *fp)
 "                           overlapping shards, gaps, mixed plans/settings (--plan FILE: all of FILE),\n"
 "                           and takes --base-model/--finetune-model/--sae from the settings\n"
 "  --pretty                 indent the JSON\n"
+"\n"
+"Per-feature drill-down (issue 16; the \"features\" block, proto/PROTOCOL.md section 5):\n"
+"  --top-k K                keep every feature's K largest activations in each model (default %d; 0: off;\n"
+"                           at most %d), each with its token window; ties go to the earlier token\n"
+"  --context W              tokens each side of a kept activation (default %d; at most %d), clipped to its row\n"
+"                           MEMORY BOUND: d_sae x (8 + K x (17 + 8 x (2W + 1))) bytes per model, allocated\n"
+"                           at the first feats frame (d_sae 65536, K 8, W 8: 77 MiB per model, 154 MiB paired);\n"
+"                           over %llu MiB per model the run is refused (exit 1). --shard runs put them in\n"
+"                           partial.MODEL.topk, so merged shards have the single pass's contexts (unsharded\n"
+"                           parts: none); none for multi-hook streams (select --hook H)\n"
+"  --feature-cards N        cards of the N best and N worst regular features by activation similarity and\n"
+"                           of the N most active features of each exclusively dead set (default %d)\n"
+"  --features I,J,K         cards of these features too (at most %d)\n"
+"  --logit-tokens N         top and bottom N logits W_dec[j].(g * E)^T of each card's feature in each model\n"
+"                           (default %d; needs --base-model/--finetune-model/--sae; vocabulary in blocks, sgemm)\n"
+"  --features-out FILE      every feature's line (id, log densities, max acts, act-sim, logit-sim of the\n"
+"                           carded features, top contexts) as JSON lines, written whole or not at all\n"
+"  --all-logits             with --features-out: logit similarity and tokens of EVERY feature (d_sae x V x\n"
+"                           d_model multiply-adds per model, 256 features at a time)\n"
+"  --tokenizer PATH         tokenizer.model / tokenizer.json (or a directory) whose pieces decode the cards'\n"
+"                           token ids (features.pieces); default: the --base-model directory's\n"
 "  --no-partial             leave out the \"partial\" block (the result can then not be merged)\n"
 "\n"
 "Definitions (proto/PROTOCOL.md section 6), and the choices this stage makes:\n"
@@ -99,7 +122,8 @@ static void usage(FILE *fp)
 "  input header's d_sae (when it has one) and be at most 2^24 (16777216), else exit 1; memory is then\n"
 "  at most about 56 bytes per feature (x2 paired) plus the frame being read. \"throughput\" has this stage\n"
 "  and every upstream stage that put \"seconds.STAGE\" (a number) into its stream's end-frame meta.\n"
-"\n");
+"\n", TOPK_DEFAULT, TOPK_MAX, CTXW_DEFAULT, CTXW_MAX, (unsigned long long)(DRILL_MAX_BYTES >> 20), CARDS_DEFAULT,
+            MAX_ASKED, LOGIT_DEFAULT);
     proto_cli_help_common(fp);
     fprintf(fp,
 "\nExamples:\n"
@@ -110,7 +134,26 @@ static void usage(FILE *fp)
 }
 
 enum { OPT_BASE = PROTO_OPT_FIRST_FREE, OPT_FT, OPT_BASE_MODEL, OPT_FT_MODEL, OPT_SAE, OPT_WEIGHTS_ONLY,
-       OPT_SAMPLE, OPT_SEED, OPT_MERGE, OPT_PRETTY, OPT_NO_PARTIAL, OPT_PLAN, OPT_SHARD, OPT_HOOK };
+       OPT_SAMPLE, OPT_SEED, OPT_MERGE, OPT_PRETTY, OPT_NO_PARTIAL, OPT_PLAN, OPT_SHARD, OPT_HOOK,
+       OPT_TOPK, OPT_CONTEXT, OPT_CARDS, OPT_LOGIT_N, OPT_FEATURES, OPT_FEATURES_OUT, OPT_TOKENIZER, OPT_ALL_LOGITS };
+
+/* --features i,j,k -> o->asked */
+static void parse_features(const char *arg, struct opts *o)
+{
+    const char *p = arg;
+    while (*p) {
+        char *end;
+        if (*p < '0' || *p > '9') proto_usage_error("--features: '%s' is not a comma-separated list of feature indices", arg);
+        unsigned long long v = strtoull(p, &end, 10);
+        if (v >= MAX_D_SAE) proto_usage_error("--features: %llu is over the largest d_sae (%u)", v, MAX_D_SAE);
+        if (o->n_asked == MAX_ASKED) proto_usage_error("--features: at most %d features", MAX_ASKED);
+        o->asked[o->n_asked++] = (uint32_t)v;
+        if (*end == ',' && end[1]) p = end + 1;
+        else if (*end == 0) p = end;
+        else proto_usage_error("--features: '%s' is not a comma-separated list of feature indices", arg);
+    }
+    if (!o->n_asked) proto_usage_error("--features: empty list");
+}
 
 static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *so)
 {
@@ -122,7 +165,11 @@ static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *
         {"sample", required_argument, 0, OPT_SAMPLE}, {"seed", required_argument, 0, OPT_SEED},
         {"merge", no_argument, 0, OPT_MERGE}, {"pretty", no_argument, 0, OPT_PRETTY},
         {"no-partial", no_argument, 0, OPT_NO_PARTIAL}, {"plan", required_argument, 0, OPT_PLAN},
-        {"shard", required_argument, 0, OPT_SHARD}, {"hook", required_argument, 0, OPT_HOOK}, {0, 0, 0, 0}};
+        {"shard", required_argument, 0, OPT_SHARD}, {"hook", required_argument, 0, OPT_HOOK},
+        {"top-k", required_argument, 0, OPT_TOPK}, {"context", required_argument, 0, OPT_CONTEXT},
+        {"feature-cards", required_argument, 0, OPT_CARDS}, {"logit-tokens", required_argument, 0, OPT_LOGIT_N},
+        {"features", required_argument, 0, OPT_FEATURES}, {"features-out", required_argument, 0, OPT_FEATURES_OUT},
+        {"tokenizer", required_argument, 0, OPT_TOKENIZER}, {"all-logits", no_argument, 0, OPT_ALL_LOGITS}, {0, 0, 0, 0}};
     int c;
     o->argc = argc; o->argv = argv;
     proto_cli_init(&o->cli, argv[0]);
@@ -142,6 +189,14 @@ static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *
         case OPT_NO_PARTIAL: o->no_partial = true; break;
         case OPT_PLAN: so->plan = optarg; break;
         case OPT_SHARD: shard_parse_arg(optarg, so); break;
+        case OPT_TOPK: o->top_k = proto_parse_ll("--top-k", optarg, 0, TOPK_MAX); break;
+        case OPT_CONTEXT: o->ctx_w = proto_parse_ll("--context", optarg, 0, CTXW_MAX); break;
+        case OPT_CARDS: o->cards = proto_parse_ll("--feature-cards", optarg, 0, 1000); break;
+        case OPT_LOGIT_N: o->logit_n = proto_parse_ll("--logit-tokens", optarg, 0, 1000); break;
+        case OPT_FEATURES: parse_features(optarg, o); break;
+        case OPT_FEATURES_OUT: o->features_out = optarg; break;
+        case OPT_TOKENIZER: o->tokenizer = optarg; break;
+        case OPT_ALL_LOGITS: o->all_logits = true; break;
         case OPT_HOOK: {
             struct proto_hook h;
             if (!proto_hook_parse(optarg, &h)) proto_usage_error("--hook: '%s' is not blocks.L.hook_resid_pre or blocks.L.hook_resid_post", optarg);
@@ -170,10 +225,16 @@ static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *
     if (so->n && (!so->plan || !o->n_base)) proto_usage_error("--shard K/N needs --plan FILE and --base/--finetune streams");
     if (so->plan && !so->n && !o->merge) proto_usage_error("--plan needs --shard K/N (or --merge)");
     if (so->n && o->no_partial) proto_usage_error("--shard needs the partial block (no --no-partial)");
+    if (o->weights_only && (o->features_out || o->n_asked)) proto_usage_error("--features/--features-out need streams (or --merge), not --weights-only");
+    if (o->all_logits && (!o->features_out || !o->sae_dir)) proto_usage_error("--all-logits needs --features-out FILE and --base-model/--finetune-model/--sae");
+    if (o->features_out && (strcmp(o->features_out, "-") == 0 || (strcmp(o->cli.out, "-") != 0 && proto_same_file(o->features_out, o->cli.out))))
+        proto_usage_error("--features-out needs a file of its own (not -, not the -o output)");
     proto_cli_finish(&o->cli, false);
     for (int i = 0; i < o->n_in; i++) proto_cli_check_distinct(o->cli.out, o->in[i]);
     for (int i = 0; i < o->n_base; i++) { proto_cli_check_distinct(o->cli.out, o->base[i]); proto_cli_check_distinct(o->cli.out, o->ft[i]); }
     for (int i = 0; i < o->n_merge; i++) proto_cli_check_distinct(o->cli.out, o->merge_files[i]);
+    for (int i = 0; o->features_out && i < o->n_in; i++) proto_cli_check_distinct(o->features_out, o->in[i]);
+    for (int i = 0; o->features_out && i < o->n_base; i++) { proto_cli_check_distinct(o->features_out, o->base[i]); proto_cli_check_distinct(o->features_out, o->ft[i]); }
 }
 
 /* ======================== main ======================== */
@@ -189,6 +250,8 @@ int main(int argc, char **argv)
     int err, rc = PROTO_EXIT_OK;
     parse_args(argc, argv, &o, &so);
     if ((err = acc_init(&a, o.n_base > 0))) goto fail;
+    a.tk_k = (uint32_t)o.top_k; a.tk_w = (uint32_t)o.ctx_w;   /* the drill-down's contexts (features.c) */
+    a.tk_partial = so.n > 0;                                   /* a shard's contexts are merged later */
     if (o.merge && (err = merge_check(&o, &so, &where))) goto fail;   /* before the checkpoints: they may come from the plan */
     if (!o.merge && so.plan && (err = plan_load(&so, &where))) goto fail;
     if (o.merge && !o.base_model && so.base_model && so.ft_model) { o.base_model = so.base_model; o.ft_model = so.ft_model; }
@@ -201,6 +264,14 @@ int main(int argc, char **argv)
     where = "finish";
     if (a.multi && so.n) {
         proto_set_detail("a multi-hook stream (%d hooks) cannot be a shard (not yet): select one with --hook H", a.n_sub);
+        err = PROTO_E_INVAL; goto fail;
+    }
+    if (o.features_out && !a.multi && (!a.m[0].has_feats || (a.paired && !a.has_x))) {
+        proto_set_detail("--features-out: the %s carry no feats", o.merge ? "merged parts" : "streams");
+        err = PROTO_E_INVAL; goto fail;
+    }
+    if (a.multi && o.features_out) {
+        proto_set_detail("--features-out: a multi-hook stream (%d hooks) has no drill-down (not yet): select one with --hook H", a.n_sub);
         err = PROTO_E_INVAL; goto fail;
     }
     if (!doc && a.multi && (err = finalize_hooks(&a, &o, &ck, provenance(&a, &o), &doc))) goto fail;

@@ -124,6 +124,8 @@ cJSON *acc_partial(const struct acc *a)
     } else {
         cJSON_AddItemToObject(p, "model", model_partial(&a->m[0]));
     }
+    for (int k = 0; a->tk_partial && k <= a->paired; k++)   /* shards: the drill-down's contexts (features.c) */
+        if (a->m[k].tk.d_sae) cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(p, a->paired ? (k ? "finetune" : "base") : "model"), "topk", topk_partial(&a->m[k]));
     if (a->has_x) {
         o = cJSON_AddObjectToObject(p, "transfer");
         cJSON_AddNumberToObject(o, "tokens", (double)a->x.n_tok);
@@ -307,6 +309,7 @@ static int model_from(struct modelacc *m, const cJSON *j)
         return PROTO_E_MISMATCH;
     }
     if ((o = proto_json_get(j, "feats")) && (err = feats_from(m, o))) return err;
+    if ((o = proto_json_get(j, "topk")) && (err = topk_from(m, o))) return err;
     if ((o = proto_json_get(j, "acts")) && (err = acts_from(m, o))) return err;
     if ((o = proto_json_get(j, "recon")) && (err = recon_from(m, o))) return err;
     if ((o = proto_json_get(j, "loss")) && (err = loss_from(m, o))) return err;

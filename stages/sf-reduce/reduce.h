@@ -16,7 +16,8 @@
  *                  features the report shows, features.jsonl (--features-out), the token pieces
  *
  * Every sum over frames is kept in double and every count in uint64 (STYLE 6.7). No stored
- * activations: memory is O(d_sae + d_model + ctx + rows) whatever the number of tokens.
+ * activations: memory is O(d_sae + d_model + ctx + rows) whatever the number of tokens, plus the
+ * drill-down's fixed d_sae x K x (2W + 1) top-k windows (topk_bytes, refused over DRILL_MAX_BYTES).
  */
 #ifndef SF_REDUCE_REDUCE_H
 #define SF_REDUCE_REDUCE_H
@@ -88,6 +89,7 @@ void hist_add(struct hist *h, double v);
 double hist_edge(const struct hspec *s, int k);
 
 /* ======================== drill-down: top-k contexts ======================== */
+struct pair;                    /* features.c: (feature, value) of a sorted CSR copy */
 #define TOPK_DEFAULT   8
 #define CTXW_DEFAULT   8
 #define TOPK_MAX       64
@@ -106,15 +108,22 @@ struct topk {
     float *val;                   /* (d_sae, K) descending */
     uint64_t *row;                /* (d_sae, K) row over this model's feats frames, from 0 */
     uint32_t *pos;                /* (d_sae, K) position in the row */
-    int32_t *tok;                 /* (d_sae, K, span) window token ids, -1 past the row's edges */
-    float *wact;                  /* (d_sae, K, span) the feature's activation on each window token */
+    uint8_t *slot;                /* (d_sae, K) where the k-th example's window is: the windows stay put */
+    int32_t *tok;                 /* (d_sae, K slots, span) window token ids, -1 past the row's edges */
+    float *wact;                  /* (d_sae, K slots, span) the feature's activation on each window token */
+    void *pairs; uint64_t cap;    /* (cap) frame scratch: an unsorted frame's CSR, sorted per token */
+    const struct pair *sp_pairs;  /* the current frame's sorted copy (pairs), NULL: use the CSR */
 };
-/* bytes of a topk of d_sae features: d_sae * (8 + K * (16 + 8 * (2W + 1))) */
+/* bytes of a topk of d_sae features: d_sae * (8 + K * (17 + 8 * (2W + 1))) */
 uint64_t topk_bytes(uint64_t d_sae, uint64_t K, uint64_t W);
 int topk_init(struct topk *t, uint32_t d_sae, uint32_t K, uint32_t W);
 void topk_destroy(struct topk *t);
 /* One frame: feats sp over rows x ctx tokens, tok (rows, ctx); row0 its first row's number. */
 void topk_add(struct topk *t, const struct proto_sparse *sp, const int32_t *tok, uint64_t ctx, uint64_t row0);
+struct modelacc;
+/* partial.MODEL.topk of a --shard run (features.c), and --merge reading it back */
+cJSON *topk_partial(const struct modelacc *m);
+int topk_from(struct modelacc *m, const cJSON *o);
 
 /* ======================== accumulators ======================== */
 /* similarity: per-token cos and l2 of base vs finetune */
@@ -176,6 +185,7 @@ struct acc {
     struct proto_progress prog;
     bool warned_sim, warned_hook;
     uint32_t tk_k, tk_w;        /* drill-down: --top-k, --context (tk_k 0: off; off in multi-hook runs) */
+    bool tk_partial;            /* the top-k contexts go into the partial block (--shard runs) */
     /* a multi-hook stream (header "hook" lists several, no --hook): one acc per hook, in stream
      * order, each finalized into its own block of "hooks" (PROTOCOL.md §5) */
     bool multi;

@@ -1,0 +1,1 @@
+sf-reduce --all-logits --base a.sf --finetune b.sf

@@ -1,0 +1,1 @@
+sf-reduce --context x

@@ -1,0 +1,1 @@
+sf-reduce --features 1,,2

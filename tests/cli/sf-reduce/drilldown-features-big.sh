@@ -1,0 +1,1 @@
+sf-reduce --features 16777216

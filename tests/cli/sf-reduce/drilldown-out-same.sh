@@ -1,0 +1,1 @@
+touch r.json; sf-reduce --features-out r.json -i a.sf -o r.json

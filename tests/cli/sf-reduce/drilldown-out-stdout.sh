@@ -1,0 +1,1 @@
+sf-reduce --features-out - -i a.sf

@@ -1,0 +1,1 @@
+sf-reduce --top-k 65
