@@ -33,7 +33,8 @@ usage: pipelines/transfer.sh --base DIR --finetune DIR --sae DIR --data FILE... 
        pipelines/transfer.sh --merge-plan OUT [--shards N] [--title TEXT] [--no-report]
 
 Runs the SAE transfer study (proto/PROTOCOL.md section 6) of one base/finetune pair and writes
-OUT/result.json (sf-reduce, SPEC section 4) and OUT/report.html (sf-report).
+OUT/result.json (sf-reduce, PROTOCOL section 5), OUT/features.jsonl (every feature's figures and
+top contexts, one JSON line each) and OUT/report.html (sf-report, with feature cards).
 
   --base DIR, --finetune DIR   Hugging Face checkpoint directories (the base's tokenizer is used)
   --sae DIR                    SAELens SAE trained on the base
@@ -268,8 +269,9 @@ merge_main() {
   else files=("$PLANDIR"/shards/*-of-*.json); fi
   shopt -u nullglob
   [ ${#files[@]} -gt 0 ] || plan_error "$PLANDIR/shards: no shard results${NSHARDS:+ of $NSHARDS shards}"
-  rm -f "$PLANDIR/result.json" "$PLANDIR/report.html"
-  sf-reduce --merge --plan "$PLANDIR/study.json" "${files[@]}" -o "$PLANDIR/result.json.tmp" || {
+  rm -f "$PLANDIR/result.json" "$PLANDIR/report.html" "$PLANDIR/features.jsonl"
+  sf-reduce --merge --plan "$PLANDIR/study.json" "${files[@]}" --features-out "$PLANDIR/features.jsonl" \
+      -o "$PLANDIR/result.json.tmp" || {
     local rc=$?; rm -f "$PLANDIR/result.json.tmp"; exit $rc; }
   mv "$PLANDIR/result.json.tmp" "$PLANDIR/result.json"
   wdev_line "$PLANDIR/result.json"
@@ -381,13 +383,13 @@ VOCAB=$(sf_cfg_get "$BASE/config.json" vocab_size)
 
 mkdir -p "$OUT" || exit 1
 sf_lock "$OUT"       # a second run into the same --out refuses (exit 1), naming this one
-rm -f "$OUT/result.json" "$OUT/report.html"    # never leave an old result beside a failed run
+rm -f "$OUT/result.json" "$OUT/report.html" "$OUT/features.jsonl"   # never leave an old result beside a failed run
 [ -n "$KEEP" ] && mkdir -p "$KEEP"
 sf_setup transfer.sh
 T=$SF_TMP
 estimate_outliers
 TX=(--max-tokens "$TOKENS")
-RX=(--base-model "$BASE" --finetune-model "$FT" --sae "$SAE")
+RX=(--base-model "$BASE" --finetune-model "$FT" --sae "$SAE" --features-out "$OUT/features.jsonl")
 note "weight deviation of the checkpoints first (sf-reduce, before any token: the seed's cheap predictor)"
 run_study "$OUT/result.json.tmp" || exit $?
 mv "$OUT/result.json.tmp" "$OUT/result.json"

@@ -34,6 +34,11 @@ transfer.sh --merge-plan plan 2> merge.err || die "--merge-plan failed: $(cat me
 "$PY" -c 'import json, sys; d = json.load(open("plan/result.json"))
 t = d["transfer"]; sys.exit(0 if t["logit_similarity"]["count"] > 0 and "unembed_frobenius_ratio" in t and d["provenance"]["plan"]["plan_hash"] == sys.argv[1] else 1)' "$H" ||
   die "the merge lost the checkpoint figures or the plan hash"
+# features.jsonl (every feature's figures and top contexts) of the merge equals the single pass's
+"$PY" -c 'import json, sys, sfstream
+a, b = ([json.loads(l) for l in open(f)] for f in ("single/features.jsonl", "plan/features.jsonl"))
+n, worst, bad = sfstream.compare_docs(a, b, 1e-12); print(n, "numbers of features.jsonl, worst", worst, *bad[:5])
+sys.exit(1 if bad or len(a) != 512 else 0)' || die "the merged features.jsonl differs from the single pass"
 # planning another study into the same directory is refused; the same plan again is fine
 transfer.sh --plan plan "${ARGS[@]}" 2>/dev/null || die "re-planning the same study failed"
 transfer.sh --plan plan "${ARGS[@]}" --tokens 8192 2> other.err; rc=$?
