@@ -159,8 +159,8 @@ estimate_outliers() {
 }
 
 # --- the study ------------------------------------------------------------------------------
-# the loss branch writes its (small) stream to a file first: sf-reduce reads the loss pair only
-# after the acts pair, and a loss fifo that nobody reads yet would stall the acts branch
+# the loss branch writes its (small) stream to a file first (kept with --keep-streams); sf-reduce
+# drains the loss pair while it reduces the acts pair, so either order of arrival is fine
 sf_loss() { # MODEL IN SAVE FIFO
   sf-forward --model "$1" --from "$HOOK" --loss $ABLATE --threads "$THREADS" -q -i "$2" -o "$3" || return $?
   case "$3" in *.zst) zstd -q -d -c "$3" > "$4" ;; *) cat "$3" > "$4" ;; esac

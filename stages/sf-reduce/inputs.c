@@ -2,9 +2,14 @@
  * paired streams frame by frame over the same tokens (--base/--finetune: both per-model blocks,
  * the similarity from the paired activations, the transfer cross sums). Each input's header meta
  * and end frame go into the provenance. */
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "reduce.h"
 #include "study.h"
 
@@ -170,12 +175,96 @@ static cJSON *mp_to_json(const msgpack_object *o)
 
 struct input { struct proto_reader *r; const char *ep; cJSON *prov; };
 
+/* ======================== spools ========================
+ * Every input is read from the start, whatever order the streams are reduced in: an input after
+ * the first pair (or the first -i) that is not a regular file (a fifo, stdin, ZeroMQ) is drained
+ * by a thread into a file under $TMPDIR while the first is reduced, and reduced from that file
+ * when its turn comes. So a loss stream sent before the acts streams cannot stall the run, and a
+ * writer of a later stream never waits for the first to end. Disk: the later streams' size (a
+ * loss stream is about 20 bytes per token and key). */
+struct spool {
+    const char *ep;                 /* the input as given */
+    char path[PATH_MAX];            /* its copy */
+    pthread_t th; bool started, joined;
+    int err; char detail[512];      /* the drain's outcome */
+};
+static struct spool spools[2 * MAX_INPUTS];
+static int n_spools;
+static char spool_dir[PATH_MAX];
+
+static void *spool_run(void *arg)
+{
+    struct spool *sp = arg;
+    struct proto_writer_opts wo = {.zstd_tensors = false, .zstd_level = 1};
+    struct proto_writer *w = NULL;
+    struct proto_frame f;
+    struct proto_meta pm;
+    int err;
+    struct proto_reader *r = proto_reader_open(sp->ep, &err);
+    if (r && (err = proto_reader_next(r, &f)) == PROTO_OK && (w = proto_writer_open(sp->path, &wo, &err))) {
+        const struct proto_value *mv = proto_frame_get(&f, "meta");
+        proto_meta_init(&pm, mv && mv->type == PROTO_V_OBJ ? &mv->obj : NULL, 0, NULL);   /* the header as it came */
+        err = proto_writer_header(w, &pm);
+        proto_meta_destroy(&pm);
+        while (!err && (err = proto_reader_next(r, &f)) == PROTO_OK) err = proto_writer_put(w, &f);
+        if (err == PROTO_END) err = proto_writer_carry_end_meta(w, &f);
+    } else if (err == PROTO_END) err = PROTO_E_SEQ;   /* an end before any header */
+    if (err) snprintf(sp->detail, sizeof sp->detail, "%s", proto_detail());
+    if (w) { int e = proto_writer_close(w, err == PROTO_OK); if (!err && e) { err = e; snprintf(sp->detail, sizeof sp->detail, "%s", proto_detail()); } }
+    proto_reader_close(r);
+    sp->err = err;
+    return NULL;
+}
+
+static int spool_start(const char *ep)
+{
+    struct stat sb;
+    if (strcmp(ep, "-") != 0 && stat(ep, &sb) == 0 && S_ISREG(sb.st_mode)) return PROTO_OK;   /* a file waits */
+    if (!spool_dir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(spool_dir, sizeof spool_dir, "%s/sf-reduce.XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(spool_dir)) { proto_set_detail("%s: cannot make a spool folder", spool_dir); spool_dir[0] = 0; return PROTO_E_IO; }
+    }
+    struct spool *sp = &spools[n_spools];
+    memset(sp, 0, sizeof *sp);
+    sp->ep = ep;
+    snprintf(sp->path, sizeof sp->path, "%s/%d.sf", spool_dir, n_spools);
+    if (pthread_create(&sp->th, NULL, spool_run, sp) != 0) { proto_set_detail("%s: cannot start a reader thread", ep); return PROTO_E_NOMEM; }
+    sp->started = true;
+    n_spools++;
+    return PROTO_OK;
+}
+
+/* The file to read ep from: its spool once drained (its error, with the drain's detail), or ep. */
+static int spool_source(const char *ep, const char **src)
+{
+    *src = ep;
+    for (int i = 0; i < n_spools; i++) {
+        struct spool *sp = &spools[i];
+        if (sp->ep != ep) continue;
+        if (!sp->joined) { pthread_join(sp->th, NULL); sp->joined = true; }
+        if (sp->err) { proto_set_detail("%s", sp->detail); return sp->err; }
+        *src = sp->path;
+    }
+    return PROTO_OK;
+}
+
+/* Removes the spool files (threads still blocked on a stream that never came are left: the
+ * process is ending). */
+static void spool_cleanup(void)
+{
+    for (int i = 0; i < n_spools; i++) unlink(spools[i].path);
+    if (spool_dir[0]) rmdir(spool_dir);
+}
+
 static int input_open(struct acc *a, const struct opts *o, struct input *in, const char *ep, const char *role, int mi)
 {
     int err;
     struct proto_frame f;
+    const char *src;
     in->ep = ep;
-    if (!(in->r = proto_reader_open(ep, &err))) return err;
+    if ((err = spool_source(ep, &src))) return err;
+    if (!(in->r = proto_reader_open(src, &err))) return err;
     if ((err = proto_reader_next(in->r, &f)) != PROTO_OK) return err < 0 ? err : PROTO_E_TRUNCATED;
     const struct proto_value *mv = proto_frame_get(&f, "meta");
     in->prov = cJSON_CreateObject();
@@ -287,6 +376,9 @@ int run_streams(const struct opts *o, struct acc *a, const char **where)
     memset(&s, 0, sizeof s);
     double t0 = proto_now();
     proto_progress_init(&a->prog, proto_cli_progress_on(&o->cli), "sf-reduce", 0);
+    for (int i = 1; i < o->n_base && !err; i++) if (!(err = spool_start(o->base[i]))) err = spool_start(o->ft[i]);
+    for (int i = 1; i < o->n_in && !err; i++) err = spool_start(o->in[i]);
+    if (err) { *where = "spool"; spool_cleanup(); scratch_destroy(&s); return err; }
     if (o->n_base) {
         for (int i = 0; i < o->n_base && !err; i++) err = run_pair(a, o, &s, o->base[i], o->ft[i], i == 0, where);
     } else {
@@ -305,6 +397,7 @@ int run_streams(const struct opts *o, struct acc *a, const char **where)
     for (int k = 0; k <= PROTO_KIND_OTHER; k++)   /* tokens/rows: the kind that covers the most */
         if (a->ktok[k] > a->tokens) { a->tokens = a->ktok[k]; a->rows = a->krows[k]; }
     if (!err) proto_progress_done(&a->prog, a->rows, a->tokens);
+    spool_cleanup();
     scratch_destroy(&s);
     return err;
 }
