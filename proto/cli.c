@@ -20,14 +20,33 @@ void proto_cli_init(struct proto_cli *cli, const char *argv0)
     g_prog = b ? b + 1 : (argv0 ? argv0 : "saeflow");
     memset(cli, 0, sizeof *cli);
     cli->in = "-"; cli->out = "-"; cli->progress = -1;
+    proto_set_stage(g_prog);   /* the stage abort frames name */
     proto_blas_init();   /* OpenBLAS kernel choice: may re-exec once, so before any input (blas.h) */
+}
+
+/* -o: the first names the output; each more adds one to a fan-out named "A + B + ..." */
+static void cli_add_out(struct proto_cli *cli, const char *arg)
+{
+    static char name[8192];
+    if (cli->n_out == PROTO_CLI_MAX_OUT) proto_usage_error("-o: at most %d outputs", PROTO_CLI_MAX_OUT);
+    cli->outs[cli->n_out++] = arg;
+    cli->out = arg;
+    if (cli->n_out == 1) return;
+    size_t len = 0;
+    for (int i = 0; i < cli->n_out; i++) {
+        int k = snprintf(name + len, sizeof name - len, "%s%s", i ? " + " : "", cli->outs[i]);
+        if (k < 0 || (size_t)k >= sizeof name - len) proto_usage_error("-o: the outputs' names are too long");
+        len += (size_t)k;
+    }
+    cli->out = name;
+    proto_writer_fanout(name, cli->outs, cli->n_out);
 }
 
 int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage)(FILE *))
 {
     switch (c) {
     case 'i': cli->in = arg; return 1;
-    case 'o': cli->out = arg; return 1;
+    case 'o': cli_add_out(cli, arg); return 1;
     case 'q': g_verbose = 0; return 1;
     case 'v': g_verbose = 2; return 1;
     case 'f': cli->force = true; return 1;
@@ -53,7 +72,8 @@ void proto_cli_help_common(FILE *fp)
     fprintf(fp,
         "Common options:\n"
         "  -i, --in ENDPOINT     input (default -: stdin)\n"
-        "  -o, --out ENDPOINT    output (default -: stdout)\n"
+        "  -o, --out ENDPOINT    output (default -: stdout); give it several times to send every frame\n"
+        "                        to each (fan-out; exit 0 only when each got the whole stream)\n"
         "      ENDPOINT: - | FILE | FILE.zst | tcp://HOST:PORT (connect) | tcp://@ADDR:PORT (bind ADDR)\n"
         "                | tcp://*:PORT (bind all) | ipc://PATH\n"
         "  -q, --quiet           errors only;  -v, --verbose  more messages\n"
@@ -72,11 +92,29 @@ void proto_cli_help_common(FILE *fp)
         "  3 input truncated (upstream ended without an end frame).\n");
 }
 
+static bool cli_writes_stdout(const struct proto_cli *cli)
+{
+    if (cli->n_out < 2) return strcmp(cli->out, "-") == 0;
+    for (int i = 0; i < cli->n_out; i++) if (strcmp(cli->outs[i], "-") == 0) return true;
+    return false;
+}
+/* Several -o: only for frame outputs, and no two of them the same file (or stdout twice). */
+static void cli_check_outs(const struct proto_cli *cli, bool writes_frames)
+{
+    if (cli->n_out < 2) return;
+    if (!writes_frames) proto_usage_error("-o given %d times: only a stream of frames fans out to several outputs", cli->n_out);
+    for (int i = 0; i < cli->n_out; i++)
+        for (int j = 0; j < i; j++)
+            if (proto_same_file(cli->outs[i], cli->outs[j]) || (!strcmp(cli->outs[i], "-") && !strcmp(cli->outs[j], "-")))
+                proto_usage_error("-o %s is given twice", cli->outs[i]);
+}
+
 void proto_cli_finish(struct proto_cli *cli, bool writes_frames)
 {
     if (cli->threads > 0 && openblas_set_num_threads) openblas_set_num_threads(cli->threads);
     proto_info("%s", proto_blas_describe());   /* -v: the kernel the stage computes with */
-    if (writes_frames && !cli->force && strcmp(cli->out, "-") == 0 && isatty(1)) {
+    cli_check_outs(cli, writes_frames);
+    if (writes_frames && !cli->force && cli_writes_stdout(cli) && isatty(1)) {
         proto_error("stdout is a terminal, refusing to write binary frames (use -o FILE, a pipe, or -f)");
         exit(PROTO_EXIT_USAGE);
     }
@@ -87,9 +125,15 @@ void proto_cli_finish(struct proto_cli *cli, bool writes_frames)
 
 void proto_cli_check_distinct(const char *out, const char *in)
 {
-    if (proto_same_file(out, in))
-        proto_usage_error("%s: the output is the same file as the input %s (it would be overwritten while read)", out, in);
-    if (proto_zmq_check_exposure(out) != PROTO_OK || proto_zmq_check_exposure(in) != PROTO_OK) proto_die(PROTO_EXIT_USAGE, "%s", proto_detail());
+    const char *const *outs;
+    int n = proto_writer_fanout_list(out, &outs);
+    if (n == 0) { outs = &out; n = 1; }   /* one output */
+    for (int i = 0; i < n; i++) {
+        if (proto_same_file(outs[i], in))
+            proto_usage_error("%s: the output is the same file as the input %s (it would be overwritten while read)", outs[i], in);
+        if (proto_zmq_check_exposure(outs[i]) != PROTO_OK) proto_die(PROTO_EXIT_USAGE, "%s", proto_detail());
+    }
+    if (proto_zmq_check_exposure(in) != PROTO_OK) proto_die(PROTO_EXIT_USAGE, "%s", proto_detail());
 }
 
 bool proto_cli_progress_on(const struct proto_cli *cli)
@@ -137,8 +181,11 @@ int proto_exit_code(int err) { return err == PROTO_E_TRUNCATED ? PROTO_EXIT_TRUN
 int proto_fail(int err, const char *where)
 {
     const char *d = proto_detail();
-    if (d[0]) proto_error("%s: %s: %s", where, proto_strerror(err), d);
-    else proto_error("%s: %s", where, proto_strerror(err));
+    char line[1200];
+    if (d[0]) snprintf(line, sizeof line, "%s: %s: %s", where, proto_strerror(err), d);
+    else snprintf(line, sizeof line, "%s: %s", where, proto_strerror(err));
+    proto_error("%s", line);
+    proto_abort_note(NULL, line);   /* what this stage's abort frames say, unless it heard of an earlier failure */
     return proto_exit_code(err);
 }
 

@@ -21,9 +21,11 @@ extern const char *g_prog;   /* basename of argv[0] */
 extern int g_verbose;        /* 0 = -q (errors only), 1 = default (warnings), 2 = -v */
 
 /* Common flags, spelled the same in every stage. */
+#define PROTO_CLI_MAX_OUT 16
 struct proto_cli {
     const char *in;        /* -i/--in, default "-" */
-    const char *out;       /* -o/--out, default "-" */
+    const char *out;       /* -o/--out, default "-"; given several times: "A + B", a fan-out name */
+    const char *outs[PROTO_CLI_MAX_OUT]; int n_out;   /* each -o (proto_writer_open(out) opens them all) */
     int progress;          /* --progress / --no-progress; -1 = auto (on when stderr is a tty) */
     int threads;           /* --threads N, 0 = default */
     bool force;            /* -f: write frames to a terminal anyway */
@@ -45,7 +47,8 @@ enum { PROTO_OPT_PROGRESS = 1000, PROTO_OPT_NO_PROGRESS, PROTO_OPT_THREADS, PROT
     {"checksum", no_argument, 0, PROTO_OPT_CHECKSUM}, {"no-checksum", no_argument, 0, PROTO_OPT_NO_CHECKSUM}
 
 void proto_cli_init(struct proto_cli *cli, const char *argv0);
-/* Handles a common option code. Returns 1 if handled, 0 if not a common option.
+/* Handles a common option code. Returns 1 if handled, 0 if not a common option. A repeated -o
+ * adds an endpoint (fan-out, proto_writer_open_many): out becomes "A + B" and opens all. 
  * 'h' calls usage(stdout) and exits 0; 'V' prints the version and exits 0; '?' (getopt's
  * unknown option) prints the hint and exits 2. */
 int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage)(FILE *));
@@ -53,7 +56,8 @@ int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage
 void proto_cli_help_common(FILE *fp);
 /* After parsing: applies --threads (OpenBLAS, when linked), checks stdout is not a terminal
  * when frames go there (exit 2 unless -f). Pass writes_frames=false for stages whose stdout is
- * JSON/HTML. Exits 2 when -o is the same file as -i (proto_cli_check_distinct), or when a
+ * JSON/HTML (several -o are then a usage error; so are two -o naming the same file or two "-").
+ * Exits 2 when -o is the same file as -i (proto_cli_check_distinct), or when a
  * tcp endpoint binds a non-loopback address without keys or --insecure; says once on stderr
  * that --insecure is in force. */
 void proto_cli_finish(struct proto_cli *cli, bool writes_frames);
@@ -74,7 +78,8 @@ void proto_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /
 _Noreturn void proto_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 _Noreturn void proto_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* exit 2 with hint */
 /* Prints "<prog>: error: <where>: <strerror(err)>[: <detail>]" and returns the exit code for
- * err (3 for PROTO_E_TRUNCATED, 1 otherwise). */
+ * err (3 for PROTO_E_TRUNCATED, 1 otherwise). Notes the line as this stage's failure, which
+ * the abort frames of its outputs carry (proto_abort_note), unless it heard of an earlier one. */
 int proto_fail(int err, const char *where);
 int proto_exit_code(int err);
 

@@ -1,5 +1,7 @@
 /* io.c - endpoints: readers and writers of frame streams over fds, files, .zst files and
- * ZeroMQ links (DEALER -> ROUTER, heartbeats, an acknowledged end, CURVE keys). The reader enforces the stream grammar: header first, seq 0,1,2,... with no
+ * ZeroMQ links (DEALER -> ROUTER, heartbeats, an acknowledged end, CURVE keys), abort frames
+ * (a failing stage tells its neighbours), and fan-out writers (several endpoints, each gets
+ * every frame). The reader enforces the stream grammar: header first, seq 0,1,2,... with no
  * gap, end last with the right frame and row counts, nothing after it on a file or pipe (EOF);
  * EOF before end is PROTO_E_TRUNCATED. A frame may hold at most READ_MAX_OBJECTS msgpack
  * objects, checked before msgpack-c unpacks it. A writer to a plain file writes a temp file that
@@ -8,8 +10,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +23,7 @@
 #include <zstd.h>
 #include "proto.h"
 
-enum ep_type { EP_FD, EP_ZSTD, EP_ZMQ };
+enum ep_type { EP_FD, EP_ZSTD, EP_ZMQ, EP_FAN };   /* EP_FAN: several endpoints (fan-out) */
 #define READ_CHUNK (1u << 20)
 #define STAGE_CAP (1u << 18)
 #define DIRECT_MIN (1u << 16)
@@ -27,6 +31,77 @@ enum ep_type { EP_FD, EP_ZSTD, EP_ZMQ };
 /* ---- endpoint strings ---- */
 static bool has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 static bool ends_with(const char *s, const char *x) { size_t a = strlen(s), b = strlen(x); return a >= b && strcmp(s + a - b, x) == 0; }
+
+/* ---- abort frames (PROTOCOL.md §2 "Abort frames") ----
+ * The first failure this process met or heard of: its own (proto_abort_note, which proto_fail
+ * calls), an abort frame that arrived, or an upstream writer gone. A writer closed incomplete
+ * sends it on as {"sf":1,"kind":"abort","stage","reason","frames"}, so every stage downstream
+ * names the stage that failed first; a ZeroMQ reader closed before the end sends it upstream. */
+#define ABORT_REASON 640
+static pthread_mutex_t g_abort_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_stage[64];
+static struct { bool set; char stage[64]; char reason[ABORT_REASON]; } g_abort;
+void proto_set_stage(const char *name) { snprintf(g_stage, sizeof g_stage, "%s", name ? name : ""); }
+static const char *own_stage(void) { return g_stage[0] ? g_stage : "a stage"; }
+void proto_abort_note(const char *stage, const char *reason)
+{
+    pthread_mutex_lock(&g_abort_mu);
+    if (!g_abort.set) {
+        g_abort.set = true;
+        snprintf(g_abort.stage, sizeof g_abort.stage, "%s", stage && *stage ? stage : own_stage());
+        snprintf(g_abort.reason, sizeof g_abort.reason, "%s", reason ? reason : "");
+    }
+    pthread_mutex_unlock(&g_abort_mu);
+}
+/* A control frame (ack, abort): packed like an end frame under its own kind name, so no seq. */
+static void control_frame(struct proto_frame *f, const char *kind)
+{
+    proto_frame_init(f, PROTO_KIND_END);
+    snprintf(f->kind_name, sizeof f->kind_name, "%s", kind);
+}
+/* The abort frame: the noted failure, else this stage with the reason dflt. */
+static int pack_abort(msgpack_packer *pk, uint64_t frames, const char *dflt)
+{
+    char stage[64], reason[ABORT_REASON];
+    pthread_mutex_lock(&g_abort_mu);
+    snprintf(stage, sizeof stage, "%s", g_abort.set ? g_abort.stage : own_stage());
+    snprintf(reason, sizeof reason, "%s", g_abort.set ? g_abort.reason : dflt);
+    pthread_mutex_unlock(&g_abort_mu);
+    struct proto_frame f;
+    control_frame(&f, "abort");
+    proto_frame_set_str(&f, "stage", stage);
+    proto_frame_set_str(&f, "reason", reason);
+    proto_frame_set_uint(&f, "frames", frames);
+    return proto_frame_pack(pk, &f, false, 0);
+}
+static bool mp_is_kind(const msgpack_object *o, const char *want)
+{
+    const msgpack_object *k = o && o->type == MSGPACK_OBJECT_MAP ? proto_meta_get(o, "kind") : NULL;
+    return k && k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(want) && memcmp(k->via.str.ptr, want, k->via.str.size) == 0;
+}
+static void mp_str(const msgpack_object *map, const char *key, char *dst, size_t cap)
+{
+    const msgpack_object *o = proto_meta_get(map, key);
+    if (!o || o->type != MSGPACK_OBJECT_STR) return;
+    size_t n = o->via.str.size < cap - 1 ? o->via.str.size : cap - 1;
+    memcpy(dst, o->via.str.ptr, n); dst[n] = 0;
+}
+/* An abort frame as the detail "upstream STAGE failed after N frames: REASON" (a reader's) or
+ * "peer gone: downstream STAGE left after N frames: REASON" (a writer's), noted as the failure.
+ * False when obj is not an abort frame. */
+static bool abort_detail(const msgpack_object *obj, bool upstream)
+{
+    if (!mp_is_kind(obj, "abort")) return false;
+    char stage[64] = "a stage", reason[ABORT_REASON] = "no reason given";
+    uint64_t frames = 0;
+    mp_str(obj, "stage", stage, sizeof stage);
+    mp_str(obj, "reason", reason, sizeof reason);
+    proto_meta_uint(obj, "frames", &frames);
+    if (upstream) proto_set_detail("upstream %s failed after %llu frames: %s", stage, (unsigned long long)frames, reason);
+    else proto_set_detail("peer gone: downstream %s left after %llu frames: %s", stage, (unsigned long long)frames, reason);
+    proto_abort_note(stage, reason);
+    return true;
+}
 /* ---- ZeroMQ links ----
  * Data travels writer DEALER -> reader ROUTER, one frame per message; the reader answers the end
  * frame with an "ack" frame back to the peer that sent it (PROTOCOL.md §2), and the writer's
@@ -45,7 +120,16 @@ struct zlink {
     bool seen, gone;              /* a peer connected; the last one left after that */
     bool binds, refused;          /* refused: (connecting side) the peer refused our CURVE key */
     double idle_since;            /* since when no peer is connected */
+    int timeout_s, hb_s, rcvhwm;  /* SAEFLOW_ZMQ_TIMEOUT, _HEARTBEAT, _RCVHWM, read once at open */
+    bool reader;                  /* a reader's waits also watch this thread's ZeroMQ writers */
 };
+/* A stage waiting for input learns at once that a ZeroMQ output of its thread failed (its reader
+ * left, or sent an abort frame), instead of at its next write: a reader's waits also poll these
+ * writers' sockets. watch_items adds them to a poll set (2 items each, at most WATCH_MAX
+ * writers); watch_check says, after a poll, whether one failed (PROTO_E_ZMQ, its detail). */
+#define WATCH_MAX 8
+static int watch_items(zmq_pollitem_t *it);
+static int watch_check(void);
 static char g_zmq_keys[4096];
 static bool g_zmq_keys_set, g_zmq_insecure;
 void proto_zmq_set_keys(const char *dir) { snprintf(g_zmq_keys, sizeof g_zmq_keys, "%s", dir ? dir : ""); g_zmq_keys_set = dir != NULL; }
@@ -68,7 +152,13 @@ static int env_seconds(const char *name, int dflt)
     long s = e ? strtol(e, NULL, 10) : dflt;
     return s <= 0 || s > 86400 ? dflt : (int)s;
 }
-static int zmq_timeout_s(void) { return env_seconds("SAEFLOW_ZMQ_TIMEOUT", 600); }
+static void zlink_env(struct zlink *l, bool writer)
+{
+    const char *e = getenv("SAEFLOW_ZMQ_RCVHWM");
+    l->timeout_s = env_seconds("SAEFLOW_ZMQ_TIMEOUT", 600);
+    l->hb_s = env_seconds("SAEFLOW_ZMQ_HEARTBEAT", 10);
+    l->rcvhwm = writer ? 4 : e ? atoi(e) : 16;
+}
 
 /* An endpoint as ZeroMQ takes it: "tcp://@ADDR:P" binds ADDR, a host of "*" binds every
  * interface, any other tcp host connects; ipc:// binds on the writer side. */
@@ -107,7 +197,8 @@ static int read_key(const char *dir, const char *file, char out[41])
     char path[4200], *text = NULL;
     size_t n = 0;
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    if (proto_read_file(path, &text, &n) != PROTO_OK) { proto_set_detail("%s: cannot read key: %s", path, strerror(errno)); return PROTO_E_IO; }
+    int err = proto_read_file(path, &text, &n);
+    if (err) { proto_prefix_detail("cannot read key"); return err; }   /* keeps its "PATH: why" */
     while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ')) text[--n] = 0;
     uint8_t bin[32];
     bool ok = n == 40 && zmq_z85_decode(bin, text) != NULL;
@@ -206,9 +297,8 @@ static int zlink_curve(struct zlink *l, const struct zep *z, const char *dir)
  * libzmq refuse ZMTP 1.0/2.0 peers (handshake-less bytes on the port). */
 static void zlink_options(struct zlink *l, bool writer)
 {
-    const char *e = getenv("SAEFLOW_ZMQ_RCVHWM");
-    int hb = env_seconds("SAEFLOW_ZMQ_HEARTBEAT", 10) * 1000, ivl = hb / 5 > 100 ? hb / 5 : 100;
-    int hwm = writer ? 4 : (e ? atoi(e) : 16), linger = writer ? 1000 : 5000;
+    int hb = l->hb_s * 1000, ivl = hb / 5 > 100 ? hb / 5 : 100;
+    int hwm = l->rcvhwm, linger = writer ? 1000 : 5000;
     zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb, sizeof hb);
     zmq_setsockopt(l->sock, ZMQ_HEARTBEAT_TTL, &hb, sizeof hb);
@@ -237,6 +327,8 @@ static int zlink_open(struct zlink *l, const char *ep, bool writer)
     if ((err = proto_zmq_check_exposure(ep))) return err;
     l->idle_since = now_s();
     l->binds = z.bind;
+    l->reader = !writer;
+    zlink_env(l, writer);
     if (!(l->ctx = zmq_ctx_new())) { proto_set_detail("zmq_ctx_new: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
     if (!(l->sock = zmq_socket(l->ctx, writer ? ZMQ_DEALER : ZMQ_ROUTER))) { proto_set_detail("zmq_socket: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
     zlink_options(l, writer);
@@ -303,6 +395,17 @@ static void zlink_events(struct zlink *l)
         zlink_event(l, ev, (int)val);
     }
 }
+/* After an abort frame: waits up to `seconds` for the peer to leave (it does once it has read the
+ * frame), so closing does not race the frame: libzmq drops what a departed peer's connection
+ * still holds unread. */
+static void zlink_await_departure(struct zlink *l, double seconds)
+{
+    double t_end = now_s() + seconds;
+    for (zlink_events(l); l->nlive > 0 && now_s() < t_end; zlink_events(l)) {
+        zmq_pollitem_t it = {l->mon, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 50);
+    }
+}
 static const char zw_refused[] = "refused: the binding side does not know this client key (its DIR/client*.pub)";
 enum { ZW_READY = 0, ZW_GONE = 1, ZW_TIMEOUT = 2, ZW_REFUSED = 3 };
 /* Waits until the socket can take (ZMQ_POLLOUT) or give (ZMQ_POLLIN) a message: for ever while a
@@ -315,15 +418,28 @@ static int zlink_wait(struct zlink *l, short ev)
         bool gone = l->gone, none = l->nlive == 0;
         if (gone && ev == ZMQ_POLLOUT) return ZW_GONE;
         if (l->refused && l->nlive == 0) return ZW_REFUSED;
-        long left = (long)((l->idle_since + zmq_timeout_s() - now_s()) * 1000);
+        long left = (long)((l->idle_since + l->timeout_s - now_s()) * 1000);
         long wait = gone ? 0 : !none ? -1 : left < 0 ? 0 : left;
-        zmq_pollitem_t it[2] = {{l->sock, 0, ev, 0}, {l->mon, 0, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(it, 2, wait);
+        zmq_pollitem_t it[2 + 2 * WATCH_MAX] = {{l->sock, 0, ev, 0}, {l->mon, 0, ZMQ_POLLIN, 0}};
+        int n = 2 + (l->reader ? watch_items(it + 2) : 0);
+        int rc = zmq_poll(it, n, wait);
         if (rc < 0 && errno != EINTR) { proto_set_detail("zmq_poll: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
         if (rc > 0 && (it[0].revents & ev)) return ZW_READY;
+        if (n > 2 && (rc = watch_check()) < 0) return rc;   /* an output failed while we waited */
         if (gone) return ZW_GONE;
         if (none && left <= 0 && !(it[1].revents & ZMQ_POLLIN)) return ZW_TIMEOUT;
     }
+}
+/* The error of a wait that did not end ready (r: zlink_wait's result): a refused key, a timeout
+ * with no peer (waiting: for what), or a departed peer: the error gone_err with the detail
+ * "peer gone: <gone>" (gone NULL: the caller has set the detail). */
+static int zwait_fail(const struct zlink *l, int r, const char *waiting, const char *gone, int gone_err)
+{
+    if (r < 0) return r;
+    if (r == ZW_REFUSED) { proto_set_detail("%s", zw_refused); return PROTO_E_ZMQ; }
+    if (r == ZW_TIMEOUT) { proto_set_detail("%s: none connected for %d s (SAEFLOW_ZMQ_TIMEOUT)", waiting, l->timeout_s); return PROTO_E_TIMEOUT; }
+    if (gone) proto_set_detail("peer gone: %s", gone);
+    return gone_err;
 }
 
 /* ================= reader ================= */
@@ -336,6 +452,8 @@ struct proto_reader {
     struct zlink z; zmq_msg_t msg; bool msg_live;
     unsigned char peer[256]; size_t peer_len;   /* zmq: the routing id of the last message's sender */
     uint64_t total_rows, first_rows;            /* zmq: header meta total_rows, rows of frame 0 (messages) */
+    char upstream[64];                          /* the writing stage: the last of the header's meta.stages */
+    bool aborted;                               /* an abort frame arrived (its writer has failed) */
     char *buf; size_t start, len, cap;   /* fd/zstd: bytes [start, len) not yet parsed */
     msgpack_unpacked res;
     struct proto_slots slots;
@@ -470,6 +588,18 @@ static long long mp_size(const unsigned char *p, size_t n, size_t *big_body)
     return pos <= n ? (long long)pos : 0;
 }
 
+/* Waits for fd to be readable while this thread has ZeroMQ writers to watch (watch_items). */
+static int watch_fd(int fd)
+{
+    for (;;) {
+        zmq_pollitem_t it[1 + 2 * WATCH_MAX] = {{NULL, fd, ZMQ_POLLIN, 0}};
+        int n = 1 + watch_items(it + 1);
+        if (n == 1) return PROTO_OK;
+        int rc = zmq_poll(it, n, -1), err = watch_check();
+        if (err < 0) return err;
+        if ((rc < 0 && errno != EINTR) || (rc > 0 && it[0].revents)) return PROTO_OK;   /* read() says the rest */
+    }
+}
 /* more bytes into r->buf: >0 bytes, 0 EOF, <0 error code. The buffer is 64-byte aligned and
  * compaction keeps r->start modulo 64, so a bin body placed on a 64-byte boundary stays there. */
 static long read_more(struct proto_reader *r)
@@ -489,6 +619,8 @@ static long read_more(struct proto_reader *r)
     }
     char *dst = r->buf + r->len;
     size_t cap = r->cap - r->len;
+    int werr = watch_fd(r->fd);
+    if (werr) return werr;
     if (r->type == EP_FD) {
         ssize_t k = read_some(r->fd, dst, cap);
         if (k < 0) { proto_set_detail("read: %s", strerror(errno)); return PROTO_E_IO; }
@@ -534,16 +666,21 @@ static int mp_fail(const struct proto_reader *r, long long code)
     return PROTO_E_PARSE;
 }
 
-/* "after 29 of 64 frames" when the header's total_rows and frame 0's rows tell the total */
+/* "after 29 of 64 frames" when the header's total_rows and frame 0's rows tell the total; noted
+ * as the failure of the upstream stage (named by the header), which abort frames carry on. */
 static void reader_gone_detail(const struct proto_reader *r)
 {
     unsigned long long k = (unsigned long long)r->frames;
-    int hb = env_seconds("SAEFLOW_ZMQ_HEARTBEAT", 10);
-    if (r->state == 0) proto_set_detail("peer gone: the writer disconnected (or missed heartbeats for %d s) before the header", hb);
-    else if (r->total_rows && r->first_rows)
-        proto_set_detail("peer gone: the writer disconnected (or missed heartbeats for %d s) after %llu of %llu frames", hb, k,
-                         (unsigned long long)((r->total_rows + r->first_rows - 1) / r->first_rows));
-    else proto_set_detail("peer gone: the writer disconnected (or missed heartbeats for %d s) after %llu frames", hb, k);
+    char what[160], of[48] = "";
+    if (r->total_rows && r->first_rows) snprintf(of, sizeof of, " of %llu", (unsigned long long)((r->total_rows + r->first_rows - 1) / r->first_rows));
+    if (r->state == 0) snprintf(what, sizeof what, "disconnected (or missed heartbeats for %d s) before the header", r->z.hb_s);
+    else snprintf(what, sizeof what, "disconnected (or missed heartbeats for %d s) after %llu%s frames", r->z.hb_s, k, of);
+    char stage[96];
+    if (r->upstream[0]) snprintf(stage, sizeof stage, "%s", r->upstream);
+    else snprintf(stage, sizeof stage, "the writer of %.60s", r->name);
+    proto_abort_note(stage, what);
+    if (r->upstream[0]) proto_set_detail("peer gone: the writer (%s) %s", r->upstream, what);
+    else proto_set_detail("peer gone: the writer %s", what);
 }
 /* one message [routing id, frame] from the ROUTER into r->msg */
 static int zmq_next_msg(struct proto_reader *r)
@@ -552,10 +689,10 @@ static int zmq_next_msg(struct proto_reader *r)
     zmq_msg_init(&r->msg); r->msg_live = true;
     for (;;) {
         int w = zlink_wait(&r->z, ZMQ_POLLIN);
-        if (w == ZW_GONE) { reader_gone_detail(r); return PROTO_E_TRUNCATED; }
-        if (w == ZW_REFUSED) { proto_set_detail("%s", zw_refused); return PROTO_E_ZMQ; }
-        if (w == ZW_TIMEOUT) { proto_set_detail("waiting for a writer: none connected for %d s (SAEFLOW_ZMQ_TIMEOUT)", zmq_timeout_s()); return PROTO_E_TIMEOUT; }
-        if (w < 0) return w;
+        if (w != ZW_READY) {
+            if (w == ZW_GONE) reader_gone_detail(r);
+            return zwait_fail(&r->z, w, "waiting for a writer", NULL, PROTO_E_TRUNCATED);
+        }
         zmq_msg_t id;
         zmq_msg_init(&id);
         if (zmq_msg_recv(&id, r->z.sock, ZMQ_DONTWAIT) < 0) {
@@ -574,17 +711,24 @@ static int zmq_next_msg(struct proto_reader *r)
         return PROTO_OK;
     }
 }
-/* The close handshake: {"sf":1,"kind":"ack","frames":N} to the sender of the end frame. */
-static void reader_send_ack(struct proto_reader *r)
+/* A control frame to the sender of the last message: the close handshake's
+ * {"sf":1,"kind":"ack","frames":N} after the end frame, or an abort frame when the reader is
+ * closed before it. Never waits: a writer gone by now fails on its side. */
+static void reader_send_control(struct proto_reader *r, bool ack)
 {
+    zlink_events(&r->z);
+    if (!r->peer_len || r->z.nlive == 0) return;   /* the writer is gone: nothing to tell, no linger */
     msgpack_sbuffer sb; msgpack_sbuffer_init(&sb);
     msgpack_packer pk; msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    msgpack_pack_str(&pk, 2); msgpack_pack_str_body(&pk, "sf", 2); msgpack_pack_uint32(&pk, PROTO_VERSION);
-    msgpack_pack_str(&pk, 4); msgpack_pack_str_body(&pk, "kind", 4); msgpack_pack_str(&pk, 3); msgpack_pack_str_body(&pk, "ack", 3);
-    msgpack_pack_str(&pk, 6); msgpack_pack_str_body(&pk, "frames", 6); msgpack_pack_uint64(&pk, r->frames);
-    if (zmq_send(r->z.sock, r->peer, r->peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(r->z.sock, sb.data, sb.size, ZMQ_DONTWAIT);   /* a writer gone by now fails on its side */
+    struct proto_frame f;
+    control_frame(&f, "ack");
+    proto_frame_set_uint(&f, "frames", r->frames);
+    int err = ack ? proto_frame_pack(&pk, &f, false, 0) : pack_abort(&pk, r->frames, "it stopped reading before the end frame");
+    int linger = 1000;   /* an abort is news, not a duty: a writer leaving just now does not hold us 5 s */
+    if (!ack) zmq_setsockopt(r->z.sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (!err && zmq_send(r->z.sock, r->peer, r->peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0
+        && zmq_send(r->z.sock, sb.data, sb.size, ZMQ_DONTWAIT) >= 0 && !ack)
+        zlink_await_departure(&r->z, 1);   /* a writer busy computing hears it at its next frame */
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -666,6 +810,15 @@ static int check_end(struct proto_reader *r, struct proto_frame *end)
     return check_eof_after_end(r);
 }
 
+/* What a reader keeps of the header: total_rows, and the writing stage's name (meta.stages). */
+static void reader_header_meta(struct proto_reader *r, const msgpack_object *meta)
+{
+    proto_meta_uint(meta, "total_rows", &r->total_rows);
+    const msgpack_object *st = proto_meta_get(meta, "stages");
+    if (st && st->type == MSGPACK_OBJECT_ARRAY && st->via.array.size)
+        mp_str(&st->via.array.ptr[st->via.array.size - 1], "name", r->upstream, sizeof r->upstream);
+}
+
 int proto_reader_next(struct proto_reader *r, struct proto_frame *out)
 {
     proto_clear_detail();
@@ -673,6 +826,7 @@ int proto_reader_next(struct proto_reader *r, struct proto_frame *out)
     const msgpack_object *obj = NULL;
     int err = next_object(r, &obj);
     if (err) return err;
+    if (abort_detail(obj, true)) { r->aborted = true; return PROTO_E_TRUNCATED; }   /* upstream failed: it says who and why */
     err = proto_frame_from_obj(obj, out, &r->slots);
     if (err) {
         if (r->state == 0 && err == PROTO_E_SCHEMA && obj->type != MSGPACK_OBJECT_MAP) {
@@ -685,13 +839,13 @@ int proto_reader_next(struct proto_reader *r, struct proto_frame *out)
         if (out->kind != PROTO_KIND_HEADER) { proto_set_detail("first frame is '%s', expected 'header'", out->kind_name); return PROTO_E_SEQ; }
         r->state = 1;
         const struct proto_value *mv = proto_frame_get(out, "meta");
-        if (mv && mv->type == PROTO_V_OBJ) proto_meta_uint(&mv->obj, "total_rows", &r->total_rows);
+        if (mv && mv->type == PROTO_V_OBJ) reader_header_meta(r, &mv->obj);
         return PROTO_OK;
     }
     if (out->kind == PROTO_KIND_HEADER) { proto_set_detail("second header frame after %llu data frames", (unsigned long long)r->frames); return PROTO_E_SEQ; }
     if (out->kind == PROTO_KIND_END) {
         if ((err = check_end(r, out))) return err;
-        if (r->type == EP_ZMQ) reader_send_ack(r);
+        if (r->type == EP_ZMQ) reader_send_control(r, true);
         r->state = 2;
         return PROTO_END;
     }
@@ -712,6 +866,7 @@ uint64_t proto_reader_frames(const struct proto_reader *r) { return r->frames; }
 void proto_reader_close(struct proto_reader *r)
 {
     if (!r) return;
+    if (r->type == EP_ZMQ && r->state != 2 && !r->aborted && r->z.sock) reader_send_control(r, false);   /* tell the writer */
     msgpack_unpacked_destroy(&r->res);
     free(r->buf);
     if (r->msg_live) zmq_msg_close(&r->msg);
@@ -730,7 +885,11 @@ struct proto_writer {
     enum ep_type type;
     int fd; bool own_fd;
     ZSTD_CStream *zc; unsigned char *zout; size_t zout_cap;
-    struct zlink z; uint64_t sent; bool end_sent;   /* zmq: messages sent; the end frame among them */
+    struct zlink z; uint64_t sent; bool end_sent;   /* zmq: messages sent; an end frame not yet acknowledged */
+    struct proto_writer **fan; int nfan;      /* fan-out: the endpoints' writers (each gets every frame) */
+    struct zpool *pool;                       /* zmq: packed buffers libzmq has sent, for reuse */
+    bool ended;                               /* an end frame was written (no abort after it) */
+    bool in_fan;                              /* one endpoint of a fan-out (its messages name it) */
     unsigned char *stage; size_t stage_len;   /* fd: small writes gathered here */
     msgpack_sbuffer sbuf;                     /* zmq: one message */
     msgpack_packer pk;
@@ -778,7 +937,7 @@ static int writer_cb(void *data, const char *buf, size_t len)
     if (w->err) return -1;
     if (len == 0) return 0;   /* empty bins come with a NULL pointer */
     switch (w->type) {
-    case EP_ZMQ: return msgpack_sbuffer_write(&w->sbuf, buf, len);
+    case EP_ZMQ: case EP_FAN: return msgpack_sbuffer_write(&w->sbuf, buf, len);
     case EP_ZSTD: w->err = zstd_feed(w, buf, len, ZSTD_e_continue); break;
     case EP_FD:
         if (len >= DIRECT_MIN) { if (!(w->err = stage_flush(w))) w->err = write_all(w, buf, len); }
@@ -791,16 +950,75 @@ static int writer_cb(void *data, const char *buf, size_t len)
     return w->err ? -1 : 0;
 }
 
-/* One message, waiting while the reader is connected and slow (heartbeats watch it). */
-static int zmq_send_frame(struct proto_writer *w, const void *p, size_t n)
+/* A message from the reader: 1 for an ack, PROTO_E_ZMQ with the detail for an abort frame (the
+ * reader's stage failed or stopped reading), 0 for anything else. */
+static int writer_msg(const void *bytes, size_t n)
+{
+    msgpack_unpacked u; msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int r = 0;
+    if (msgpack_unpack_next(&u, bytes, n, &off) == MSGPACK_UNPACK_SUCCESS)
+        r = abort_detail(&u.data, false) ? PROTO_E_ZMQ : mp_is_kind(&u.data, "ack");
+    msgpack_unpacked_destroy(&u);
+    return r;
+}
+/* The reader left: did it say why (an abort frame queued before it went)? PROTO_E_ZMQ if so. */
+static int writer_abort_heard(struct proto_writer *w)
+{
+    for (;;) {
+        zmq_msg_t m; zmq_msg_init(&m);
+        int got = zmq_msg_recv(&m, w->z.sock, ZMQ_DONTWAIT) >= 0, r = got ? writer_msg(zmq_msg_data(&m), zmq_msg_size(&m)) : 0;
+        zmq_msg_close(&m);
+        if (!got || r < 0) return r;
+    }
+}
+static __thread struct proto_writer *t_watch[WATCH_MAX];
+static __thread int t_nwatch;
+static void watch_add(struct proto_writer *w) { if (t_nwatch < WATCH_MAX) t_watch[t_nwatch++] = w; }
+static void watch_del(struct proto_writer *w)
+{
+    for (int i = 0; i < t_nwatch; i++)
+        if (t_watch[i] == w) { memmove(t_watch + i, t_watch + i + 1, (size_t)(t_nwatch - i - 1) * sizeof *t_watch); t_nwatch--; return; }
+}
+static int watch_items(zmq_pollitem_t *it)
+{
+    int n = 0;
+    for (int i = 0; i < t_nwatch; i++) {
+        if (t_watch[i]->err || t_watch[i]->ended) continue;
+        it[n++] = (zmq_pollitem_t){t_watch[i]->z.sock, 0, ZMQ_POLLIN, 0};
+        it[n++] = (zmq_pollitem_t){t_watch[i]->z.mon, 0, ZMQ_POLLIN, 0};
+    }
+    return n;
+}
+static int watch_check(void)
+{
+    for (int i = 0; i < t_nwatch; i++) {
+        struct proto_writer *w = t_watch[i];
+        if (w->err || w->ended) continue;
+        zlink_events(&w->z);
+        int err = writer_abort_heard(w);
+        if (!err && w->z.gone && w->z.nlive == 0) {
+            proto_set_detail("peer gone: the reader disconnected (or missed heartbeats) after %llu messages (header, frames) were sent", (unsigned long long)w->sent);
+            err = PROTO_E_ZMQ;
+        }
+        if (err && w->in_fan) proto_prefix_detail("%s", w->name);
+        if (err) return w->err = err;
+    }
+    return PROTO_OK;
+}
+/* One message (p[0..n), or the message m when not NULL), waiting while the reader is connected
+ * and slow (heartbeats watch it). */
+static int zmq_send_frame(struct proto_writer *w, const void *p, size_t n, zmq_msg_t *m)
 {
     for (;;) {
         int r = zlink_wait(&w->z, ZMQ_POLLOUT);
-        if (r == ZW_GONE) { proto_set_detail("peer gone: the reader disconnected (or missed heartbeats) after %llu messages (header, frames) were sent", (unsigned long long)w->sent); return PROTO_E_ZMQ; }
-        if (r == ZW_REFUSED) { proto_set_detail("%s", zw_refused); return PROTO_E_ZMQ; }
-        if (r == ZW_TIMEOUT) { proto_set_detail("waiting for a reader: none connected for %d s (SAEFLOW_ZMQ_TIMEOUT)", zmq_timeout_s()); return PROTO_E_TIMEOUT; }
-        if (r < 0) return r;
-        if (zmq_send(w->z.sock, p, n, ZMQ_DONTWAIT) >= 0) { w->sent++; return PROTO_OK; }
+        if (r == ZW_GONE && writer_abort_heard(w)) return PROTO_E_ZMQ;
+        if (r != ZW_READY) {
+            char gone[160];
+            snprintf(gone, sizeof gone, "the reader disconnected (or missed heartbeats) after %llu messages (header, frames) were sent", (unsigned long long)w->sent);
+            return zwait_fail(&w->z, r, "waiting for a reader", gone, PROTO_E_ZMQ);
+        }
+        if ((m ? zmq_msg_send(m, w->z.sock, ZMQ_DONTWAIT) : zmq_send(w->z.sock, p, n, ZMQ_DONTWAIT)) >= 0) { w->sent++; return PROTO_OK; }
         if (errno == EAGAIN || errno == EINTR) continue;
         proto_set_detail("zmq_send: %s", zmq_strerror(errno));
         return PROTO_E_ZMQ;
@@ -811,11 +1029,7 @@ static bool mp_kind_is(const void *bytes, size_t n, const char *want)
 {
     msgpack_unpacked u; msgpack_unpacked_init(&u);
     size_t off = 0;
-    bool yes = false;
-    if (msgpack_unpack_next(&u, bytes, n, &off) == MSGPACK_UNPACK_SUCCESS && u.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object *k = proto_meta_get(&u.data, "kind");
-        yes = k && k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(want) && memcmp(k->via.str.ptr, want, k->via.str.size) == 0;
-    }
+    bool yes = msgpack_unpack_next(&u, bytes, n, &off) == MSGPACK_UNPACK_SUCCESS && mp_is_kind(&u.data, want);
     msgpack_unpacked_destroy(&u);
     return yes;
 }
@@ -824,20 +1038,93 @@ static int zmq_wait_ack(struct proto_writer *w)
 {
     for (;;) {
         int r = zlink_wait(&w->z, ZMQ_POLLIN);
-        if (r == ZW_GONE) { proto_set_detail("peer gone: the reader left before acknowledging the end frame (%llu messages sent)", (unsigned long long)w->sent); return PROTO_E_ZMQ; }
-        if (r == ZW_REFUSED) { proto_set_detail("%s", zw_refused); return PROTO_E_ZMQ; }
-        if (r == ZW_TIMEOUT) { proto_set_detail("waiting for a reader to acknowledge the end frame: none connected for %d s (SAEFLOW_ZMQ_TIMEOUT)", zmq_timeout_s()); return PROTO_E_TIMEOUT; }
-        if (r < 0) return r;
+        if (r == ZW_GONE && writer_abort_heard(w)) return PROTO_E_ZMQ;
+        if (r != ZW_READY) {
+            char gone[160];
+            snprintf(gone, sizeof gone, "the reader left before acknowledging the end frame (%llu messages sent)", (unsigned long long)w->sent);
+            return zwait_fail(&w->z, r, "waiting for a reader to acknowledge the end frame", gone, PROTO_E_ZMQ);
+        }
         zmq_msg_t m; zmq_msg_init(&m);
         if (zmq_msg_recv(&m, w->z.sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&m);
             if (errno == EAGAIN || errno == EINTR) continue;
             proto_set_detail("zmq_msg_recv: %s", zmq_strerror(errno)); return PROTO_E_ZMQ;
         }
-        bool ack = mp_kind_is(zmq_msg_data(&m), zmq_msg_size(&m), "ack");
+        int got = writer_msg(zmq_msg_data(&m), zmq_msg_size(&m));
         zmq_msg_close(&m);
-        if (ack) return PROTO_OK;
+        if (got) return got > 0 ? PROTO_OK : got;
     }
+}
+/* The abort frame on a ZeroMQ link: sent when there is room within 2 s while a reader is
+ * connected (one held at its queue bound takes it later or not at all: its writer's departure
+ * says the same, later). */
+static void zmq_send_abort(struct proto_writer *w)
+{
+    double t_end = now_s() + 2;
+    zlink_events(&w->z);
+    if (w->z.nlive == 0) return;   /* no reader (or it is gone): nothing to tell, no linger */
+    for (;;) {
+        if (zmq_send(w->z.sock, w->sbuf.data, w->sbuf.size, ZMQ_DONTWAIT) >= 0) { zlink_await_departure(&w->z, 2); return; }
+        if ((errno != EAGAIN && errno != EINTR) || w->z.nlive == 0 || now_s() >= t_end) return;
+        zmq_pollitem_t it = {w->z.sock, 0, ZMQ_POLLOUT, 0};
+        zmq_poll(&it, 1, 100);
+        zlink_events(&w->z);
+    }
+}
+/* Zero copy: libzmq sends the packed buffer itself and hands it back when done (from its I/O
+ * thread) to a pool the packer takes its next buffer from, so a large frame is neither copied
+ * again nor its memory faulted in afresh. Small frames are copied (libzmq keeps those inline). */
+struct zpool { pthread_mutex_t mu; void *buf[4]; int n; };
+static void zpool_put(void *data, void *hint)
+{
+    struct zpool *p = hint;
+    pthread_mutex_lock(&p->mu);
+    if (p->n < 4) { p->buf[p->n++] = data; data = NULL; }
+    pthread_mutex_unlock(&p->mu);
+    free(data);
+}
+static void zpool_free(struct zpool *p)
+{
+    if (!p) return;
+    for (int i = 0; i < p->n; i++) free(p->buf[i]);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+#define ZERO_COPY_MIN (1u << 20)
+static int zmq_send_packed(struct proto_writer *w)
+{
+    if (w->sbuf.size >= ZERO_COPY_MIN && !w->pool && (w->pool = calloc(1, sizeof *w->pool))) pthread_mutex_init(&w->pool->mu, NULL);
+    if (w->sbuf.size < ZERO_COPY_MIN || !w->pool) {
+        int err = zmq_send_frame(w, w->sbuf.data, w->sbuf.size, NULL);
+        msgpack_sbuffer_clear(&w->sbuf);
+        return err;
+    }
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, w->sbuf.data, w->sbuf.size, zpool_put, w->pool) != 0) { proto_set_detail("zmq_msg_init_data: %s", zmq_strerror(errno)); return PROTO_E_ZMQ; }
+    pthread_mutex_lock(&w->pool->mu);   /* the sbuf's next buffer: one libzmq is done with, or none */
+    void *next = w->pool->n ? w->pool->buf[--w->pool->n] : NULL;
+    pthread_mutex_unlock(&w->pool->mu);
+    w->sbuf.data = next; w->sbuf.alloc = next ? malloc_usable_size(next) : 0; w->sbuf.size = 0;
+    int err = zmq_send_frame(w, NULL, 0, &m);
+    zmq_msg_close(&m);   /* after a send, a no-op; otherwise the buffer goes to the pool */
+    return err;
+}
+static int writer_boundary(struct proto_writer *w);
+/* Fan-out: one packed frame to every endpoint, in turn; the first endpoint that fails fails the
+ * writer (its detail names it). end: the frame is the end frame (each endpoint's close then
+ * waits for its ack, and sends no abort). */
+static int fan_send(struct proto_writer *w, const void *p, size_t n, bool end)
+{
+    for (int i = 0; i < w->nfan; i++) {
+        struct proto_writer *c = w->fan[i];
+        int err = c->err;
+        if (!err && c->type == EP_ZMQ) err = c->err = zmq_send_frame(c, p, n, NULL);
+        else if (!err) err = writer_cb(c, p, n) ? (c->err ? c->err : PROTO_E_NOMEM) : writer_boundary(c);
+        if (err) { proto_prefix_detail("%s", c->name); return err; }
+        c->header_done = c->raw = true;
+        if (end) c->ended = c->end_sent = true;
+    }
+    return PROTO_OK;
 }
 /* frame boundary: make the frame visible downstream */
 static int writer_boundary(struct proto_writer *w)
@@ -847,7 +1134,10 @@ static int writer_boundary(struct proto_writer *w)
     case EP_FD: w->err = stage_flush(w); break;
     case EP_ZSTD: w->err = zstd_feed(w, NULL, 0, ZSTD_e_flush); break;
     case EP_ZMQ:
-        w->err = zmq_send_frame(w, w->sbuf.data, w->sbuf.size);
+        w->err = zmq_send_packed(w);
+        break;
+    case EP_FAN:
+        w->err = fan_send(w, w->sbuf.data, w->sbuf.size, w->ended);
         msgpack_sbuffer_clear(&w->sbuf);
         break;
     }
@@ -917,8 +1207,49 @@ static int writer_open_file(struct proto_writer *w, const char *ep)
     return PROTO_OK;
 }
 
+/* Fan-out (-o repeated): the name proto_writer_open knows as several endpoints. */
+static struct { char *name; char **eps; int n; } g_fan;
+void proto_writer_fanout(const char *name, const char *const *eps, int n)
+{
+    for (int i = 0; i < g_fan.n; i++) free(g_fan.eps[i]);
+    free(g_fan.eps); free(g_fan.name);
+    memset(&g_fan, 0, sizeof g_fan);
+    if (!name || n < 2 || !(g_fan.eps = calloc((size_t)n, sizeof *g_fan.eps)) || !(g_fan.name = strdup(name))) return;
+    for (int i = 0; i < n; i++) if ((g_fan.eps[g_fan.n] = strdup(eps[i]))) g_fan.n++;
+}
+int proto_writer_fanout_list(const char *name, const char *const **eps)
+{
+    if (!name || !g_fan.name || strcmp(name, g_fan.name) != 0) return 0;
+    *eps = (const char *const *)g_fan.eps;
+    return g_fan.n;
+}
+struct proto_writer *proto_writer_open_many(const char *name, const char *const *eps, int n, const struct proto_writer_opts *o, int *err)
+{
+    if (n == 1) return proto_writer_open(eps[0], o, err);
+    struct proto_writer *w = n > 1 ? writer_new(name, o) : NULL;
+    if (!w || !(w->fan = calloc((size_t)n, sizeof *w->fan))) {
+        *err = n > 1 ? PROTO_E_NOMEM : PROTO_E_ENDPOINT; proto_set_detail("%s", n > 1 ? "out of memory" : "no endpoint");
+        proto_writer_close(w, false); return NULL;
+    }
+    w->type = EP_FAN;
+    for (int i = 0; i < n; i++) {
+        if (!(w->fan[i] = proto_writer_open(eps[i], o, err))) {
+            if (strncmp(proto_detail(), eps[i], strlen(eps[i])) != 0) proto_prefix_detail("%s", eps[i]);
+            proto_writer_close(w, false);
+            return NULL;
+        }
+        w->nfan++;
+        w->fan[i]->in_fan = true;
+        w->crc |= w->fan[i]->crc;   /* packed once for all: with a crc when any endpoint takes one */
+    }
+    return w;
+}
+
 struct proto_writer *proto_writer_open(const char *ep, const struct proto_writer_opts *o, int *err)
 {
+    const char *const *many;
+    int n = proto_writer_fanout_list(ep, &many);
+    if (n > 1) return proto_writer_open_many(ep, many, n, o, err);
     proto_clear_detail();
     if (!ep || !*ep) { *err = PROTO_E_ENDPOINT; proto_set_detail("empty endpoint"); return NULL; }
     if (strcmp(ep, "-") == 0) return proto_writer_open_fd(1, "stdout", o, err);
@@ -928,6 +1259,7 @@ struct proto_writer *proto_writer_open(const char *ep, const struct proto_writer
         w->type = EP_ZMQ;
         w->crc = checksum_for(has_prefix(ep, "tcp://"));
         if ((*err = zlink_open(&w->z, ep, true)) != PROTO_OK) { proto_writer_close(w, false); return NULL; }
+        watch_add(w);
         return w;
     }
     w->type = ends_with(ep, ".zst") ? EP_ZSTD : EP_FD;
@@ -979,7 +1311,7 @@ int proto_writer_raw(struct proto_writer *w, const void *bytes, size_t n)
     if (w->err) return w->err;
     if (writer_cb(w, bytes, n) != 0) return w->err ? w->err : PROTO_E_NOMEM;
     w->header_done = w->raw = true;
-    if (w->type == EP_ZMQ && mp_kind_is(bytes, n, "end")) w->end_sent = true;   /* close waits for its ack */
+    if (mp_kind_is(bytes, n, "end")) w->ended = w->end_sent = true;   /* zmq: close waits for its ack */
     return writer_boundary(w);
 }
 
@@ -1018,6 +1350,7 @@ int proto_writer_end_meta(struct proto_writer *w, const char *key, double value)
 static int write_end(struct proto_writer *w)
 {
     if (!w->header_done) { int err = proto_writer_header(w, NULL); if (err) return err; }
+    w->ended = true;
     msgpack_pack_map(&w->pk, w->n_end ? 5 : 4);
     pack_cstr(&w->pk, "sf"); msgpack_pack_uint32(&w->pk, PROTO_VERSION);
     pack_cstr(&w->pk, "kind"); pack_cstr(&w->pk, "end");
@@ -1036,20 +1369,74 @@ static int write_end(struct proto_writer *w)
     return writer_boundary(w);
 }
 
+/* A pipe or fifo whose reader is gone: the abort frame's write fails with EPIPE, not SIGPIPE. */
+static void boundary_without_sigpipe(struct proto_writer *w)
+{
+    sigset_t pipe, old, pending;
+    sigemptyset(&pipe); sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &old);
+    bool was = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    writer_boundary(w);
+    if (!was && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&pipe, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+/* An incomplete close tells the readers why (PROTOCOL.md §2 "Abort frames"): an abort frame on a
+ * pipe, fifo, stdout or ZeroMQ link that is healthy and had no end frame. A file is removed
+ * instead; a fan-out's endpoints each send their own. Failures here are not reported. */
+static void writer_abort(struct proto_writer *w)
+{
+    if (w->err || w->ended || w->atomic || w->type == EP_FAN) return;
+    if (w->type == EP_ZMQ ? !w->z.sock : (w->fd < 0 || !w->stage || (w->type == EP_ZSTD && !w->zc))) return;
+    msgpack_sbuffer_clear(&w->sbuf);
+    int err = pack_abort(&w->pk, w->frames, "it failed");
+    if (!err && !w->err && w->type == EP_ZMQ) zmq_send_abort(w);
+    else if (!err && !w->err) boundary_without_sigpipe(w);
+    msgpack_sbuffer_clear(&w->sbuf);
+}
+/* Fan-out: every endpoint's ack first, then each endpoint closed complete only when all of them
+ * acknowledged (a file is renamed into place only then); a failed writer's healthy endpoints
+ * each get an abort frame. */
+static int fan_close(struct proto_writer *w, bool complete, int err)
+{
+    for (int i = 0; i < w->nfan && complete && !err; i++) {
+        struct proto_writer *c = w->fan[i];
+        if (c->type == EP_ZMQ && c->end_sent && (err = c->err = zmq_wait_ack(c))) proto_prefix_detail("%s", c->name);
+        c->end_sent = false;
+    }
+    for (int i = 0; i < w->nfan; i++) {
+        struct proto_writer *c = w->fan[i];
+        char name[sizeof c->name];
+        memcpy(name, c->name, sizeof name);
+        c->frames = w->frames; c->rows = w->rows;
+        int e = proto_writer_close(c, complete && !err);   /* frees c */
+        if (e && !err) { err = e; proto_prefix_detail("%s", name); }
+    }
+    free(w->fan);
+    w->fan = NULL; w->nfan = 0;
+    return err;
+}
+
 int proto_writer_close(struct proto_writer *w, bool complete)
 {
     if (!w) return PROTO_OK;
+    watch_del(w);
     int err = w->err;
     if (!err && complete && !w->raw) { err = write_end(w); w->end_sent = true; }
-    if (!err && w->type == EP_ZMQ && w->end_sent) err = zmq_wait_ack(w);
+    if (!complete) writer_abort(w);
+    if (!err && complete && w->type == EP_ZMQ && w->end_sent) err = zmq_wait_ack(w);
+    if (w->type == EP_FAN) err = fan_close(w, complete, err);
     if (!err && w->type == EP_ZSTD && w->zc) err = zstd_feed(w, NULL, 0, ZSTD_e_end);
-    if (!err && w->type != EP_ZMQ && w->stage) err = stage_flush(w);
+    if (!err && w->type != EP_ZMQ && w->type != EP_FAN && w->stage) err = stage_flush(w);
     if (w->atomic) {   /* whole or nothing: rename the temp over the path only for a complete stream */
         int e = proto_tmp_finish(w->fd, w->anon, w->tmp, sizeof w->tmp, w->path, !err && complete);
         if (!err) err = e;
     }
     if (w->own_fd && w->fd >= 0 && close(w->fd) != 0 && !err) { proto_set_detail("writing output failed: %s", strerror(errno)); err = PROTO_E_IO; }
-    zlink_close(&w->z);
+    zlink_close(&w->z);   /* libzmq hands every buffer back by the time it returns */
+    zpool_free(w->pool);
     if (w->zc) ZSTD_freeCStream(w->zc);
     free(w->zout); free(w->stage);
     msgpack_sbuffer_destroy(&w->sbuf);
@@ -1058,6 +1445,10 @@ int proto_writer_close(struct proto_writer *w, bool complete)
 }
 
 const char *proto_writer_name(const struct proto_writer *w) { return w->name; }
-int proto_writer_error(const struct proto_writer *w) { return w ? w->err : 0; }
+int proto_writer_error(const struct proto_writer *w)
+{
+    for (int i = 0; w && !w->err && i < w->nfan; i++) if (w->fan[i]->err) return w->fan[i]->err;   /* noticed while reading */
+    return w ? w->err : 0;
+}
 uint64_t proto_writer_frames(const struct proto_writer *w) { return w->frames; }
 uint64_t proto_writer_rows(const struct proto_writer *w) { return w->rows; }

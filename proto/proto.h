@@ -206,7 +206,10 @@ int proto_meta_pack(const struct proto_meta *m, msgpack_packer *pk);
  * tcp links use CURVE: the binding side is the server (DIR/server.secret) and admits only the
  * clients whose public keys are DIR/client*.pub; the connecting side uses DIR/server.pub,
  * DIR/client.pub and DIR/client.secret. Without keys a tcp bind to a non-loopback address is
- * refused (PROTO_E_ENDPOINT) unless proto_zmq_set_insecure(true) (the --insecure flag). */
+ * refused (PROTO_E_ENDPOINT) unless proto_zmq_set_insecure(true) (the --insecure flag).
+ * While a reader of a thread waits for input it also watches that thread's ZeroMQ writers: one
+ * whose reader left (or sent an abort frame) fails the read with PROTO_E_ZMQ and its writer's
+ * detail (proto_writer_error then says it is the output's failure). */
 void proto_zmq_set_keys(const char *dir);      /* NULL: SAEFLOW_ZMQ_KEYS decides */
 void proto_zmq_set_insecure(bool on);
 const char *proto_zmq_keys(void);              /* the key directory in force, or NULL */
@@ -227,6 +230,28 @@ void proto_reader_close(struct proto_reader *r);
 struct proto_writer;
 struct proto_writer_opts { bool zstd_tensors; int zstd_level; };
 struct proto_writer *proto_writer_open(const char *endpoint, const struct proto_writer_opts *o, int *err); /* o may be NULL */
+/* Fan-out (PROTOCOL.md §1 -o, §2): one writer over n endpoints, each of which gets every frame
+ * (packed once, sent to each in turn, so the slowest sets the pace). The first endpoint that
+ * fails fails the writer (the detail names it); close(complete) waits for every ZeroMQ reader's
+ * ack before any file is renamed into place, so PROTO_OK means every endpoint got the whole
+ * stream; an incomplete close sends each healthy endpoint an abort frame. name: for messages.
+ * proto_writer_fanout registers name as such a list (the common flags do it for -o given
+ * several times): proto_writer_open(name) then opens them all; proto_writer_fanout_list gives
+ * the list of a registered name (0 for any other). */
+struct proto_writer *proto_writer_open_many(const char *name, const char *const *eps, int n, const struct proto_writer_opts *o, int *err);
+void proto_writer_fanout(const char *name, const char *const *eps, int n);
+int proto_writer_fanout_list(const char *name, const char *const **eps);
+/* Abort frames (PROTOCOL.md §2): {"sf":1,"kind":"abort","stage":S,"reason":R,"frames":N}.
+ * proto_writer_close(w, false) sends one on a pipe, fifo, stdout or ZeroMQ link (not after an
+ * end frame; a file is removed instead), and a ZeroMQ reader closed before the end frame sends
+ * one back to its writer. S and R are the first failure this process noted: its own
+ * (proto_abort_note(NULL, reason), which proto_fail calls), or one it heard of (an abort frame
+ * read, an upstream writer gone: then S is the upstream stage), so every stage names the stage
+ * that failed first. A reader that reads an abort frame returns PROTO_E_TRUNCATED ("upstream S
+ * failed after N frames: R"); a writer that gets one, PROTO_E_ZMQ ("peer gone: downstream S left
+ * after N frames: R"). proto_set_stage names this process (proto_cli_init: the program name). */
+void proto_set_stage(const char *name);
+void proto_abort_note(const char *stage, const char *reason);   /* the first note wins; stage NULL: this process */
 struct proto_writer *proto_writer_open_fd(int fd, const char *name, const struct proto_writer_opts *o, int *err);
 /* Writes the header frame: {"sf":1,"kind":"header","meta": m}. Must be called first. */
 int proto_writer_header(struct proto_writer *w, const struct proto_meta *m);
@@ -245,7 +270,8 @@ int proto_writer_carry_end_meta(struct proto_writer *w, const struct proto_frame
 int proto_writer_end_meta(struct proto_writer *w, const char *key, double value);
 /* complete: write the end frame {frames, rows, meta}; then flush and close. Returns the first
  * write/flush/close error. With complete=false no end frame is written (downstream sees a
- * truncated stream, on purpose). A plain file endpoint (not "-", a fifo or a device; .zst
+ * truncated stream, on purpose): a pipe, fifo, stdout or ZeroMQ link gets an abort frame
+ * instead, naming the stage that failed (see proto_abort_note). A plain file endpoint (not "-", a fifo or a device; .zst
  * too) is written to a temp file in its folder that is fsynced and renamed over the path only
  * when complete is true and nothing failed; otherwise the temp is removed and an existing file
  * stays as it was (whole or nothing). After proto_writer_raw, complete only says whether to
@@ -295,13 +321,26 @@ struct proto_st {
     int n;
     struct proto_st_tensor *t;
 };
-/* Opens and validates: header length within the file, JSON well formed, each tensor's
- * [begin, end) inside the data area, begin <= end, end - begin == numel*size, no overlaps. */
+/* Opens and validates: header length within the file and at most PROTO_ST_MAX_HEADER bytes
+ * (the safetensors crate's bound) holding at most PROTO_ST_MAX_VALUES JSON values (counted
+ * before it is parsed: the parser's memory stays within ~100 bytes a value), JSON well formed,
+ * each tensor's [begin, end) inside the data area, begin <= end, end - begin == numel*size, no
+ * overlaps, no name twice. */
+#define PROTO_ST_MAX_HEADER 100000000u
+#define PROTO_ST_MAX_VALUES (1u << 20)
 int proto_st_open(struct proto_st *st, const char *path);
 const struct proto_st_tensor *proto_st_find(const struct proto_st *st, const char *name);
 void proto_st_close(struct proto_st *st);
 /* Parses a safetensors header from memory (used by proto_st_open and the fuzz target). */
 int proto_st_parse(struct proto_st *st, const void *buf, size_t len);
+/* A tensor's dtype is f32, f16 or bf16 (else PROTO_E_FORMAT "WHAT has dtype i32 (f32, f16 or
+ * bf16 expected)") and its shape is shape[0..ndim) (else PROTO_E_MISMATCH "WHAT has shape [a b],
+ * SOURCE [c d]", SOURCE e.g. "expected", "config.json implies"). The caller prefixes the file. */
+int proto_st_check(const struct proto_st_tensor *t, const char *what, int ndim, const uint64_t *shape,
+                   const char *source);
+/* "a b c" (no brackets) of shape[0..ndim) into buf, truncated to cap; returns buf. 96 bytes hold
+ * PROTO_MAX_DIMS dims. Every "[a b c]" in a message is made with it (frames too). */
+const char *proto_shape_str(const uint64_t *shape, int ndim, char *buf, size_t cap);
 
 /* ---- deterministic random numbers (splitmix64; the same seed gives the same values everywhere) ---- */
 uint64_t proto_rng_next(uint64_t *state);
@@ -335,5 +374,7 @@ int proto_tmp_open(const char *path, char *tmp, size_t cap, bool *anon);
 int proto_tmp_finish(int fd, bool anon, char *tmp, size_t cap, const char *path, bool commit);
 /* Writes n bytes to path through a temp file + rename: path is whole or untouched. */
 int proto_write_atomic(const char *path, const void *data, size_t n);
+/* A directory's last component without trailing slashes ("runs/m1/" -> "m1"), into dst. */
+void proto_dir_basename(const char *dir, char *dst, size_t cap);
 
 #endif

@@ -4,7 +4,8 @@
  * json writes them (a frame's "crc" checksum is checked by the reader and never shown). --pack
  * turns such JSON lines back into frames, byte for byte what they say (no checks and no
  * checksum added: tests use it to make broken streams too); -o FILE is kept only when every line
- * was packed. --summary prints one line per frame
+ * was packed, and the JSON lines (or summary) go to -o FILE through a temp file renamed over it
+ * only when the whole stream was read. --summary prints one line per frame
  * without tensor data; --check validates a whole stream; --head N stops after N data frames. */
 #include <ctype.h>
 #include <errno.h>
@@ -284,12 +285,50 @@ static int run_pack(const struct opts *o)
 }
 
 /* ---- frames -> text ---- */
+/* The text output: stdout; a fifo or device in place; a plain file (or the one a symlink names)
+ * through a temp file in its folder, renamed over it only when the whole stream was printed
+ * (text_close), as frame files are (PROTOCOL.md §1 "Outputs"). */
+struct text_out { FILE *fp; bool atomic, anon; char path[4200], tmp[4200]; };
+static void text_open(struct text_out *t, const char *ep)
+{
+    struct stat st, lst;
+    t->fp = stdout;
+    if (strcmp(ep, "-") == 0) return;
+    bool exists = stat(ep, &st) == 0;
+    if (exists && !S_ISREG(st.st_mode)) {
+        if (!(t->fp = fopen(ep, "w"))) proto_die(PROTO_EXIT_FAIL, "%s: cannot open: %s", ep, strerror(errno));
+        return;
+    }
+    if (!(exists && lstat(ep, &lst) == 0 && S_ISLNK(lst.st_mode) && realpath(ep, t->path))) snprintf(t->path, sizeof t->path, "%s", ep);
+    int fd = proto_tmp_open(t->path, t->tmp, sizeof t->tmp, &t->anon);
+    if (fd < 0) proto_die(PROTO_EXIT_FAIL, "%s: cannot open: %s", ep, strerror(errno));
+    if (exists) (void)fchmod(fd, st.st_mode & 07777);
+    if (!(t->fp = fdopen(fd, "w"))) {
+        int e = errno;
+        proto_tmp_finish(fd, t->anon, t->tmp, sizeof t->tmp, t->path, false);
+        close(fd);
+        proto_die(PROTO_EXIT_FAIL, "%s: cannot open: %s", ep, strerror(e));
+    }
+    t->atomic = true;
+}
+/* Flushes and closes; a temp file is renamed into place only when ok. Returns the exit code. */
+static int text_close(struct text_out *t, const char *ep, int rc)
+{
+    if (fflush(t->fp) != 0 || ferror(t->fp)) { proto_error("%s: writing output failed: %s", ep, strerror(errno)); if (!rc) rc = PROTO_EXIT_FAIL; }
+    if (t->atomic) {
+        int err = proto_tmp_finish(fileno(t->fp), t->anon, t->tmp, sizeof t->tmp, t->path, rc == PROTO_EXIT_OK);
+        if (err && !rc) rc = proto_fail(err, ep);
+    }
+    if (t->fp != stdout && fclose(t->fp) != 0 && !rc) { proto_error("%s: writing output failed: %s", ep, strerror(errno)); rc = PROTO_EXIT_FAIL; }
+    return rc;
+}
+
 static int run_read(const struct opts *o)
 {
     int err = 0, rc = PROTO_EXIT_OK;
-    FILE *out = stdout;
-    if (strcmp(o->cli.out, "-") != 0 && !(out = fopen(o->cli.out, "w")))
-        proto_die(PROTO_EXIT_FAIL, "%s: cannot open: %s", o->cli.out, strerror(errno));
+    struct text_out t = {0};
+    text_open(&t, o->cli.out);
+    FILE *out = t.fp;
     static char obuf[1 << 20];
     setvbuf(out, obuf, _IOFBF, sizeof obuf);
     struct proto_reader *r = proto_reader_open(o->cli.in, &err);
@@ -316,9 +355,7 @@ static int run_read(const struct opts *o)
         proto_info("%s: ok, %llu frames", proto_reader_name(r), (unsigned long long)proto_reader_frames(r));
     proto_reader_close(r);
 done:
-    if (fflush(out) != 0 || ferror(out)) { proto_error("%s: writing output failed: %s", o->cli.out, strerror(errno)); if (!rc) rc = PROTO_EXIT_FAIL; }
-    if (out != stdout) fclose(out);
-    return rc;
+    return text_close(&t, o->cli.out, rc);
 }
 
 /* ---- --hook H: one hook's frames of a multi-hook stream (PROTOCOL.md §1 "Hooks") ---- */

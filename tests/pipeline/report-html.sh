@@ -21,6 +21,8 @@ for S in (1, 2):
     want += ["plot-%d-sim-%s-%s" % (S, q, k) for q in ("cos", "l2") for k in ("hist", "pos", "row")]
     want += ["plot-%d-%s-%s" % (S, m, k) for m in ("base", "finetune") for k in ("act-hist", "density-hist", "norm-hist")]
     want += ["plot-%d-transfer-%s" % (S, k) for k in ("density-scatter", "density-parallel", "err-dead-base", "err-dead-finetune", "act-sim", "logit-sim")]
+    want += ["plot-%d-sim-cos-hist-full" % S] + ["plot-%d-overlay-%s" % (S, k) for k in ("act-hist", "density-hist", "norm-hist")]
+want += ["plot-compare-%s" % k for k in ("act-sim-cdf", "density-r", "ce-recovered", "l0")]
 for w in want:
     if w not in ids: fail.append("plot id %s missing" % w)
 if len(ids) != len(set(ids)): fail.append("duplicate ids")
@@ -67,7 +69,8 @@ if not re.search(r'<li class="bad" id="verdict-2">[^\n]*SAE does not transfer', 
 for w in ("Mistral-7B-v0.1", "MetaMath-Mistral-7B", "sf-forward 0.1.0", "--hook blocks.8.hook_resid_pre", "sf-reduce 0.1.0"):
     if w not in html[html.index('<footer id="provenance">'):]: fail.append("provenance: " + w)
 if re.search(r"https?://(?!www\.w3\.org/2000/svg)", html): fail.append("a network reference")
-if "<script" in html: fail.append("script")
+# one script, inline (no src, no external resource), at the end of the body
+if len(re.findall(r"<script\b", html)) != 1 or not re.search(r"<script>\(function\(\)\{.*?\}\)\(\);</script>\n</body>", html, re.S): fail.append("script: not one inline script")
 for f in fail: print("FAIL:", f)
 sys.exit(1 if fail else 0)
 PY

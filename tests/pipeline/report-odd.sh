@@ -35,7 +35,7 @@ for f in ("types", "hist", "huge", "many", "prov", "esc"):
         for v in re.findall(r'\s(?:x|y|x1|y1|x2|y2|width|height|cx|cy)="([^"]*)"', s):
             if not re.fullmatch(r"-?\d{1,5}(\.\d+)?", v): sys.exit("FAIL: %s: coordinate %r" % (f, v[:40]))
     if re.search(r"\b-?nan\b|\binf\b", re.sub(r"<footer.*", "", h, flags=re.S)): sys.exit("FAIL: %s: nan/inf printed" % f)
-h = open("esc.html").read()
+h = re.sub(r"<script>\(function\(\).*?</script>", "", open("esc.html").read(), flags=re.S)   # the page's own script
 if "<script>" in h or "a<b>&c" in h or "&lt;script&gt;" not in h or "a&lt;b&gt;&amp;c" not in h: sys.exit("FAIL: strings not escaped")
 print("OK")
 PY

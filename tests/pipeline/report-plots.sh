@@ -26,7 +26,7 @@ import re, subprocess, sys
 html = open("rep.html").read()
 fail = []
 svgs = re.findall(r"<svg\b.*?</svg>", html, re.S)
-if len(svgs) != 36: fail.append("only %d plots" % len(svgs))
+if len(svgs) != 48: fail.append("%d plots, expected 48 (18 per study, 4 compared)" % len(svgs))
 def shape(lbl):   # the label's format: digits -> 0, sign dropped ("250k" -> "0k", "0.25" -> "0.0")
     return re.sub(r"\d+", "0", re.sub(r"e[+-]", "e", lbl).replace("-", ""))
 for s in svgs:
