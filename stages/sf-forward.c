@@ -8,7 +8,9 @@
  * and `keep` when sf-encode/sf-outliers added them), runs the remaining blocks, the final norm and
  * the unembedding, and writes `loss` frames: `tokens`, per-token f32 [rows, ctx-1] `ce_clean`,
  * with `recon` also `ce_spliced` and `kl_spliced` (recon where keep == 1, or everywhere without
- * keep), with --ablate also `ce_ablated` and `kl_ablated` (zeros where keep == 1). KL is
+ * keep; with keep also `ce_spliced_unfiltered`/`kl_spliced_unfiltered`: recon at every token, the
+ * figures without outlier filtering, computed only for frames that have an outlier), with --ablate
+ * also `ce_ablated` and `kl_ablated` (zeros where keep == 1). KL is
  * KL(clean || patched) in nats. The consumed `acts`, `recon` and `feats` are dropped; other keys
  * are carried.
  *
@@ -53,6 +55,7 @@
 #define MLP_BLOCK_BYTES ((size_t)128 << 20)     /* gate + up buffers of one MLP token block */
 #define LOGIT_CHUNK_BYTES ((size_t)128 << 20)   /* logits of one vocabulary chunk, all tokens */
 #define ATT_BLOCK 128                           /* query rows per causal attention block */
+#define N_LOSS_OUT 7                            /* per-token outputs of --loss (LOSS_KEY) */
 
 /* ---------------------------------------------------------------------------------------- */
 /* options */
@@ -860,11 +863,37 @@ struct state {
     bool multi;                 /* mode 2: the stream carries several hooks; others pass through */
     int start, stop;            /* blocks [start, stop) run */
     uint64_t total_rows, n_rows, n_tokens, n_nonfinite;
-    uint64_t nonfinite_loss[5];
+    uint64_t nonfinite_loss[N_LOSS_OUT];
     double seconds;
 };
 
-static const char *const LOSS_KEY[5] = {"ce_clean", "ce_spliced", "kl_spliced", "ce_ablated", "kl_ablated"};
+static const char *const LOSS_KEY[N_LOSS_OUT] = {"ce_clean", "ce_spliced", "kl_spliced", "ce_ablated", "kl_ablated",
+                                                "ce_spliced_unfiltered", "kl_spliced_unfiltered"};
+
+/* The input rows of the variants into x (n_var, n_tok, d), in the order process_acts reads them:
+ * clean, spliced (recon where keep is 1), unfiltered (recon everywhere; with unf), ablated (zeros
+ * where keep is 1; with --ablate). acts, recon: (n_tok, d); keep: (n_tok) or NULL. */
+static void variants_fill(struct state *st, float *x, const float *acts, const float *recon, const uint8_t *keep,
+                          bool unf, size_t n_tok, int d)
+{
+    memcpy(x, acts, n_tok * d * sizeof(float));
+    for (size_t t = 0; t < n_tok; t++)
+        for (int i = 0; i < d; i++)
+            if (!isfinite(acts[t * d + i])) { st->n_nonfinite++; break; }
+    int var = 1;
+    if (recon) {
+        float *xs = x + var++ * n_tok * d;
+        for (size_t t = 0; t < n_tok; t++)
+            memcpy(xs + t * d, (!keep || keep[t]) ? recon + t * d : acts + t * d, d * sizeof(float));
+    }
+    if (unf) memcpy(x + var++ * n_tok * d, recon, n_tok * d * sizeof(float));
+    if (st->o->ablate) {
+        float *xa = x + var++ * n_tok * d;
+        for (size_t t = 0; t < n_tok; t++)
+            if (!keep || keep[t]) memset(xa + t * d, 0, d * sizeof(float));
+            else memcpy(xa + t * d, acts + t * d, d * sizeof(float));
+    }
+}
 
 static int state_init(struct state *st, const struct opts *o)
 {
@@ -1004,26 +1033,13 @@ static int process_acts(struct state *st, struct proto_frame *fr, struct proto_w
     }
     const uint8_t *keep = kt ? kt->data : NULL;   /* (n_tok) */
 
-    /* the variants, stacked as rows: clean, spliced (recon), ablated (zeros) */
-    int n_var = 1 + (recon != NULL) + st->o->ablate;
+    /* the variants, stacked as rows: clean, spliced (recon where keep), spliced everywhere (recon
+     * at every token: the figures without outlier filtering; only when keep marks an outlier,
+     * else it equals spliced), ablated (zeros where keep) */
+    bool unf = recon && keep && memchr(keep, 0, n_tok) != NULL;
+    int n_var = 1 + (recon != NULL) + unf + st->o->ablate;
     if ((err = work_reserve(&st->w, &st->m, n_tok * n_var, (int)ctx))) return err;
-    float *x = st->w.x.p;   /* (n_var, n_tok, d) */
-    memcpy(x, acts, n_tok * d * sizeof(float));
-    for (size_t t = 0; t < n_tok; t++)
-        for (int i = 0; i < d; i++)
-            if (!isfinite(acts[t * d + i])) { st->n_nonfinite++; break; }
-    int var = 1;
-    if (recon) {
-        float *xs = x + var++ * n_tok * d;
-        for (size_t t = 0; t < n_tok; t++)
-            memcpy(xs + t * d, (!keep || keep[t]) ? recon + t * d : acts + t * d, d * sizeof(float));
-    }
-    if (st->o->ablate) {
-        float *xa = x + var++ * n_tok * d;
-        for (size_t t = 0; t < n_tok; t++)
-            if (!keep || keep[t]) memset(xa + t * d, 0, d * sizeof(float));
-            else memcpy(xa + t * d, acts + t * d, d * sizeof(float));
-    }
+    variants_fill(st, st->w.x.p, acts, recon, keep, unf, n_tok, d);
     for (int l = st->start; l < st->stop; l++) block_forward(&st->m, &st->w, l, n_rows * n_var, (int)ctx);
 
     size_t nc = ctx - 1, n_out = n_rows * nc;
@@ -1038,11 +1054,13 @@ static int process_acts(struct state *st, struct proto_frame *fr, struct proto_w
     proto_frame_del(fr, "recon");
     proto_frame_del(fr, "feats");
     uint64_t shape[2] = {n_rows, nc};
-    const float *outs[5] = {ce, NULL, NULL, NULL, NULL};
-    var = 1;
+    const float *outs[N_LOSS_OUT] = {ce};   /* in LOSS_KEY order */
+    int var = 1;
     if (recon) { outs[1] = ce + var * n_out; outs[2] = kl + var * n_out; var++; }
+    if (unf) { outs[5] = ce + var * n_out; outs[6] = kl + var * n_out; var++; }
+    else if (recon && keep) { outs[5] = outs[1]; outs[6] = outs[2]; }   /* no outlier in this frame */
     if (st->o->ablate) { outs[3] = ce + var * n_out; outs[4] = kl + var * n_out; }
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < N_LOSS_OUT; k++) {
         if (!outs[k]) continue;
         for (size_t i = 0; i < n_out; i++) if (!isfinite(outs[k][i])) st->nonfinite_loss[k]++;
         if ((err = proto_frame_set_tensor(fr, LOSS_KEY[k], PROTO_F32, 2, shape, outs[k]))) return err;
@@ -1088,7 +1106,7 @@ static int write_end_meta(struct state *st, struct proto_frame *end, struct prot
         proto_warn("%llu of %llu tokens have non-finite %s", (unsigned long long)st->n_nonfinite,
                    (unsigned long long)st->n_tokens, st->o->hook_name ? "activations" : "input activations");
     if (st->o->hook_name) return PROTO_OK;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < N_LOSS_OUT; k++) {
         char key[48];
         snprintf(key, sizeof key, "nonfinite_%s", LOSS_KEY[k]);
         if (k == 0 || (k < 3 && st->nonfinite_loss[1] + st->nonfinite_loss[2]) || st->nonfinite_loss[k])
@@ -1157,7 +1175,9 @@ static void usage(FILE *fp)
         "  --from H --loss: acts frames at H in (from --hook H, maybe with keep and recon), loss frames\n"
         "    out: per-token f32 [rows, ctx-1] ce_clean (nats, position t predicts token t+1); with a\n"
         "    recon tensor also ce_spliced and kl_spliced (recon where keep is 1, everywhere without\n"
-        "    keep); with --ablate ce_ablated and kl_ablated (zeros where keep is 1). kl_* is\n"
+        "    keep; with keep also ce_spliced_unfiltered and kl_spliced_unfiltered: recon at every\n"
+        "    token, the figures without outlier filtering); with --ablate ce_ablated and kl_ablated\n"
+        "    (zeros where keep is 1). kl_* is\n"
         "    KL(clean || patched) per token. acts, recon and feats are dropped, other keys carried.\n"
         "    Non-finite values are counted in the end frame's meta (nonfinite_*) and on stderr.\n"
         "End frame meta: upstream counts carried, plus nonfinite_tokens (acts with a non-finite value)\n"

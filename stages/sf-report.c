@@ -1,9 +1,10 @@
 /* sf-report - the report a researcher looks at: sf-reduce JSON in, one self-contained HTML out.
  *
  * Reads one or more sf-reduce JSON documents (proto/PROTOCOL.md §5; one study each, shown side by
- * side) and writes one HTML file: a summary table and a verdict per study at the top, then the
- * plots of the original study (the seed; listed in proto/PROTOCOL.md §6) as inline SVG (no network, no
- * JavaScript), then a provenance footer. Blocks missing from a document are skipped with a note.
+ * side) and writes one HTML file: a table of contents, a summary table and a verdict per study at
+ * the top, several studies compared on shared axes, then the plots of the original study (the seed;
+ * listed in proto/PROTOCOL.md §6) as inline SVG (no network; each with its plotted series as a CSV
+ * data: link; one optional inline script for hover, sorting and filtering), then a provenance footer. Blocks missing from a document are skipped with a note.
  * A sweep document (pipelines/sweep.sh, "saeflow_sweep"; given alone) gets a report on a depth axis
  * instead: the similarity profile at every hook, the weight deviation by layer, each SAE study's
  * figures and verdict (the single-study verdict()) by depth (section "sweeps" below).
@@ -295,14 +296,16 @@ static int bin_of(double t, int n)
     return t < 0 || isnan(t) ? 0 : t >= n ? n - 1 : (int)t;
 }
 
-/* Bars: bin k spans [e[k], e[k+1]) in plot units, height c[k]. */
-static void bars(struct plot *p, const double *e, const double *c, size_t n, const char *fill)
+/* Bars: bin k spans [e[k], e[k+1]) in plot units, height c[k], fill opacity op; each with its
+ * bin and count as a <title> (hover), prefixed by who when not NULL; logx: edges are log10. */
+static void bars(struct plot *p, const double *e, const double *c, size_t n, const char *fill, double op, bool logx, const char *who)
 {
     for (size_t k = 0; k < n; k++) {
         if (!(c[k] > 0) || !isfinite(e[k]) || !isfinite(e[k + 1]) || e[k + 1] <= p->x0 || e[k] >= p->x1) continue;
         double xa = px(p, e[k]), xb = px(p, e[k + 1]), y = py(p, fmin(c[k], p->y1));
-        sb_printf(p->s, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>\n",
-                  xa, y, fmax(xb - xa, 0.6), PH - MB - y, fill);
+        sb_printf(p->s, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\" fill-opacity=\"%.2f\"><title>%s%s[%.4g, %.4g): %.0f</title></rect>\n",
+                  xa, y, fmax(xb - xa, 0.6), PH - MB - y, fill, op, who ? who : "", who ? " " : "",
+                  logx ? pow(10, e[k]) : e[k], logx ? pow(10, e[k + 1]) : e[k + 1], c[k]);
     }
 }
 
@@ -320,6 +323,7 @@ struct report {
     const char *png_dir;
     int png_count;
     int err;                 /* first PNG failure (errno-ish), reported by main */
+    struct sb csv;           /* the plotted series of the figure being drawn (fig_end links it) */
     char err_where[4200];
 };
 
@@ -361,11 +365,48 @@ static void emit_png(struct report *r, const char *id, const char *svg, size_t l
 
 /* Starts a figure: returns the html offset where the svg starts. */
 static size_t fig_begin(struct report *r) { sb_printf(&r->html, "<figure>"); return r->html.n; }
+/* Appends a row of the figure's CSV (the plotted series; the first row is its header); a field
+ * that prints as nan or inf is left empty (a missing value). */
+static void csv_row(struct report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void csv_row(struct report *r, const char *fmt, ...)
+{
+    char b[512];
+    va_list ap;
+    va_start(ap, fmt); vsnprintf(b, sizeof b, fmt, ap); va_end(ap);
+    for (char *f = b; f; ) {
+        char *e = strchr(f, ',');
+        size_t n = e ? (size_t)(e - f) : strlen(f);
+        const char *g = *f == '-' ? f + 1 : f;
+        bool bad = (n == 3 || n == 4) && (strncmp(g, "nan", 3) == 0 || strncmp(g, "inf", 3) == 0) && (size_t)(g - f) + 3 == n;
+        if (!bad) sb_printf(&r->csv, "%.*s", (int)n, f);
+        if (e) sb_printf(&r->csv, ",");
+        f = e ? e + 1 : NULL;
+    }
+    sb_printf(&r->csv, "\n");
+}
+
+/* The figure's CSV (r->csv, nothing when empty) as a link whose href is a data: URI (text/csv,
+ * percent-encoded: the page stays one file); r->csv is emptied. */
+static void csv_link(struct report *r, const char *id)
+{
+    struct sb *s = &r->html;
+    if (!r->csv.n) return;
+    sb_printf(s, " <a class=\"csv\" download=\"%s.csv\" title=\"the plotted series as CSV\" href=\"data:text/csv;charset=utf-8,", id);
+    for (size_t i = 0; i < r->csv.n; i++) {
+        unsigned char c = (unsigned char)r->csv.p[i];
+        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == ',';
+        if (keep) sb_printf(s, "%c", c); else sb_printf(s, "%%%02X", c);
+    }
+    sb_printf(s, "\">CSV</a>");
+    r->csv.n = 0;
+}
+
 static void fig_end(struct report *r, const char *id, size_t at, const char *caption)
 {
     emit_png(r, id, r->html.p + at, r->html.n - at);
     sb_printf(&r->html, "<figcaption>");
     sb_esc(&r->html, caption);
+    csv_link(r, id);
     sb_printf(&r->html, "</figcaption></figure>\n");
 }
 
@@ -381,35 +422,67 @@ static void note(struct report *r, const char *fmt, ...)
 }
 
 /* ---- histogram plots ---- */
+/* A HIST {edges, counts} read for drawing: e the edges in plot units (log10 when logx; a first
+ * edge of 0 is put one bin-width left of the second), raw the edges as given, bins k0..k1 drawn
+ * (trim: the non-empty bins plus one each side), [x0, x1] their range. */
+struct hdat { double *e, *raw, *c; size_t nc, k0, k1; double x0, x1, ymax, tot; };
+
+static void hist_free(struct hdat *d) { free(d->e); free(d->raw); free(d->c); }
+
+/* Reads HIST into d; false (d empty) when malformed. */
+static bool hist_load(const cJSON *h, bool logx, bool trim, struct hdat *d)
+{
+    memset(d, 0, sizeof *d);
+    size_t ne = num_array(proto_json_get(h, "edges"), &d->e);
+    num_array(proto_json_get(h, "edges"), &d->raw);
+    d->nc = num_array(proto_json_get(h, "counts"), &d->c);
+    if (!(d->nc > 0 && ne == d->nc + 1 && d->raw)) { hist_free(d); memset(d, 0, sizeof *d); return false; }
+    double *e = d->e, *c = d->c;
+    if (logx) {
+        for (size_t k = 0; k < ne; k++) e[k] = e[k] > 0 ? log10(e[k]) : NAN;
+        if (isnan(e[0]) && ne > 2 && isfinite(e[1]) && isfinite(e[2])) e[0] = e[1] - (e[2] - e[1]);
+    }
+    d->x0 = INFINITY; d->x1 = -INFINITY; d->k0 = d->nc; d->k1 = 0;
+    for (size_t k = 0; k < d->nc; k++) { if (c[k] > d->ymax) d->ymax = c[k]; if (c[k] > 0) d->tot += c[k]; }
+    for (size_t k = 0; k < d->nc; k++) {
+        if (trim && !(c[k] > 0)) continue;
+        size_t a = trim && k > 0 ? k - 1 : k, b = trim && k + 2 < ne ? k + 2 : k + 1;
+        if (isfinite(e[a])) d->x0 = fmin(d->x0, e[a]);
+        if (isfinite(e[b])) d->x1 = fmax(d->x1, e[b]);
+        if (a < d->k0) d->k0 = a;
+        if (b - 1 > d->k1) d->k1 = b - 1;
+    }
+    if (!isfinite(d->x0) || !isfinite(d->x1)) {
+        d->x0 = isfinite(e[0]) ? e[0] : 0; d->x1 = isfinite(e[ne - 1]) ? e[ne - 1] : d->x0 + 1;
+        d->k0 = 0; d->k1 = d->nc - 1;
+    }
+    return true;
+}
+
+/* The drawn bins of d as CSV rows "[who,]bin_lo,bin_hi,count" (edges as given). */
+static void hist_csv(struct report *r, const struct hdat *d, const char *who)
+{
+    for (size_t k = d->k0; k <= d->k1 && k < d->nc; k++)
+        csv_row(r, "%s%s%.10g,%.10g,%.10g", who ? who : "", who ? "," : "", d->raw[k], d->raw[k + 1], d->c[k]);
+}
+
 /* Plots HIST {edges, counts}. trim: the x range is that of the non-empty bins (plus one bin each
- * side) rather than all edges. logx: x axis is log10 of the edges (a first edge of 0 is drawn one
- * bin-width left of the second edge). Returns false (and writes nothing) when malformed. */
+ * side) rather than all edges. logx: x axis is log10 of the edges. Returns false (and writes
+ * nothing) when malformed. */
 static bool hist_plot(struct report *r, const char *id, const cJSON *h, const char *title, const char *xl,
                       bool logx, bool trim, double vline, const char *vlabel, const char *extra)
 {
-    double *e = NULL, *c = NULL;
-    size_t ne = num_array(proto_json_get(h, "edges"), &e), nc = num_array(proto_json_get(h, "counts"), &c);
-    bool ok = nc > 0 && ne == nc + 1;
-    if (ok && logx) {
-        for (size_t k = 0; k < ne; k++) e[k] = e[k] > 0 ? log10(e[k]) : NAN;
-        if (isnan(e[0]) && ne > 2 && isfinite(e[1]) && isfinite(e[2])) e[0] = e[1] - (e[2] - e[1]);
-        if (isfinite(vline)) vline = vline > 0 ? log10(vline) : NAN;
-    }
-    if (!ok) { free(e); free(c); return false; }
-    double ymax = 0, tot = 0, x0 = INFINITY, x1 = -INFINITY;
-    for (size_t k = 0; k < nc; k++) { if (c[k] > ymax) ymax = c[k]; if (c[k] > 0) tot += c[k]; }
-    for (size_t k = 0; k < nc; k++) {
-        if (trim && !(c[k] > 0)) continue;
-        size_t a = trim && k > 0 ? k - 1 : k, b = trim && k + 2 < ne ? k + 2 : k + 1;
-        if (isfinite(e[a])) x0 = fmin(x0, e[a]);
-        if (isfinite(e[b])) x1 = fmax(x1, e[b]);
-    }
-    if (!isfinite(x0) || !isfinite(x1)) { x0 = isfinite(e[0]) ? e[0] : 0; x1 = isfinite(e[ne - 1]) ? e[ne - 1] : x0 + 1; }
+    struct hdat d;
+    if (!hist_load(h, logx, trim, &d)) return false;
+    if (logx && isfinite(vline)) vline = vline > 0 ? log10(vline) : NAN;
+    double x0 = d.x0, x1 = d.x1;
     if (isfinite(vline)) { x0 = fmin(x0, vline); x1 = fmax(x1, vline); }
     size_t at = fig_begin(r);
     struct plot p;
-    plot_begin(&p, &r->html, id, title, xl, "count", x0, x1, logx, 0, ymax * 1.3 + (ymax == 0), false);
-    bars(&p, e, c, nc, "#4c78a8");
+    plot_begin(&p, &r->html, id, title, xl, "count", x0, x1, logx, 0, d.ymax * 1.3 + (d.ymax == 0), false);
+    bars(&p, d.e, d.c, d.nc, "#4c78a8", 1, logx, NULL);
+    csv_row(r, "bin_lo,bin_hi,count");
+    hist_csv(r, &d, NULL);
     char b[160];
     int k = 0;
     if (isfinite(vline)) {
@@ -419,7 +492,7 @@ static bool hist_plot(struct report *r, const char *id, const cJSON *h, const ch
         plot_note(&p, k++, "#d62728", vlabel);
     }
     if (extra) plot_note(&p, k++, "#000", extra);
-    snprintf(b, sizeof b, "total %.0f", tot);
+    snprintf(b, sizeof b, "total %.0f", d.tot);
     plot_note(&p, k++, "#555", b);
     double below = num_or_nan(h, "below"), above = num_or_nan(h, "above"), nn = num_or_nan(h, "nan");
     if (below > 0 || above > 0 || nn > 0) {
@@ -428,7 +501,42 @@ static bool hist_plot(struct report *r, const char *id, const cJSON *h, const ch
     }
     plot_end(&p);
     fig_end(r, id, at, title);
-    free(e); free(c);
+    hist_free(&d);
+    return true;
+}
+
+/* Base and finetune HISTs (h[m], named nm[m]) on shared axes: each model's bars in its colour,
+ * half transparent, over the union of both x ranges (trim: their non-empty bins) and one count
+ * axis; a legend with ex[m] after each name; vl[m] (NaN: none) a dashed line in m's colour. */
+static bool overlay_hist(struct report *r, const char *id, const cJSON *const h[2], const char *const nm[2], const char *title,
+                         const char *xl, bool logx, bool trim, const double vl[2], const char *const ex[2])
+{
+    static const char *const col[2] = {"#4c78a8", "#e45756"};
+    struct hdat d[2];
+    if (!hist_load(h[0], logx, trim, &d[0])) return false;
+    if (!hist_load(h[1], logx, trim, &d[1])) { hist_free(&d[0]); return false; }
+    double x0 = fmin(d[0].x0, d[1].x0), x1 = fmax(d[0].x1, d[1].x1), ymax = fmax(d[0].ymax, d[1].ymax), v[2];
+    for (int m = 0; m < 2; m++) {
+        v[m] = logx && isfinite(vl[m]) ? (vl[m] > 0 ? log10(vl[m]) : NAN) : vl[m];
+        if (isfinite(v[m])) { x0 = fmin(x0, v[m]); x1 = fmax(x1, v[m]); }
+    }
+    size_t at = fig_begin(r);
+    struct plot p;
+    plot_begin(&p, &r->html, id, title, xl, "count", x0, x1, logx, 0, ymax * 1.35 + (ymax == 0), false);
+    csv_row(r, "model,bin_lo,bin_hi,count");
+    char b[200];
+    for (int m = 0; m < 2; m++) {
+        bars(&p, d[m].e, d[m].c, d[m].nc, col[m], 0.5, logx, nm[m]);
+        hist_csv(r, &d[m], nm[m]);
+        if (isfinite(v[m]))
+            sb_printf(&r->html, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"6,3\"/>\n",
+                      px(&p, v[m]), MT, px(&p, v[m]), PH - MB, col[m]);
+        snprintf(b, sizeof b, "\xe2\x96\xa0 %s (total %.0f)%s%s", nm[m], d[m].tot, ex[m] ? ": " : "", ex[m] ? ex[m] : "");
+        plot_note(&p, m, col[m], b);
+        hist_free(&d[m]);
+    }
+    plot_end(&p);
+    fig_end(r, id, at, title);
     return true;
 }
 
@@ -482,7 +590,9 @@ static bool values_plot(struct report *r, const char *id, const cJSON *arr, doub
     size_t at = fig_begin(r);
     struct plot p;
     plot_begin(&p, &r->html, id, title, xl, what, lo, hi, false, 0, ymax * 1.3 + (ymax == 0), false);
-    bars(&p, e, c, VAL_BINS, "#54a24b");
+    bars(&p, e, c, VAL_BINS, "#54a24b", 1, false, NULL);
+    csv_row(r, "bin_lo,bin_hi,%s", what);
+    for (int j = 0; j < VAL_BINS; j++) csv_row(r, "%.10g,%.10g,%.0f", e[j], e[j + 1], c[j]);
     int k = 0;
     if (extra) plot_note(&p, k++, "#000", extra);
     snprintf(b, sizeof b, "%zu %s (%zu NaN/undefined)", m, what, n - m);
@@ -510,9 +620,16 @@ static bool line_plot(struct report *r, const char *id, const cJSON *arr, const 
     sb_printf(&r->html, "<polyline fill=\"none\" stroke=\"#4c78a8\" stroke-width=\"1.5\" points=\"");
     /* at most ~2 points per pixel column: stride through long arrays */
     size_t stride = n > 2 * PW ? n / (2 * PW) : 1;
+    csv_row(r, "index,%s", yl);
     for (size_t i = 0; i < n; i += stride)
-        if (isfinite(v[i])) sb_printf(&r->html, "%.1f,%.1f ", px(&p, (double)i), py(&p, v[i]));
-    sb_printf(&r->html, "\"/>\n");
+        if (isfinite(v[i])) { sb_printf(&r->html, "%.1f,%.1f ", px(&p, (double)i), py(&p, v[i])); csv_row(r, "%zu,%.10g", i, v[i]); }
+    sb_printf(&r->html, "\"><title>");
+    sb_esc(&r->html, title);
+    sb_printf(&r->html, "</title></polyline>\n");
+    for (size_t i = 0; i < n; i += stride)   /* hover: a transparent dot per point with its value */
+        if (isfinite(v[i])) sb_printf(&r->html, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill-opacity=\"0\"><title>%zu: %.4g</title></circle>",
+                                      px(&p, (double)i), py(&p, v[i]), i, v[i]);
+    sb_printf(&r->html, "\n");
     plot_end(&p);
     fig_end(r, id, at, title);
     free(v);
@@ -536,56 +653,106 @@ static unsigned density_grid(const double *lb, const double *lf, size_t n, int n
     return max;
 }
 
+/* Least-squares fit and Pearson r of (x[i], y[i]) over the finite pairs (live: only those with
+ * both above -9, the dead threshold: features not dead in either model); m pairs. */
+struct fit { double slope, icpt, r, m; };
+static struct fit lsq(const double *x, const double *y, size_t n, bool live)
+{
+    double sx = 0, sy = 0, m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(x[i]) && isfinite(y[i]) && (!live || (x[i] > -9 && y[i] > -9))) { sx += x[i]; sy += y[i]; m++; }
+    struct fit f = {NAN, NAN, NAN, m};
+    if (m < 2) return f;
+    double mx = sx / m, my = sy / m, vx = 0, vy = 0, c = 0;   /* two-pass: centred sums */
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(x[i]) && isfinite(y[i]) && (!live || (x[i] > -9 && y[i] > -9))) {
+            vx += (x[i] - mx) * (x[i] - mx); vy += (y[i] - my) * (y[i] - my); c += (x[i] - mx) * (y[i] - my);
+        }
+    f.slope = vx > 0 ? c / vx : NAN; f.icpt = my - f.slope * mx;
+    f.r = vx > 0 && vy > 0 ? c / sqrt(vx * vy) : NAN;
+    return f;
+}
+
+/* The density Pearson r over live features of a study (from base/finetune log_density), NaN when
+ * the arrays are missing or differ in length; *m the live count. */
+static double live_r(const struct study *st, double *m)
+{
+    double *lb, *lf, r = NAN;
+    *m = 0;
+    if (st->n_models != 2) return NAN;
+    size_t nb = num_array(proto_json_get(st->blk[0], "log_density"), &lb), nf = num_array(proto_json_get(st->blk[1], "log_density"), &lf);
+    if (lb && lf && nb == nf) { struct fit f = lsq(lb, lf, nb, true); r = f.r; *m = f.m; }
+    free(lb); free(lf);
+    return r;
+}
+
+/* A fit line over the plot's x range, and its legend line k (text at the top left). */
+static void fit_draw(struct plot *p, const struct fit *f, const char *color, const char *what, int k)
+{
+    char b[160], rb[48];
+    if (isfinite(f->slope) && isfinite(f->icpt)) {
+        sb_printf(p->s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"><title>%s fit: y = %.3f x %+.3f</title></line>\n",
+                  px(p, -10.5), py(p, f->slope * -10.5 + f->icpt), px(p, 0.5), py(p, f->slope * 0.5 + f->icpt), color, what, f->slope, f->icpt);
+        snprintf(b, sizeof b, "%s: r = %s   fit: y = %.3f x %+.3f", what, fmt_f(rb, f->r), f->slope, f->icpt);
+    } else snprintf(b, sizeof b, "%s: r = %s   (no regression line: degenerate data)", what, fmt_f(rb, f->r));
+    sb_printf(p->s, "<text x=\"%d\" y=\"%d\" fill=\"%s\" stroke=\"#f7f7f7\" stroke-width=\"4\" paint-order=\"stroke\">", ML + 8, MT + 16 + 14 * k, color);
+    sb_esc(p->s, b); sb_printf(p->s, "</text>\n");
+}
+
+/* The scatter's points (CSV: feature, base, finetune), or above SCATTER_POINTS a 2-D histogram
+ * (CSV: its cells). */
+static void scatter_points(struct report *r, struct plot *p, const double *lb, const double *lf, size_t n)
+{
+    struct sb *s = &r->html;
+    if (n <= SCATTER_POINTS) {
+        csv_row(r, "feature,base_log10_density,finetune_log10_density");
+        for (size_t i = 0; i < n; i++)
+            if (isfinite(lb[i]) && isfinite(lf[i])) {
+                sb_printf(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"#4c78a8\" fill-opacity=\"0.45\"><title>feature %zu: base %.3f, finetune %.3f</title></circle>\n",
+                          px(p, lb[i]), py(p, lf[i]), i, lb[i], lf[i]);
+                csv_row(r, "%zu,%.10g,%.10g", i, lb[i], lf[i]);
+            }
+        return;
+    }
+    static unsigned grid[SCATTER_BINS][SCATTER_BINS];   /* [x bin][y bin] counts */
+    const double w = 11.0 / SCATTER_BINS;
+    unsigned gmax = density_grid(lb, lf, n, SCATTER_BINS, &grid[0][0]);
+    csv_row(r, "base_lo,base_hi,finetune_lo,finetune_hi,features");
+    for (int a = 0; a < SCATTER_BINS; a++)
+        for (int b = 0; b < SCATTER_BINS; b++) {
+            if (!grid[a][b]) continue;
+            double o = 0.3 + 0.7 * log1p(grid[a][b]) / log1p(gmax);
+            double x = px(p, -10.5 + a * w), y = py(p, -10.5 + (b + 1) * w);
+            sb_printf(s, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.2f\" fill=\"#4c78a8\" fill-opacity=\"%.2f\"><title>%u features</title></rect>\n",
+                      x, y, px(p, w) - px(p, 0), py(p, 0) - py(p, w), o, grid[a][b]);
+            csv_row(r, "%.6g,%.6g,%.6g,%.6g,%u", -10.5 + a * w, -10.5 + (a + 1) * w, -10.5 + b * w, -10.5 + (b + 1) * w, grid[a][b]);
+        }
+}
+
+/* Log densities base vs finetune: the points, y = x, the fit over all features (red; its r is
+ * r_json when given) and over live features only (green: not dead in either, log10 > -9). */
 static bool density_scatter(struct report *r, const char *id, const double *lb, const double *lf, size_t n, double r_json)
 {
-    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(lb[i]) || !isfinite(lf[i])) continue;
-        sx += lb[i]; sy += lf[i]; sxx += lb[i] * lb[i]; syy += lf[i] * lf[i]; sxy += lb[i] * lf[i]; m++;
-    }
-    if (m < 2) return false;
-    double vx = sxx - sx * sx / m, vy = syy - sy * sy / m, cxy = sxy - sx * sy / m;
-    double slope = vx > 0 ? cxy / vx : NAN, icpt = (sy - slope * sx) / m;
-    double rr = vx > 0 && vy > 0 ? cxy / sqrt(vx * vy) : NAN;
-    if (isfinite(r_json)) rr = r_json;
+    struct fit all = lsq(lb, lf, n, false), live = lsq(lb, lf, n, true);
+    if (all.m < 2) return false;
+    if (isfinite(r_json)) all.r = r_json;
     size_t at = fig_begin(r);
     struct plot p;
     plot_begin(&p, &r->html, id, "Feature log10 density: base vs finetune", "base log10 density",
                "finetune log10 density", -10.5, 0.5, false, -10.5, 0.5, false);
     struct sb *s = &r->html;
-    if (n <= SCATTER_POINTS) {
-        for (size_t i = 0; i < n; i++)
-            if (isfinite(lb[i]) && isfinite(lf[i]))
-                sb_printf(s, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2\" fill=\"#4c78a8\" fill-opacity=\"0.45\"/>\n", px(&p, lb[i]), py(&p, lf[i]));
-    } else {
-        static unsigned grid[SCATTER_BINS][SCATTER_BINS];   /* [x bin][y bin] counts */
-        const double w = 11.0 / SCATTER_BINS;
-        unsigned gmax = density_grid(lb, lf, n, SCATTER_BINS, &grid[0][0]);
-        for (int a = 0; a < SCATTER_BINS; a++)
-            for (int b = 0; b < SCATTER_BINS; b++) {
-                if (!grid[a][b]) continue;
-                double o = 0.3 + 0.7 * log1p(grid[a][b]) / log1p(gmax);
-                double x = px(&p, -10.5 + a * w), y = py(&p, -10.5 + (b + 1) * w);
-                sb_printf(s, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.2f\" fill=\"#4c78a8\" fill-opacity=\"%.2f\"/>\n",
-                          x, y, px(&p, w) - px(&p, 0), py(&p, 0) - py(&p, w), o);
-            }
-    }
+    scatter_points(r, &p, lb, lf, n);
     sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" stroke-dasharray=\"3,3\"/>\n",
               px(&p, -10.5), py(&p, -10.5), px(&p, 0.5), py(&p, 0.5));
-    if (isfinite(slope) && isfinite(icpt)) {
-        double ya = slope * -10.5 + icpt, yb = slope * 0.5 + icpt;
-        sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-width=\"2\"/>\n",
-                  px(&p, -10.5), py(&p, ya), px(&p, 0.5), py(&p, yb));
-    }
     char b[128];
-    char rb[48];
-    if (isfinite(slope) && isfinite(icpt)) snprintf(b, sizeof b, "r = %s   fit: y = %.3f x %+.3f", fmt_f(rb, rr), slope, icpt);
-    else snprintf(b, sizeof b, "r = %s   (no regression line: degenerate data)", fmt_f(rb, rr));
-    sb_printf(s, "<text x=\"%d\" y=\"%d\" fill=\"#d62728\">", ML + 8, MT + 16); sb_esc(s, b); sb_printf(s, "</text>\n");
-    snprintf(b, sizeof b, "%.0f features%s", m, n > SCATTER_POINTS ? " (2-D histogram, shade = log count)" : "");
-    sb_printf(s, "<text x=\"%d\" y=\"%d\" fill=\"#555\">", ML + 8, MT + 30); sb_esc(s, b); sb_printf(s, "</text>\n");
+    fit_draw(&p, &all, "#d62728", "all", 0);
+    snprintf(b, sizeof b, "live (%.0f)", live.m);
+    fit_draw(&p, &live, "#2a8a3a", b, 1);
+    snprintf(b, sizeof b, "%.0f features%s", all.m, n > SCATTER_POINTS ? " (2-D histogram, shade = log count)" : "");
+    sb_printf(s, "<text x=\"%d\" y=\"%d\" fill=\"#555\" stroke=\"#f7f7f7\" stroke-width=\"4\" paint-order=\"stroke\">", ML + 8, MT + 44); sb_esc(s, b); sb_printf(s, "</text>\n");
     plot_end(&p);
-    fig_end(r, id, at, "Density scatter with least-squares regression line (red) and y = x (dashed)");
+    fig_end(r, id, at, "Density scatter: least-squares lines over all features (red) and over live features, not dead in "
+            "either model (green); y = x dashed");
     return true;
 }
 
@@ -602,12 +769,17 @@ static bool density_parallel(struct report *r, const char *id, const double *lb,
                "log10 density", 0, 1, false, -10.5, 0.5, false);
     struct sb *s = &r->html;
     double xa = px(&p, 0.06), xb = px(&p, PAR_XB);   /* the legend sits right of xb, off the bands */
-    if (n <= PAR_LINES) {
+    if (n <= PAR_LINES) {   /* data-b, data-f: the line's densities, for the range filter (inline script) */
+        csv_row(r, "feature,base_log10_density,finetune_log10_density");
         for (size_t i = 0; i < n; i++)
-            if (isfinite(lb[i]) && isfinite(lf[i]))
-                sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-opacity=\"0.3\"/>\n",
-                          xa, py(&p, lb[i]), xb, py(&p, lf[i]), dens_color(lb[i]));
+            if (isfinite(lb[i]) && isfinite(lf[i])) {
+                sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-opacity=\"0.3\" data-b=\"%.3f\" data-f=\"%.3f\">"
+                          "<title>feature %zu: base %.3f, finetune %.3f</title></line>\n", xa, py(&p, lb[i]), xb, py(&p, lf[i]), dens_color(lb[i]),
+                          lb[i], lf[i], i, lb[i], lf[i]);
+                csv_row(r, "%zu,%.10g,%.10g", i, lb[i], lf[i]);
+            }
     } else {
+        csv_row(r, "base_bin_centre,finetune_bin_centre,features");
         enum { NB = 44 };   /* 11 / PAR_BIN bins over [-10.5, 0.5] */
         static unsigned cnt[NB][NB];
         unsigned cmax = density_grid(lb, lf, n, NB, &cnt[0][0]);
@@ -615,8 +787,10 @@ static bool density_parallel(struct report *r, const char *id, const double *lb,
             for (int b = 0; b < NB; b++) {
                 if (!cnt[a][b]) continue;
                 double ya = -10.5 + (a + 0.5) * PAR_BIN, yb = -10.5 + (b + 0.5) * PAR_BIN, t = log1p(cnt[a][b]) / log1p(cmax);
-                sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-opacity=\"%.2f\" stroke-width=\"%.1f\"/>\n",
-                          xa, py(&p, ya), xb, py(&p, yb), dens_color(ya), 0.1 + 0.8 * t, 0.5 + 3 * t);
+                sb_printf(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-opacity=\"%.2f\" stroke-width=\"%.1f\" "
+                          "data-b=\"%.3f\" data-f=\"%.3f\"><title>%u features</title></line>\n",
+                          xa, py(&p, ya), xb, py(&p, yb), dens_color(ya), 0.1 + 0.8 * t, 0.5 + 3 * t, ya, yb, cnt[a][b]);
+                csv_row(r, "%.4g,%.4g,%u", ya, yb, cnt[a][b]);
             }
     }
     sb_printf(s, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#000\" stroke-width=\"2\"/>"
@@ -728,9 +902,12 @@ static const struct row MODEL_ROWS[] = {
     {"L0 (active features / token)", "l0", NULL, F_F}, {"L1", "l1", NULL, F_F},
     {"CE clean (nats)", "ce_clean", NULL, F_F}, {"CE spliced (nats)", "ce_spliced", NULL, F_F},
     {"CE ablated (nats)", "ce_ablated", NULL, F_F}, {"CE delta (nats)", "ce_delta", NULL, F_F},
+    {"CE delta, no outlier filtering (nats; the SAE spliced at outliers too)", "ce_delta_unfiltered", NULL, F_F},
     {"CE recovered", "ce_recovered", NULL, F_F}, {"KL spliced (nats)", "kl_spliced", NULL, F_F},
     {"KL ablated (nats)", "kl_ablated", NULL, F_F}, {"R² pooled", "r2_pooled", NULL, F_F},
-    {"explained variance", "explained_variance", NULL, F_F}, {"MSE", "mse", NULL, F_F},
+    {"R² pooled, no outlier filtering", "r2_pooled_unfiltered", NULL, F_F},
+    {"explained variance", "explained_variance", NULL, F_F},
+    {"explained variance, no outlier filtering", "explained_variance_unfiltered", NULL, F_F}, {"MSE", "mse", NULL, F_F},
     {"cos(x, x̂)", "cos_recon", NULL, F_F}, {"‖x̂‖/‖x‖", "l2_ratio", NULL, F_F},
     {"dead features (%)", "dead_fraction", NULL, F_PCT}, {"dead features", "dead_count", NULL, F_I},
     {"outliers", "outliers", NULL, F_I}, {"outlier fraction (%)", "outlier_fraction", NULL, F_PCT},
@@ -739,6 +916,8 @@ static const struct row STUDY_ROWS[] = {
     {"similarity: global mean cos", "similarity", "cos_mean", F_F},
     {"similarity: global mean L2", "similarity", "l2_mean", F_F},
     {"density Pearson r", "transfer", "density_pearson", F_F},
+    {"density Pearson r, live features (not dead in either)", "live", "r", F_F},
+    {"live features (log10 density > -9 in both)", "live", "n", F_I},
     {"exclusively dead in base", "transfer", "dead_only_base", F_I},
     {"exclusively dead in finetune", "transfer", "dead_only_finetune", F_I},
     {"activation error, dead in base (mean)", "activation_error_dead_base", "mean", F_F},
@@ -754,10 +933,25 @@ static const struct row STUDY_ROWS[] = {
     {"weight deviation, max over tensors", "weight_deviation", "max", F_F},
 };
 
+/* A row of figures without outlier filtering is shown only where a study has them (an outlier
+ * rule was applied); every other row always. */
+static bool model_row_shown(const struct study *st, int ns, const struct row *rw)
+{
+    if (!strstr(rw->key, "_unfiltered")) return true;
+    for (int i = 0; i < ns; i++)
+        for (int m = 0; m < st[i].n_models; m++)
+            if (!isnan(num_or_nan(st[i].blk[m], rw->key))) return true;
+    return false;
+}
+
 static const char *fmt_val(char *b, double v, enum fmt f) { return f == F_I ? fmt_i(b, v) : f == F_PCT ? fmt_pct(b, v) : fmt_f(b, v); }
 
 static double study_val(const struct study *st, const struct row *rw)
 {
+    if (strcmp(rw->key, "live") == 0) {   /* computed here from the log_density arrays */
+        double m, r = live_r(st, &m);
+        return rw->sub[0] == 'r' ? r : st->n_models == 2 ? m : NAN;
+    }
     const cJSON *o = proto_json_get(st->doc, rw->key);
     if (!o) o = proto_json_get(proto_json_get(st->doc, "transfer"), rw->key);
     return num_or_nan(o, rw->sub);
@@ -810,6 +1004,7 @@ static void summary(struct report *r, struct study *st, int ns)
         }
     sb_printf(s, "</tr>\n");
     for (size_t k = 0; k < sizeof MODEL_ROWS / sizeof *MODEL_ROWS; k++) {
+        if (!model_row_shown(st, ns, &MODEL_ROWS[k])) continue;
         sb_printf(s, "<tr><td>%s</td>", MODEL_ROWS[k].label);
         for (int i = 0; i < ns; i++)
             for (int m = 0; m < st[i].n_models; m++)
@@ -854,9 +1049,16 @@ static void similarity_section(struct report *r, const struct study *st, int si)
     sb_printf(&r->html, "<div class=\"grid\">\n");
     char ex[96];
     snprintf(ex, sizeof ex, "global mean %s", fmt_f(n1, num_or_nan(sim, "cos_mean")));
-    snprintf(id, sizeof id, "plot-%d-sim-cos-hist", si);
-    if (!hist_plot(r, id, proto_json_get(sim, "cos_hist"), "Cosine similarity histogram (tokens)", "cosine similarity", false, false, NAN, NULL, ex))
+    snprintf(id, sizeof id, "plot-%d-sim-cos-hist", si);   /* zoomed to the data; the full -1..1 one folded under it */
+    if (!hist_plot(r, id, proto_json_get(sim, "cos_hist"), "Cosine similarity (tokens), zoomed to the data", "cosine similarity",
+                   false, true, NAN, NULL, ex))
         note(r, "cos_hist missing in %s.", st->path);
+    else {
+        sb_printf(&r->html, "<details class=\"full\"><summary>Cosine histogram over the full range -1..1</summary>\n");
+        snprintf(id, sizeof id, "plot-%d-sim-cos-hist-full", si);
+        hist_plot(r, id, proto_json_get(sim, "cos_hist"), "Cosine similarity (tokens), full range -1..1", "cosine similarity", false, false, NAN, NULL, ex);
+        sb_printf(&r->html, "</details>\n");
+    }
     snprintf(ex, sizeof ex, "global mean %s", fmt_f(n1, num_or_nan(sim, "l2_mean")));
     snprintf(id, sizeof id, "plot-%d-sim-l2-hist", si);
     const cJSON *h = proto_json_get(sim, "l2_hist");
@@ -875,6 +1077,44 @@ static void similarity_section(struct report *r, const struct study *st, int si)
     snprintf(id, sizeof id, "plot-%d-sim-l2-row", si);
     if (!values_plot(r, id, proto_json_get(sim, "l2_by_row"), NAN, NAN, "Per-row mean Euclidean distance", "row mean L2 distance", NULL, "rows"))
         note(r, "l2_by_row missing in %s.", st->path);
+    sb_printf(&r->html, "</div>\n");
+}
+
+/* Base and finetune on shared axes: the log10 activation, log10 density and activation norm
+ * histograms, one plot each with both models (the per-model panels follow, folded). */
+static void overlay_section(struct report *r, const struct study *st, int si)
+{
+    const char *const *nm = st->names;
+    const cJSON *h[2];
+    char id[96], e0[2][128], n1[48], n2[48];
+    const char *ex[2] = {e0[0], e0[1]};
+    const double none[2] = {NAN, NAN};
+    sb_printf(&r->html, "<h3>Base vs finetune on shared axes</h3>\n<div class=\"grid\">\n");
+    for (int m = 0; m < 2; m++) {
+        h[m] = proto_json_get(st->blk[m], "act_log10_hist");
+        snprintf(e0[m], sizeof e0[m], "%s zeros", fmt_i(n1, num_or_nan(h[m], "zeros")));
+    }
+    snprintf(id, sizeof id, "plot-%d-overlay-act-hist", si);
+    if (!overlay_hist(r, id, h, nm, "log10 feature activation: base vs finetune", "log10 feature activation (non-zero)", false, true, none, ex))
+        note(r, "act_log10_hist missing in a model of %s: no activation overlay.", st->path);
+    for (int m = 0; m < 2; m++) {
+        h[m] = proto_json_get(st->blk[m], "density_hist");
+        snprintf(e0[m], sizeof e0[m], "%s dead (%s)", fmt_i(n1, num_or_nan(st->blk[m], "dead_count")), fmt_pct(n2, num_or_nan(st->blk[m], "dead_fraction")));
+    }
+    snprintf(id, sizeof id, "plot-%d-overlay-density-hist", si);
+    if (!overlay_hist(r, id, h, nm, "log10 feature density: base vs finetune", "log10 feature density", false, true, none, ex))
+        note(r, "density_hist missing in a model of %s: no density overlay.", st->path);
+    double th[2];
+    for (int m = 0; m < 2; m++) {
+        h[m] = proto_json_get(st->blk[m], "norm_hist");
+        th[m] = num_or_nan(st->blk[m], "outlier_threshold");
+        snprintf(e0[m], sizeof e0[m], "%s outliers over %.1f (dashed)", fmt_pct(n1, num_or_nan(st->blk[m], "outlier_fraction")), th[m]);
+    }
+    bool lg = log_edges(h[0]) || log_edges(h[1]);
+    snprintf(id, sizeof id, "plot-%d-overlay-norm-hist", si);
+    if (!overlay_hist(r, id, h, nm, "Activation norm: base vs finetune", lg ? "activation norm ||x|| (log scale)" : "activation norm ||x||",
+                      lg, true, th, ex))
+        note(r, "norm_hist missing in a model of %s: no norm overlay.", st->path);
     sb_printf(&r->html, "</div>\n");
 }
 
@@ -974,6 +1214,8 @@ static bool wdev_layer_plot(struct report *r, const char *id, const cJSON *bl)
     plot_begin(&p, &r->html, id, "Weight deviation by layer", "layer", "||A - B|| / ||A||", l0 - 0.5, l1 + 0.5, false,
                0, ymax > 0 ? ymax * 1.3 : 1, false);
     static const char *const key[2] = {"mean", "max"}, *const col[2] = {"#4c78a8", "#e45756"};
+    csv_row(r, "layer,mean,max");
+    cJSON_ArrayForEach(e, bl) csv_row(r, "%.10g,%.10g,%.10g", num_or_nan(e, "layer"), num_or_nan(e, "mean"), num_or_nan(e, "max"));
     for (int k = 0; k < 2; k++) {
         sb_printf(&r->html, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", col[k]);
         cJSON_ArrayForEach(e, bl) {
@@ -1011,8 +1253,10 @@ static bool wdev_kind_plot(struct report *r, const char *id, const cJSON *bk)
     size_t at = fig_begin(r);
     svg_open(s, id, "Weight deviation by tensor kind", h);
     int i = 0;
+    csv_row(r, "kind,mean,max");
     cJSON_ArrayForEach(e, bk) {
         double m = num_or_nan(e, "mean"), mx = num_or_nan(e, "max"), y = TOP + BH * i++;
+        csv_row(r, "%s,%.10g,%.10g", e->string, m, mx);
         sb_printf(s, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">", LX - 6, y + 12);
         sb_esc(s, e->string); sb_printf(s, "</text>\n");
         if (isfinite(m))
@@ -1060,6 +1304,7 @@ static void metrics_table(struct report *r, const struct study *st, int si)
     for (int m = 0; m < st->n_models; m++) sb_printf(s, "<th>%s</th>", st->names[m]);
     sb_printf(s, "</tr>\n");
     for (size_t k = 0; k < sizeof MODEL_ROWS / sizeof *MODEL_ROWS; k++) {
+        if (!model_row_shown(st, 1, &MODEL_ROWS[k])) continue;
         sb_printf(s, "<tr><td>%s</td>", MODEL_ROWS[k].label);
         for (int m = 0; m < st->n_models; m++) sb_printf(s, "<td>%s</td>", fmt_val(b, num_or_nan(st->blk[m], MODEL_ROWS[k].key), MODEL_ROWS[k].f));
         sb_printf(s, "</tr>\n");
@@ -1184,7 +1429,7 @@ static void features_section(struct report *r, const struct study *st, int si)
     sb_printf(s, "<p class=\"thresholds\">Top %.0f activating contexts per model (%.0f tokens each side, clipped to the row; "
               "shade = activation / the feature's max in that model, subscript = activation); tokens %s.</p>\n",
               num_or_nan(fb, "top_k"), num_or_nan(fb, "context"), pieces ? "decoded with the base tokenizer" : "shown as ids (no tokenizer)");
-    sb_printf(s, "<table id=\"features-table-%d\"><tr><th>feature</th><th>shown as</th><th>act. sim.</th><th>logit sim.</th>"
+    sb_printf(s, "<table class=\"sortable\" id=\"features-table-%d\"><tr><th>feature</th><th>shown as</th><th>act. sim.</th><th>logit sim.</th>"
               "<th>log10 dens. %s</th>%s</tr>\n", si, names[0], st->n_models == 2 ? "<th>log10 dens. finetune</th>" : "");
     cJSON_ArrayForEach(cd, cards) {
         double id = num_or_nan(cd, "id");
@@ -1440,6 +1685,10 @@ static bool depth_plot(struct report *r, const char *id, const char *title, cons
     struct sb *s = &r->html;
     plot_begin(&p, s, id, title, "", yl, x0 - 0.5, x1 + 0.5, false, y0 - pad, y1 + 2.5 * pad, false);
     depth_axis(&p, x0, x1);
+    csv_row(r, "series,depth,where,value");
+    for (int k = 0; k < nsr; k++)
+        for (int i = 0; i < n; i++)
+            if (isfinite(x[i]) && isfinite(sr[k].y[i])) csv_row(r, "%s,%.10g,%s,%.10g", sr[k].name, x[i], tips && tips[i] ? tips[i] : "?", sr[k].y[i]);
     for (int k = 0; k < nsr; k++) {
         sb_printf(s, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", sr[k].color);
         for (int i = 0; i < n; i++)
@@ -1535,6 +1784,8 @@ static bool sweep_heatmap(struct report *r, const char *id, const struct sweep *
         for (int b = 0; b < nb; b++) {
             double xa = px(&p, (double)b * nc / nb), xb = px(&p, (double)(b + 1) * nc / nb), v = cell[(size_t)i * nb + b];
             heat_color(c, isnan(v) ? NAN : (v - lo) / span);
+            if (b == 0 && i == 0) csv_row(r, "hook,depth,position_lo,position_hi,mean_cos");
+            csv_row(r, "%s,%.10g,%.10g,%.10g,%.10g", w->hook[i] ? w->hook[i] : "?", w->hd[i], (double)b * nc / nb, (double)(b + 1) * nc / nb, v);
             sb_printf(s, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>", xa, y, xb - xa + 0.3, rh + 0.3, c);
         }
         sb_printf(s, "</g>\n");
@@ -1830,28 +2081,125 @@ static const char *CSS =
     ".tk{font-family:DejaVu Sans Mono,monospace;white-space:pre;color:#111;border-radius:2px;padding:0 1px}.tk.at{outline:2px solid #c2410c}"
     ".tk sub{font-size:8px;color:#7a3300}.logits{font-size:12px;margin:2px 0}.lt{margin-right:6px}.lt .tk{background:#eef}"
     ".fnone{color:#666;font-size:12px}"
+    /* contents, CSV links, tooltip, sortable headers, the parallel-coordinates filter */
+    "#toc ul{list-style:none;padding-left:0;columns:2 420px;font-size:13px;margin:4px 0}#toc li{break-inside:avoid}"
+    "#toc li.t3{padding-left:16px}#toc li.tp{padding-left:32px;font-size:11px}#toc h2{margin:8px 0 2px}"
+    "a.csv{font-size:10px;border:1px solid #999;border-radius:3px;padding:0 3px;margin-left:4px;text-decoration:none}"
+    "#sf-tip{position:absolute;display:none;background:#222;color:#fff;font-size:11px;padding:2px 6px;border-radius:3px;"
+    "pointer-events:none;z-index:9;max-width:360px}th.sorth{cursor:pointer}th[aria-sort=ascending]::after{content:' \\25B2'}"
+    "th[aria-sort=descending]::after{content:' \\25BC'}.parf{font-size:11px;max-width:430px}.parf label{display:block}"
+    "ol.studies{font-size:13px}ol.studies span{color:#222}details.permodel>summary,details.full>summary{font-size:13px}"
+    "@media print{#toc,a.csv,#sf-tip,.parf{display:none}details{display:block}}"
+    "@media (prefers-color-scheme:dark){#toc a,a.csv{color:#8ab4f8}a.csv{border-color:#666}ol.studies span{color:#ddd}}"
     "@media (prefers-color-scheme:dark){.fcard{border-color:#555}.role{background:#2a3442;color:#ddd}.cpos,.fnone{color:#aaa}"
     ".tk{color:#eee}.tk sub{color:#ffb070}.lt .tk{background:#2a2a44}}";
 
+/* The page's only script, inline and optional (the page is whole without it): a tooltip with the
+ * hovered plot element's <title> (hover values), sorting of table.sortable by a click (or Enter)
+ * on a header, a range filter (base and finetune log10 density) under each parallel-coordinates
+ * plot, and a link into a folded <details> opens it. */
+static const char *JS =
+    "(function(){'use strict';"
+    "var tip=document.createElement('div');tip.id='sf-tip';tip.setAttribute('role','tooltip');document.body.appendChild(tip);"
+    "function ttl(t){for(var e=t;e&&e.nodeName!=='svg';e=e.parentNode){for(var i=0;i<e.childNodes.length;i++)"
+    "if(e.childNodes[i].nodeName==='title')return e.childNodes[i].textContent;}return null;}"
+    "document.addEventListener('mousemove',function(ev){var t=ev.target,s=t&&t.closest?t.closest('svg'):null,x=s&&t!==s?ttl(t):null;"
+    "if(!x){tip.style.display='none';return;}tip.textContent=x;tip.style.display='block';"
+    "tip.style.left=(ev.pageX+14)+'px';tip.style.top=(ev.pageY+14)+'px';});"
+    "function num(x){var v=parseFloat(x);return isNaN(v)?null:v;}"
+    "Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(tb){var hr=tb.rows[0];"
+    "Array.prototype.forEach.call(hr.cells,function(th,c){var dir=1;th.tabIndex=0;th.className+=' sorth';th.title='sort by this column';"
+    "function go(){var rows=Array.prototype.slice.call(tb.rows,1);rows.sort(function(a,b){var x=a.cells[c]?a.cells[c].textContent:'',"
+    "y=b.cells[c]?b.cells[c].textContent:'',u=num(x),v=num(y);if(u!==null&&v!==null)return (u-v)*dir;if(u!==null)return -1;"
+    "if(v!==null)return 1;return x.localeCompare(y)*dir;});rows.forEach(function(r){r.parentNode.appendChild(r);});"
+    "Array.prototype.forEach.call(hr.cells,function(h){h.removeAttribute('aria-sort');});"
+    "th.setAttribute('aria-sort',dir>0?'ascending':'descending');dir=-dir;}"
+    "th.addEventListener('click',go);th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();go();}});});});"
+    "Array.prototype.forEach.call(document.querySelectorAll('svg[id$=\"-density-parallel\"]'),function(sv){"
+    "var ls=sv.querySelectorAll('line[data-b]'),d=document.createElement('div'),inp={},out=document.createElement('output');"
+    "d.className='parf';d.setAttribute('data-for',sv.id);"
+    "[['b','base'],['f','finetune']].forEach(function(a){var l=document.createElement('label');l.textContent=a[1]+' log10 density ';"
+    "inp[a[0]]=[];['from','to'].forEach(function(w,k){var i=document.createElement('input');i.type='range';i.min='-10.5';i.max='0.5';"
+    "i.step='0.25';i.value=k?'0.5':'-10.5';i.setAttribute('aria-label',a[1]+' log10 density '+w);i.addEventListener('input',upd);"
+    "l.appendChild(document.createTextNode(' '+w+' '));l.appendChild(i);inp[a[0]].push(i);});d.appendChild(l);});d.appendChild(out);"
+    "function upd(){var n=0,r={};['b','f'].forEach(function(k){var a=+inp[k][0].value,b=+inp[k][1].value;r[k]=[Math.min(a,b),Math.max(a,b)];});"
+    "Array.prototype.forEach.call(ls,function(l){var b=+l.getAttribute('data-b'),f=+l.getAttribute('data-f'),"
+    "on=b>=r.b[0]&&b<=r.b[1]&&f>=r.f[0]&&f<=r.f[1];l.style.display=on?'':'none';if(on)n++;});"
+    "out.textContent=' base '+r.b[0]+'..'+r.b[1]+', finetune '+r.f[0]+'..'+r.f[1]+': '+n+' of '+ls.length+' lines shown';}"
+    "sv.parentNode.insertBefore(d,sv.nextSibling);upd();});"
+    "function openTo(){var h=location.hash.slice(1),e=h?document.getElementById(decodeURIComponent(h)):null;"
+    "for(;e;e=e.parentNode)if(e.nodeName==='DETAILS')e.open=true;}"
+    "window.addEventListener('hashchange',openTo);openTo();"
+    "})();";
+
+/* ======================== table of contents ======================== */
+/* Appends the text of t up to the first of stop (tags skipped). */
+static const char *toc_text(struct sb *toc, const char *t, const char *stop)
+{
+    const char *e = strstr(t, stop);
+    if (!e) e = t + strlen(t);
+    for (bool tag = false; t < e; t++) {
+        if (*t == '<') tag = true;
+        else if (*t == '>') tag = false;
+        else if (!tag) sb_printf(toc, "%c", *t);
+    }
+    return e;
+}
+
+/* Copies body (the report after its <h1>) into out with an id added to every bare <h2>/<h3>
+ * (sec-N), and writes into toc (nav id toc) one link per such heading and per plot (<svg id>, its
+ * aria-label as the text), in page order: h3 entries indented, plots as small links under them. */
+static void toc_build(struct sb *out, struct sb *toc, const char *body)
+{
+    int sec = 0;
+    sb_printf(toc, "<nav id=\"toc\" aria-label=\"Contents\"><h2>Contents</h2>\n<ul>\n");
+    for (const char *c = body; *c;) {
+        const char *t = strchr(c, '<');
+        if (!t) { sb_printf(out, "%s", c); break; }
+        sb_printf(out, "%.*s<", (int)(t - c), c);
+        c = t + 1;
+        if (t[1] == 'h' && (t[2] == '2' || t[2] == '3') && t[3] == '>') {
+            sb_printf(out, "h%c id=\"sec-%d\">", t[2], ++sec);
+            sb_printf(toc, "<li class=\"t%c\"><a href=\"#sec-%d\">", t[2], sec);
+            toc_text(toc, t + 4, "</h");
+            sb_printf(toc, "</a></li>\n");
+            c = t + 4;
+        } else if (strncmp(t, "<svg ", 5) == 0) {
+            const char *end = strchr(t, '>'), *id = strstr(t, " id=\""), *al = strstr(t, " aria-label=\"");
+            if (!end || !id || id > end) continue;
+            sb_printf(toc, "<li class=\"tp\"><a href=\"#%.*s\">", (int)strcspn(id + 5, "\""), id + 5);
+            if (al && al < end) sb_printf(toc, "%.*s", (int)strcspn(al + 13, "\""), al + 13);
+            else sb_printf(toc, "%.*s", (int)strcspn(id + 5, "\""), id + 5);
+            sb_printf(toc, "</a></li>\n");
+        }
+    }
+    sb_printf(toc, "</ul></nav>\n");
+}
+
 /* ======================== usage ======================== */
+/* long: one straight help text (the plot id list is the tests' reference); split, it would read worse */
 static void usage(FILE *fp)
 {
     fprintf(fp,
 "usage: sf-report [options] [REDUCE.json ...]\n"
 "\n"
-"Writes one self-contained HTML report (inline SVG, no network, no JavaScript) from one or more\n"
-"sf-reduce JSON documents (default: stdin; -i FILE adds one). Each document is one study; several\n"
-"are shown side by side (e.g. two finetunes of one base). Blocks missing from a document (no loss,\n"
-"no transfer, ...) are skipped with a note; the rest is rendered.\n"
+"Writes one self-contained HTML report (inline SVG, no network; one small inline script, the page\n"
+"whole without it) from one or more sf-reduce JSON documents (default: stdin; -i FILE adds one).\n"
+"Each document is one study; several are shown side by side and compared on shared axes (e.g. two\n"
+"finetunes of one base). Blocks missing from a document (no loss, no transfer, ...) are skipped\n"
+"with a note; the rest is rendered.\n"
 "\n"
 "Options:\n"
 "  --png DIR        also write every plot as DIR/<plot id>.png (rsvg-convert, librsvg2-bin)\n"
 "  --title TEXT     report title (default \"saeflow report\")\n"
 "\n"
-"Layout: the studies' warnings when there are any (sf-reduce's \"warnings\": outliers over 1%%, too\n"
+"Layout: a table of contents (nav id toc: a link to every section heading and every plot), the\n"
+"studies' warnings when there are any (sf-reduce's \"warnings\": outliers over 1%%, too\n"
 "few tokens, NaNs, a cut vocabulary), a summary table (per-model metrics side by side; the similarity\n"
-"and transfer figures of each study) and one verdict line per study, then per study: similarity\n"
-"plots, per-model plots, transfer plots, the per-model metrics table; a provenance footer (inputs'\n"
+"and transfer figures of each study, the density Pearson r over live features too) and one verdict\n"
+"line per study; with several studies, section compare (shared axes); then per study: similarity\n"
+"plots, base and finetune overlaid on shared axes (the per-model panels folded under them),\n"
+"transfer plots, weight deviation, features, the per-model metrics table; a provenance footer (inputs'\n"
 "header metas, stage versions and args, sf-reduce args, date). Table numbers: \"%%.4f\" (\"%%.4g\"\n"
 "from 1e9), counts \"%%.0f\", fractions as percentages \"%%.2f%%%%\"; a missing value is a dash.\n"
 "\n"
@@ -1864,19 +2212,33 @@ static void usage(FILE *fp)
 "ce_delta counts as 0. The result's \"warnings\" are listed at the top of the report (section id warnings).\n"
 "\n"
 "Plot ids (<svg id=...>, S = study number 1, 2, ...; MODEL = base, finetune or model):\n"
-"  plot-S-sim-cos-hist, plot-S-sim-l2-hist        token histograms of cos and L2 (sf-reduce bins)\n"
+"  plot-S-sim-cos-hist, plot-S-sim-l2-hist        token histograms of cos and L2 (sf-reduce bins; cos\n"
+"                                                 zoomed to its non-empty bins)\n"
+"  plot-S-sim-cos-hist-full                       cos over the full -1..1 (in a <details> under it)\n"
+"  plot-S-overlay-act-hist, plot-S-overlay-density-hist, plot-S-overlay-norm-hist\n"
+"                                                 base and finetune on shared axes (legend, both\n"
+"                                                 outlier thresholds dashed)\n"
 "  plot-S-sim-cos-pos, plot-S-sim-l2-pos          mean by context position\n"
 "  plot-S-sim-cos-row, plot-S-sim-l2-row          histograms of the per-row means\n"
 "  plot-S-MODEL-act-hist                          log10 non-zero feature activations (zero count noted)\n"
 "  plot-S-MODEL-density-hist                      log10 feature density (dead count noted)\n"
 "  plot-S-MODEL-norm-hist                         activation norms, outlier threshold as a red line\n"
-"  plot-S-transfer-density-scatter                log density base vs finetune, regression line, r\n"
+"  plot-S-transfer-density-scatter                log density base vs finetune, regression lines and r\n"
+"                                                 over all features and over live ones (log10\n"
+"                                                 density > -9 in both: not dead in either)\n"
 "  plot-S-transfer-density-parallel               parallel coordinates of log densities\n"
 "  plot-S-transfer-err-dead-base, plot-S-transfer-err-dead-finetune   activation error histograms\n"
 "  plot-S-transfer-act-sim, plot-S-transfer-logit-sim                 regular-feature similarities\n"
 "  plot-S-weights-layer                           weight deviation ||A-B||/||A|| by layer: mean and max\n"
 "  plot-S-weights-kind                            weight deviation by tensor kind: mean (bars), max (marks)\n"
-"  tables: summary, metrics-S; verdict lines: verdict-S; warnings: warnings; footer: provenance\n""Features (sf-reduce's \"features\" block, the drill-down): section features-S, its index table\n"
+"  plot-compare-act-sim-cdf                       several studies: activation-similarity CDFs\n"
+"  plot-compare-density-r, plot-compare-ce-recovered, plot-compare-l0   grouped bars by study\n"
+"  tables: summary, metrics-S; verdict lines: verdict-S; warnings: warnings; footer: provenance\n"
+"Every plot's caption has a CSV link: a data: URI (text/csv, percent-encoded) holding exactly the\n"
+"plotted series (bins, points, or a binned plot's cells; none for an empty set's plot). Script\n"
+"(inline, optional): a tooltip with the hovered element's <title> (every bar and point has one),\n"
+"a click on a header of the features table sorts it, range sliders under the parallel\n"
+"coordinates filter its lines by base and finetune log10 density.\n""Features (sf-reduce's \"features\" block, the drill-down): section features-S, its index table\n"
 "  features-table-S and one card per shown feature, feature-card-S-ID (ID = feature index): roles (best/\n"
 "  worst transfer by activation similarity, dead in one model only, asked with --features), log10 density\n"
 "  and max activation per model, activation and logit similarity, each model's top activating contexts\n"
@@ -1957,22 +2319,148 @@ static bool study_load(struct study *st, const char *in)
     return true;
 }
 
+/* ======================== several studies compared ======================== */
+static const char *const STUDY_COL[8] = {"#4c78a8", "#e45756", "#54a24b", "#b279a2", "#f58518", "#72b7b2", "#9d755d", "#eeca3b"};
+#define CDF_POINTS 400      /* points drawn per study on the activation-similarity CDF */
+
+/* The sorted finite values of transfer.activation_similarity.values of a study (malloc'd, *n). */
+static double *act_sim_sorted(const struct study *st, size_t *n)
+{
+    double *v;
+    size_t m = num_array(proto_json_get(proto_json_get(proto_json_get(st->doc, "transfer"), "activation_similarity"), "values"), &v), k = 0;
+    for (size_t i = 0; i < m; i++) if (isfinite(v[i])) v[k++] = v[i];
+    for (size_t i = 1; i < k; i++) { double t = v[i]; size_t j = i; while (j > 0 && v[j - 1] > t) { v[j] = v[j - 1]; j--; } v[j] = t; }
+    *n = k;
+    return v;
+}
+
+/* The empirical CDFs of the studies' regular-feature activation similarity on one pair of axes:
+ * at most CDF_POINTS points per study (every point a CSV row: study, value, fraction <= value). */
+static bool compare_cdf(struct report *r, const struct study *st, int ns)
+{
+    double *v[MAX_STUDIES], lo = INFINITY, hi = -INFINITY;
+    size_t n[MAX_STUDIES];
+    for (int i = 0; i < ns; i++) {
+        v[i] = act_sim_sorted(&st[i], &n[i]);
+        if (n[i]) { lo = fmin(lo, v[i][0]); hi = fmax(hi, v[i][n[i] - 1]); }
+    }
+    bool any = isfinite(lo);
+    if (any) {
+        const char *id = "plot-compare-act-sim-cdf";
+        size_t at = fig_begin(r);
+        struct plot p;
+        plot_begin(&p, &r->html, id, "Activation similarity CDF, studies compared", "Pearson r of activations (regular features)",
+                   "fraction of features <= r", lo - 0.02 * (hi - lo + 1e-3), fmax(hi, lo + 1e-3), false, 0, 1.05, false);
+        csv_row(r, "study,activation_similarity,cumulative_fraction");
+        for (int i = 0; i < ns; i++) {
+            if (!n[i]) continue;
+            const char *c = STUDY_COL[i % 8];
+            size_t step = n[i] > CDF_POINTS ? (n[i] + CDF_POINTS - 1) / CDF_POINTS : 1;
+            sb_printf(&r->html, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", c);
+            for (size_t j = 0; j < n[i]; j = j + step < n[i] || j == n[i] - 1 ? j + step : n[i] - 1) {
+                sb_printf(&r->html, "%.1f,%.1f ", px(&p, v[i][j]), py(&p, (double)(j + 1) / n[i]));
+                csv_row(r, "%d,%.10g,%.10g", i + 1, v[i][j], (double)(j + 1) / n[i]);
+            }
+            sb_printf(&r->html, "\"><title>study %d: ", i + 1); sb_esc(&r->html, st[i].path);
+            sb_printf(&r->html, " (%zu features, median %.3f)</title></polyline>\n", n[i], v[i][n[i] / 2]);
+            char b[160];
+            snprintf(b, sizeof b, "\xe2\x96\xa0 study %d (%zu features, median %.3f)", i + 1, n[i], v[i][n[i] / 2]);
+            sb_printf(&r->html, "<text x=\"%d\" y=\"%d\" fill=\"%s\" stroke=\"#f7f7f7\" stroke-width=\"4\" paint-order=\"stroke\">", ML + 8, MT + 16 + 14 * i, c);
+            sb_esc(&r->html, b); sb_printf(&r->html, "</text>\n");
+        }
+        plot_end(&p);
+        fig_end(r, id, at, "Empirical CDF of each study's regular-feature activation similarity (left: worse transfer)");
+    }
+    for (int i = 0; i < ns; i++) free(v[i]);
+    return any;
+}
+
+/* Grouped bars: one group per study (x), one bar per series (y[i] of study i), a zero line. */
+static bool compare_bars(struct report *r, const char *id, const char *title, const char *yl, const struct series *sr, int nsr, int ns)
+{
+    double y0 = 0, y1 = 0;
+    for (int k = 0; k < nsr; k++) for (int i = 0; i < ns; i++) if (isfinite(sr[k].y[i])) { y0 = fmin(y0, sr[k].y[i]); y1 = fmax(y1, sr[k].y[i]); }
+    if (y0 == 0 && y1 == 0) return false;
+    size_t at = fig_begin(r);
+    struct plot p;
+    double pad = 0.1 * (y1 - y0);
+    plot_begin(&p, &r->html, id, title, "", yl, 0, ns, false, y0 < 0 ? y0 - pad : 0, y1 + 3 * pad, false);
+    char b[48];
+    const double w = 0.8 / nsr;
+    csv_row(r, "study,series,value");
+    for (int i = 0; i < ns; i++) {
+        snprintf(b, sizeof b, "study %d", i + 1);
+        tick(&p, true, i + 0.5, b);
+        for (int k = 0; k < nsr; k++) {
+            double v = sr[k].y[i], xa = px(&p, i + 0.1 + k * w), xb = px(&p, i + 0.1 + (k + 1) * w);
+            if (!isfinite(v)) continue;
+            double ya = py(&p, fmax(v, 0)), yb = py(&p, fmin(v, 0));
+            sb_printf(&r->html, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>study %d, %s: %.4f</title></rect>"
+                      "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"9\">%.3g</text>\n",
+                      xa, ya, fmax(xb - xa - 1, 0.6), fmax(yb - ya, 0.6), sr[k].color, i + 1, sr[k].name, v, (xa + xb) / 2, ya - 3, v);
+            csv_row(r, "%d,%s,%.10g", i + 1, sr[k].name, v);
+        }
+    }
+    sb_printf(&r->html, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>\n", ML, py(&p, 0), PW - MR, py(&p, 0));
+    for (int k = 0; k < nsr; k++) { snprintf(b, sizeof b, "\xe2\x96\xa0 %s", sr[k].name); plot_note(&p, k, sr[k].color, b); }
+    plot_end(&p);
+    fig_end(r, id, at, title);
+    return true;
+}
+
+/* Several studies on shared axes: the activation-similarity CDFs, and density r (all, live),
+ * CE recovered and L0 (base, finetune) as grouped bars by study. */
+static void compare_section(struct report *r, const struct study *st, int ns)
+{
+    static double v[6][MAX_STUDIES];   /* density r, live r, CE recovered base, finetune, L0 base, finetune */
+    struct sb *s = &r->html;
+    sb_printf(s, "<section id=\"compare\"><h2>Studies compared on shared axes</h2>\n<ol class=\"studies\">");
+    for (int i = 0; i < ns; i++) {
+        double m;
+        sb_printf(s, "<li style=\"color:%s\"><span>study %d: ", STUDY_COL[i % 8], i + 1); sb_esc(s, st[i].path); sb_printf(s, "</span></li>");
+        v[0][i] = num_or_nan(proto_json_get(st[i].doc, "transfer"), "density_pearson");
+        v[1][i] = live_r(&st[i], &m);
+        for (int k = 0; k < 2; k++) {
+            const cJSON *b = k < st[i].n_models ? st[i].blk[k] : NULL;
+            v[2 + k][i] = num_or_nan(b, "ce_recovered"); v[4 + k][i] = num_or_nan(b, "l0");
+        }
+    }
+    sb_printf(s, "</ol>\n<div class=\"grid\">\n");
+    if (!compare_cdf(r, st, ns)) empty_plot(r, "plot-compare-act-sim-cdf", "Activation similarity CDF", "no study has activation similarity values");
+    const struct series dr[2] = {{v[0], "all features", "#d62728"}, {v[1], "live features", "#2a8a3a"}},
+                        ce[2] = {{v[2], "base", "#4c78a8"}, {v[3], "finetune", "#e45756"}}, l0[2] = {{v[4], "base", "#4c78a8"}, {v[5], "finetune", "#e45756"}};
+    if (!compare_bars(r, "plot-compare-density-r", "Density Pearson r by study", "Pearson r (log10 densities)", dr, 2, ns))
+        empty_plot(r, "plot-compare-density-r", "Density Pearson r by study", "no study has a density r");
+    if (!compare_bars(r, "plot-compare-ce-recovered", "CE recovered by study", "fraction of the ablation's loss", ce, 2, ns))
+        empty_plot(r, "plot-compare-ce-recovered", "CE recovered by study", "no study has CE recovered (needs --ablate)");
+    if (!compare_bars(r, "plot-compare-l0", "L0 by study", "active features / token", l0, 2, ns))
+        empty_plot(r, "plot-compare-l0", "L0 by study", "no study has L0");
+    sb_printf(s, "</div></section>\n");
+}
+
 /* The report of one or more study documents, side by side. */
 static void studies_report(struct report *r, struct study *st, int ns)
 {
     struct sb *s = &r->html;
     warnings_section(r, st, ns, true);
     summary(r, st, ns);
+    if (ns > 1) compare_section(r, st, ns);
     for (int i = 0; i < ns; i++) {
         sb_printf(s, "<section id=\"study-%d\"><h2>Study %d: ", i + 1, i + 1);
         sb_esc(s, st[i].path);
         sb_printf(s, "</h2>\n");
         if (st[i].n_models == 2) similarity_section(r, &st[i], i + 1);
         else if (proto_json_get(st[i].doc, "similarity")) similarity_section(r, &st[i], i + 1);
+        bool pair = st[i].n_models == 2 && st[i].blk[0] && st[i].blk[1];
+        if (pair) {
+            overlay_section(r, &st[i], i + 1);
+            sb_printf(s, "<details class=\"permodel\"><summary>Each model on its own axes (per-model panels)</summary>\n");
+        }
         for (int m = 0; m < st[i].n_models; m++) {
             if (st[i].blk[m]) model_section(r, &st[i], i + 1, m);
             else note(r, "No \"%s\" block in %s: its plots are skipped.", st[i].names[m], st[i].path);
         }
+        if (pair) sb_printf(s, "</details>\n");
         if (st[i].n_models == 2) transfer_section(r, &st[i], i + 1);
         else if (!st[i].blk[0]) note(r, "No per-model block (\"base\"/\"finetune\"/\"model\") in %s.", st[i].path);
         if (st[i].n_models == 2 || proto_json_get(st[i].doc, "weight_deviation")) weights_section(r, &st[i], i + 1);
@@ -2013,9 +2501,14 @@ int main(int argc, char **argv)
     sb_printf(s, "</title>\n<style>%s</style></head>\n<body>\n<h1>", CSS);
     sb_esc(s, title);
     sb_printf(s, "</h1>\n");
+    size_t top = s->n;
     if (sweep) sweep_report(&r, st[0].doc);
     else studies_report(&r, st, ns);
-    sb_printf(s, "</body></html>\n");
+    struct sb page = {0}, toc = {0}, body = {0};   /* head, contents, body with heading ids */
+    toc_build(&body, &toc, s->p + top);
+    sb_printf(&page, "%.*s%.*s%.*s<script>%s</script>\n</body></html>\n", (int)top, s->p, (int)toc.n, toc.p, (int)body.n, body.p, JS);
+    free(s->p); free(toc.p); free(body.p); free(r.csv.p);
+    *s = page;
     if (r.err) { proto_error("%s: %s", r.err_where, strerror(r.err)); rc = PROTO_EXIT_FAIL; }
     if (rc == PROTO_EXIT_OK) {
         if (strcmp(o.cli.out, "-") != 0) {   /* temp + rename: the report is whole or absent */

@@ -14,7 +14,8 @@ const struct hspec HS_NORM = {H_LOGZ, -120, 1, 40, 321};   /* 0, 1e-3 .. 1e5, 40
 const struct hspec HS_ACT  = {H_LIN, -200, 1, 20, 300};    /* log10 f: -10 .. 5 step 0.05 */
 const struct hspec HS_DENS = {H_LIN, -201, 2, 20, 102};    /* log10 density: -10.05 .. 0.15 step 0.1 */
 
-const char *const LOSS_KEYS[N_LOSS] = {"ce_clean", "ce_spliced", "ce_ablated", "kl_spliced", "kl_ablated"};
+const char *const LOSS_KEYS[N_LOSS] = {"ce_clean", "ce_spliced", "ce_ablated", "kl_spliced", "kl_ablated",
+                                       "ce_spliced_unfiltered", "kl_spliced_unfiltered"};
 
 /* ======================== histograms ======================== */
 int hist_init(struct hist *h, struct hspec s)
@@ -243,8 +244,8 @@ void model_add_feats(struct modelacc *m, const struct proto_sparse *sp)
  * r2_pooled: the frame's scalars give (count, mean, M2) two-pass, merged with Chan's update.
  * explained_variance (SAELens): mu is the per-dimension mean over the frame's kept tokens, i.e.
  * one frame = one SAELens batch; the per-token values are summed over the stream. */
-int model_add_recon(struct modelacc *m, struct scratch *s, const float *x, const float *y,
-                           const uint8_t *keep, uint64_t n_tok, uint64_t d)
+static int recon_add(struct reconacc *m, struct scratch *s, const float *x, const float *y,
+                     const uint8_t *keep, uint64_t n_tok, uint64_t d)
 {
     int err;
     if ((err = proto_buf_reserve(&s->mu, d * sizeof(double))) ||
@@ -296,6 +297,15 @@ int model_add_recon(struct modelacc *m, struct scratch *s, const float *x, const
     }
     chan_merge(&m->r_n, &m->r_mean, &m->r_m2, (double)cnt * (double)d, fmean, fm2);
     return PROTO_OK;
+}
+
+int model_add_recon(struct modelacc *m, struct scratch *s, const float *x, const float *y,
+                           const uint8_t *keep, uint64_t n_tok, uint64_t d)
+{
+    int err = recon_add(&m->rc, s, x, y, keep, n_tok, d);
+    if (err || !keep) return err;
+    m->has_rc_all = true;
+    return recon_add(&m->rc_all, s, x, y, NULL, n_tok, d);
 }
 
 /* Activation norms of every token (outliers included). */

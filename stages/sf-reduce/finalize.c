@@ -35,6 +35,21 @@ static void log_density(const struct modelacc *m, double *L /* (d_sae) */)
     for (uint32_t j = 0; j < m->d_sae; j++) L[j] = log10((double)m->fire[j] / (double)m->f_tok + DENS_EPS);
 }
 
+/* r2_pooled, explained_variance, mse, cos_recon, l2_ratio (+ sfx) of one token set into b */
+static void recon_figures(const struct reconacc *r, const char *sfx, const char *name, cJSON *b, cJSON *nc)
+{
+    static const char *const key[5] = {"r2_pooled", "explained_variance", "mse", "cos_recon", "l2_ratio"};
+    const double v[5] = {1.0 - ratio(r->ss_res, r->r_m2), ratio(r->ev_sum, (double)r->ev_tok),
+                         ratio(r->ss_res, (double)r->r_tok), ratio(r->cos_sum, (double)r->r_tok),
+                         ratio(r->ratio_sum, (double)r->r_tok)};
+    char k[64], w[96];
+    for (int i = 0; i < 5; i++) { snprintf(k, sizeof k, "%s%s", key[i], sfx); cJSON_AddNumberToObject(b, k, v[i]); }
+    snprintf(w, sizeof w, "%s.recon%s", name, sfx);
+    nan_note(nc, w, r->r_nonfinite, "token with non-finite activation or reconstruction, left out of r2/mse/cos/l2_ratio");
+    snprintf(w, sizeof w, "%s.explained_variance%s", name, sfx);
+    nan_note(nc, w, r->ev_nonfinite, "token whose activation equals its frame's per-dimension mean (0/0), left out");
+}
+
 static int model_block(const struct modelacc *m, const char *name, cJSON *doc, cJSON *nc)
 {
     if (!m->has_feats && !m->has_acts && !m->has_recon && !m->has_loss) return PROTO_OK;
@@ -53,20 +68,17 @@ static int model_block(const struct modelacc *m, const char *name, cJSON *doc, c
         snprintf(w, sizeof w, "%s.%s", name, LOSS_KEYS[k]);
         nan_note(nc, w, L[k].nonfinite, "non-finite per-token value, left out of the mean");
     }
-    if (L[CE_CLEAN].seen && L[CE_SPLICED].seen) cJSON_AddNumberToObject(b, "ce_delta", mean[CE_SPLICED] - mean[CE_CLEAN]);
-    if (L[CE_CLEAN].seen && L[CE_SPLICED].seen && L[CE_ABLATED].seen)
-        cJSON_AddNumberToObject(b, "ce_recovered", (mean[CE_ABLATED] - mean[CE_SPLICED]) / (mean[CE_ABLATED] - mean[CE_CLEAN]));
-    if (m->has_recon) {
-        cJSON_AddNumberToObject(b, "r2_pooled", 1.0 - ratio(m->ss_res, m->r_m2));
-        cJSON_AddNumberToObject(b, "explained_variance", ratio(m->ev_sum, (double)m->ev_tok));
-        cJSON_AddNumberToObject(b, "mse", ratio(m->ss_res, (double)m->r_tok));
-        cJSON_AddNumberToObject(b, "cos_recon", ratio(m->cos_sum, (double)m->r_tok));
-        cJSON_AddNumberToObject(b, "l2_ratio", ratio(m->ratio_sum, (double)m->r_tok));
-        snprintf(w, sizeof w, "%s.recon", name);
-        nan_note(nc, w, m->r_nonfinite, "token with non-finite activation or reconstruction, left out of r2/mse/cos/l2_ratio");
-        snprintf(w, sizeof w, "%s.explained_variance", name);
-        nan_note(nc, w, m->ev_nonfinite, "token whose activation equals its frame's per-dimension mean (0/0), left out");
+    for (int u = 0; u < 2; u++) {   /* the seed's (outliers keep their activation), then unfiltered */
+        int sp = u ? CE_SPLICED_ALL : CE_SPLICED;
+        const char *sfx = u ? "_unfiltered" : "";
+        char key[48];
+        snprintf(key, sizeof key, "ce_delta%s", sfx);
+        if (L[CE_CLEAN].seen && L[sp].seen) cJSON_AddNumberToObject(b, key, mean[sp] - mean[CE_CLEAN]);
+        if (!u && L[CE_CLEAN].seen && L[sp].seen && L[CE_ABLATED].seen)   /* (the ablation keeps the outliers too) */
+            cJSON_AddNumberToObject(b, "ce_recovered", (mean[CE_ABLATED] - mean[sp]) / (mean[CE_ABLATED] - mean[CE_CLEAN]));
     }
+    if (m->has_recon) recon_figures(&m->rc, "", name, b, nc);
+    if (m->has_rc_all) recon_figures(&m->rc_all, "_unfiltered", name, b, nc);
     if (m->has_acts) {
         cJSON_AddNumberToObject(b, "outliers", (double)m->outliers);
         cJSON_AddNumberToObject(b, "outlier_fraction", ratio((double)m->outliers, (double)m->a_tok));

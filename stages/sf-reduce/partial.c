@@ -35,6 +35,21 @@ static cJSON *hist_partial(const struct hist *h)
     return j;
 }
 
+static void recon_partial(const struct reconacc *m, cJSON *o)
+{
+    cJSON_AddNumberToObject(o, "tokens", (double)m->r_tok);
+    cJSON_AddNumberToObject(o, "nonfinite", (double)m->r_nonfinite);
+    cJSON_AddNumberToObject(o, "scalars", m->r_n);
+    cJSON_AddNumberToObject(o, "mean", m->r_mean);
+    cJSON_AddNumberToObject(o, "m2", m->r_m2);
+    cJSON_AddNumberToObject(o, "ss_res", m->ss_res);
+    cJSON_AddNumberToObject(o, "ev_sum", m->ev_sum);
+    cJSON_AddNumberToObject(o, "ev_tokens", (double)m->ev_tok);
+    cJSON_AddNumberToObject(o, "ev_nonfinite", (double)m->ev_nonfinite);
+    cJSON_AddNumberToObject(o, "cos_sum", m->cos_sum);
+    cJSON_AddNumberToObject(o, "ratio_sum", m->ratio_sum);
+}
+
 static cJSON *model_partial(const struct modelacc *m)
 {
     cJSON *j = cJSON_CreateObject(), *o;
@@ -62,20 +77,8 @@ static cJSON *model_partial(const struct modelacc *m)
         cJSON_AddNumberToObject(o, "outliers", (double)m->outliers);
         cJSON_AddItemToObject(o, "norm_hist", hist_partial(&m->h_norm));
     }
-    if (m->has_recon) {
-        o = cJSON_AddObjectToObject(j, "recon");
-        cJSON_AddNumberToObject(o, "tokens", (double)m->r_tok);
-        cJSON_AddNumberToObject(o, "nonfinite", (double)m->r_nonfinite);
-        cJSON_AddNumberToObject(o, "scalars", m->r_n);
-        cJSON_AddNumberToObject(o, "mean", m->r_mean);
-        cJSON_AddNumberToObject(o, "m2", m->r_m2);
-        cJSON_AddNumberToObject(o, "ss_res", m->ss_res);
-        cJSON_AddNumberToObject(o, "ev_sum", m->ev_sum);
-        cJSON_AddNumberToObject(o, "ev_tokens", (double)m->ev_tok);
-        cJSON_AddNumberToObject(o, "ev_nonfinite", (double)m->ev_nonfinite);
-        cJSON_AddNumberToObject(o, "cos_sum", m->cos_sum);
-        cJSON_AddNumberToObject(o, "ratio_sum", m->ratio_sum);
-    }
+    if (m->has_recon) recon_partial(&m->rc, cJSON_AddObjectToObject(j, "recon"));
+    if (m->has_rc_all) recon_partial(&m->rc_all, cJSON_AddObjectToObject(j, "recon_unfiltered"));
     if (m->has_loss) {
         o = cJSON_AddObjectToObject(j, "loss");
         for (int k = 0; k < N_LOSS; k++) {
@@ -266,11 +269,10 @@ static int acts_from(struct modelacc *m, const cJSON *o)
     return PROTO_OK;
 }
 
-static int recon_from(struct modelacc *m, const cJSON *o)
+static int recon_from(struct reconacc *m, const cJSON *o)
 {
     double n = 0, mean = 0, m2 = 0;
     int err;
-    m->has_recon = true;
     if ((err = add_count(o, "tokens", &m->r_tok)) || (err = add_count(o, "nonfinite", &m->r_nonfinite)) ||
         (err = get_num(o, "scalars", &n)) || (err = get_num(o, "mean", &mean)) || (err = get_num(o, "m2", &m2)) ||
         (err = add_sum(o, "ss_res", &m->ss_res)) || (err = add_sum(o, "ev_sum", &m->ev_sum)) ||
@@ -311,7 +313,8 @@ static int model_from(struct modelacc *m, const cJSON *j)
     if ((o = proto_json_get(j, "feats")) && (err = feats_from(m, o))) return err;
     if ((o = proto_json_get(j, "topk")) && (err = topk_from(m, o))) return err;
     if ((o = proto_json_get(j, "acts")) && (err = acts_from(m, o))) return err;
-    if ((o = proto_json_get(j, "recon")) && (err = recon_from(m, o))) return err;
+    if ((o = proto_json_get(j, "recon"))) { m->has_recon = true; if ((err = recon_from(&m->rc, o))) return err; }
+    if ((o = proto_json_get(j, "recon_unfiltered"))) { m->has_rc_all = true; if ((err = recon_from(&m->rc_all, o))) return err; }
     if ((o = proto_json_get(j, "loss")) && (err = loss_from(m, o))) return err;
     return PROTO_OK;
 }

@@ -139,8 +139,15 @@ struct simacc {
 
 /* one mean-of-values key of loss frames */
 struct lossacc { double sum; uint64_t n, nonfinite; bool seen; };
-enum { CE_CLEAN, CE_SPLICED, CE_ABLATED, KL_SPLICED, KL_ABLATED, N_LOSS };
+enum { CE_CLEAN, CE_SPLICED, CE_ABLATED, KL_SPLICED, KL_ABLATED, CE_SPLICED_ALL, KL_SPLICED_ALL, N_LOSS };
 extern const char *const LOSS_KEYS[N_LOSS];
+
+/* reconstruction sums over a set of tokens */
+struct reconacc {
+    uint64_t r_tok, r_nonfinite, ev_tok, ev_nonfinite;
+    double r_n, r_mean, r_m2;            /* scalars: Chan's running count, mean, M2 */
+    double ss_res, ev_sum, cos_sum, ratio_sum;
+};
 
 /* per-model: features, activations, reconstruction, loss */
 struct modelacc {
@@ -154,10 +161,10 @@ struct modelacc {
     /* acts frames (all their tokens; outliers from keep, norms when acts is there) */
     uint64_t a_tok, outliers;
     struct hist h_norm;
-    /* recon (non-outlier tokens) */
-    uint64_t r_tok, r_nonfinite, ev_tok, ev_nonfinite;
-    double r_n, r_mean, r_m2;            /* scalars: Chan's running count, mean, M2 */
-    double ss_res, ev_sum, cos_sum, ratio_sum;
+    /* recon: rc over the non-outlier tokens (the seed's filtering), rc_all over every token (only
+     * when the stream has keep: the figures without any filtering, "*_unfiltered") */
+    struct reconacc rc, rc_all;
+    bool has_rc_all;
     struct lossacc loss[N_LOSS];
     double outlier_threshold;            /* from the header meta (sf-outliers), NaN when unknown */
     struct topk tk; uint64_t tk_rows;    /* drill-down (when on): contexts, rows of feats frames seen */
