@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "reduce.h"
 
 static double ratio(double a, double b) { return b != 0 ? a / b : NAN; }
@@ -510,8 +511,16 @@ int write_doc(const cJSON *doc, const struct opts *o)
     char *txt = o->pretty ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
     if (!txt) return PROTO_E_NOMEM;
     bool std = strcmp(o->cli.out, "-") == 0;
-    FILE *fp = std ? stdout : fopen(o->cli.out, "w");
+    struct stat sb;
     int err = PROTO_OK;
+    if (!std && (stat(o->cli.out, &sb) != 0 || S_ISREG(sb.st_mode))) {   /* a file: whole or not at all */
+        size_t n = strlen(txt);
+        txt[n] = '\n';   /* cJSON's buffer: room for the NUL we replace */
+        err = proto_write_atomic(o->cli.out, txt, n + 1);
+        cJSON_free(txt);
+        return err;
+    }
+    FILE *fp = std ? stdout : fopen(o->cli.out, "w");
     if (!fp) err = PROTO_E_IO;
     else {
         size_t n = strlen(txt);
