@@ -992,9 +992,9 @@ static int frame_acts(const struct proto_frame *fr, const char *key, const struc
     *out = NULL;
     if (!a) return PROTO_OK;
     if (a->ndim != 3 || a->shape[0] != tt->shape[0] || a->shape[1] != tt->shape[1] || a->shape[2] != (uint64_t)d) {
-        proto_set_detail("frame %llu: %s has shape [%llu %llu %llu], expected [%llu %llu %d] (tokens, model d_model)",
-                         (unsigned long long)fr->seq, key, (unsigned long long)a->shape[0],
-                         (unsigned long long)(a->ndim > 1 ? a->shape[1] : 0), (unsigned long long)(a->ndim > 2 ? a->shape[2] : 0),
+        char got[96];
+        proto_set_detail("frame %llu: %s has shape [%s], expected [%llu %llu %d] (tokens, model d_model)",
+                         (unsigned long long)fr->seq, key, proto_shape_str(a->shape, a->ndim, got, sizeof got),
                          (unsigned long long)tt->shape[0], (unsigned long long)tt->shape[1], d);
         return PROTO_E_MISMATCH;
     }
