@@ -132,6 +132,22 @@ for cache in default 0; do
   echo "| sf-forward | peak RSS, --hook blocks.1.hook_resid_post, 12-layer bf16 d1024 model, 2x512 tokens$([ $cache = 0 ] && echo ', --cache-mb 0') | $((rss / 1024)) | MiB | $(awk -v r=$rss -v f=$f32_mb 'BEGIN{printf "%.2f", r/1024/f}') x the model's full f32 size ($f32_mb MiB) |"
 done
 
+# --- memory at 7B scale (SF_BENCH_BIG=1: writes a 3.7 GB checkpoint, ~4 minutes on 2 cores) ----
+# issue 12: a Mistral-7B-shaped bf16 model cut to 9 layers (d_model 4096, 32/8 heads, d_ff 14336),
+# --hook blocks.8.hook_resid_post with default flags, one frame of 1 x 1024 tokens: peak RSS must
+# stay under 6 GB (the weights mmapped, converted to f32 per layer when they do not fit the cache).
+if [ "${SF_BENCH_BIG:-0}" = 1 ]; then
+  if sf-mkmodel -o "$tmp/m7b" --d-model 4096 --layers 9 --heads 32 --kv-heads 8 --d-ff 14336 --atoms 0 --dtype bf16 -q &&
+     tokens 1 1024 1 "$(vocab "$tmp/m7b")" "$tmp/tok7b.sf"; then
+    out=$( { /usr/bin/time -f 'maxrss=%M' sf-forward -v --model "$tmp/m7b" --hook blocks.8.hook_resid_post -i "$tmp/tok7b.sf" -o /dev/null; } 2>&1)
+    rss=$(sed -n 's/.*maxrss=\([0-9]*\).*/\1/p' <<<"$out"); g=$(sed -n 's/.*, \([0-9.]*\) GFLOP\/s.*/\1/p' <<<"$out" | tail -1)
+    echo "| sf-forward | peak RSS, Mistral-7B-shaped bf16 (9 layers, 3.7 GB) to blocks.8, default flags, 1x1024 tokens | $((rss / 1024)) | MiB | target < 6144 MiB; $g GFLOP/s |"
+  else fail "7B-shaped memory row" "sf-mkmodel"; fi
+  rm -rf "$tmp/m7b"
+else
+  echo "| sf-forward | peak RSS, Mistral-7B-shaped bf16 to blocks.8 | skipped | | SF_BENCH_BIG=1 runs it (3.7 GB checkpoint, ~4 min); last: 3640 MiB (< 6 GB), 65 GFLOP/s on a loaded machine |"
+fi
+
 # --- projection: the seed's studies on this machine -----------------------------------------
 # seconds per token-layer of a Gemma-2b-shaped and a Mistral-7B-shaped bf16 layer at ctx 1024
 layer_sec() { # dir d heads kv ff -> "seconds-per-token-layer GFLOP/s" (1 frame of the seed's 5 x 1024 tokens)
