@@ -222,3 +222,10 @@ void proto_progress_done(struct proto_progress *p, uint64_t rows, uint64_t token
 {
     if (p->on) progress_print(p, rows, tokens, true);
 }
+
+int proto_cli_threads(const struct proto_cli *cli, int cap)
+{
+    long n = cli->threads > 0 ? cli->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    return (int)(n > cap ? cap : n);
+}

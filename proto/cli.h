@@ -54,6 +54,9 @@ void proto_cli_init(struct proto_cli *cli, const char *argv0);
 int proto_cli_common(struct proto_cli *cli, int c, const char *arg, void (*usage)(FILE *));
 /* Text for --help: the common flags and the exit codes. */
 void proto_cli_help_common(FILE *fp);
+/* The compute threads of a stage: --threads N, else the online CPUs (at least 1), capped at cap
+ * (the stage's own limit). Every stage that computes in threads takes its default from here. */
+int proto_cli_threads(const struct proto_cli *cli, int cap);
 /* After parsing: applies --threads (OpenBLAS, when linked), checks stdout is not a terminal
  * when frames go there (exit 2 unless -f). Pass writes_frames=false for stages whose stdout is
  * JSON/HTML (several -o are then a usage error; so are two -o naming the same file or two "-").

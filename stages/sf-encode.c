@@ -147,9 +147,7 @@ static int state_init(struct state *st, struct opts *o)
     if (st->sae.norm == PROTO_SAE_NORM_EXPECTED_AVG && !st->sae.norm_scale_known)   /* SAELens runs unscaled */
         proto_warn("%s: normalize_activations is expected_average_only_in but no scaling factor "
                    "is known (cfg norm_scaling_factor or --norm-scaling-factor): using 1", o->sae_dir);
-    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-    st->n_threads = o->cli.threads > 0 ? o->cli.threads : (int)(nproc > 0 ? nproc : 1);
-    if (st->n_threads > MAX_THREADS) st->n_threads = MAX_THREADS;
+    st->n_threads = proto_cli_threads(&o->cli, MAX_THREADS);
     for (int i = 0; i < st->n_threads; i++) {
         struct part *p = &st->part[i];
         p->sae = &st->sae;

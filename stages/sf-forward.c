@@ -900,8 +900,7 @@ static int state_init(struct state *st, const struct opts *o)
     memset(st, 0, sizeof *st);
     st->o = o;
     int err = model_load(&st->m, o, &st->hl);
-    int nt = o->cli.threads > 0 ? o->cli.threads : openblas_get_num_threads();
-    st->w.n_threads = nt > MAX_THREADS ? MAX_THREADS : nt;
+    st->w.n_threads = proto_cli_threads(&o->cli, MAX_THREADS);
     st->start = st->m.lo;
     st->stop = st->m.hi;
     return err;

@@ -179,9 +179,8 @@ static int state_init(struct state *st, const struct opts *o, int argc, char **a
         if (tok_open(&st->tok, o->tokenizer, st->msg, sizeof st->msg)) return -1;
         st->have_tok = true;
         if (o->bos_id < 0) st->bos_id = st->tok.bos_id;
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        st->n_threads = o->cli.threads > 0 ? o->cli.threads : ncpu > 8 ? 8 : ncpu > 1 ? (int)ncpu : 1;
-        if (st->n_threads > PROTO_MAX_THREADS) st->n_threads = PROTO_MAX_THREADS;   /* proto_parallel_run's cap */
+        /* by default at most 8: more documents at once gain little and cost memory */
+        st->n_threads = proto_cli_threads(&o->cli, o->cli.threads > 0 ? PROTO_MAX_THREADS : 8);
         st->batch_docs = 16;
         if (st->n_threads > 1) {
             st->workers = calloc((size_t)st->n_threads - 1, sizeof *st->workers);
