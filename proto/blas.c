@@ -199,8 +199,12 @@ const char *proto_blas_describe(void)
     return line;
 }
 
+static bool s_settled;
+bool proto_blas_settled(void) { return s_settled; }
+
 void proto_blas_init(void)
 {
+    s_settled = true;
     char state[80] = "";
     const char *st = getenv(STATE_VAR), *user = getenv(CORE_VAR);
     if (st) { snprintf(state, sizeof state, "%s", st); unsetenv(STATE_VAR); }

@@ -3,7 +3,7 @@
  * Debian's OpenBLAS (DYNAMIC_ARCH) picks its kernels from the CPU model when it loads; on CPUs
  * it does not know it falls back to a generic one (Prescott: SSE3, 4x slower than the machine
  * allows), and it reads OPENBLAS_CORETYPE only when it loads. proto_blas_init, called by
- * proto_cli_init before any BLAS call, therefore re-executes the program once with
+ * proto_cli_init_blas (the stages that compute with BLAS) before any BLAS call, therefore re-executes the program once with
  * OPENBLAS_CORETYPE set to the best kernel the CPU's features allow, then checks that kernel
  * with a small sgemm against a naive loop and, if it computes wrong results, re-executes once
  * more with OpenBLAS's own choice (and warns). A user's OPENBLAS_CORETYPE always wins.
@@ -21,6 +21,8 @@
  */
 #ifndef SAEFLOW_BLAS_H
 #define SAEFLOW_BLAS_H
+
+#include <stdbool.h>
 
 /* The OpenBLAS kernel in use (openblas_get_corename()), e.g. "Cooperlake". */
 const char *proto_blas_kernel(void);
@@ -46,5 +48,7 @@ int proto_blas_selfcheck(double *rel_err);
 /* Main-side helper (like cli.c's: it may warn on stderr and exec): settles the kernel as the
  * top comment says. Call before reading any input or calling BLAS; at most two re-execs. */
 void proto_blas_init(void);
+/* proto_blas_init has run in this process (a BLAS stage): the header's stages[] entry gets "blas". */
+bool proto_blas_settled(void);
 
 #endif

@@ -21,6 +21,11 @@ void proto_cli_init(struct proto_cli *cli, const char *argv0)
     memset(cli, 0, sizeof *cli);
     cli->in = "-"; cli->out = "-"; cli->progress = -1;
     proto_set_stage(g_prog);   /* the stage abort frames name */
+}
+
+void proto_cli_init_blas(struct proto_cli *cli, const char *argv0)
+{
+    proto_cli_init(cli, argv0);
     proto_blas_init();   /* OpenBLAS kernel choice: may re-exec once, so before any input (blas.h) */
 }
 
@@ -112,7 +117,7 @@ static void cli_check_outs(const struct proto_cli *cli, bool writes_frames)
 void proto_cli_finish(struct proto_cli *cli, bool writes_frames)
 {
     if (cli->threads > 0 && openblas_set_num_threads) openblas_set_num_threads(cli->threads);
-    proto_info("%s", proto_blas_describe());   /* -v: the kernel the stage computes with */
+    if (proto_blas_settled()) proto_info("%s", proto_blas_describe());   /* -v: the kernel it computes with */
     cli_check_outs(cli, writes_frames);
     if (writes_frames && !cli->force && cli_writes_stdout(cli) && isatty(1)) {
         proto_error("stdout is a terminal, refusing to write binary frames (use -o FILE, a pipe, or -f)");

@@ -47,6 +47,10 @@ enum { PROTO_OPT_PROGRESS = 1000, PROTO_OPT_NO_PROGRESS, PROTO_OPT_THREADS, PROT
     {"checksum", no_argument, 0, PROTO_OPT_CHECKSUM}, {"no-checksum", no_argument, 0, PROTO_OPT_NO_CHECKSUM}
 
 void proto_cli_init(struct proto_cli *cli, const char *argv0);
+/* The same for a stage that computes with OpenBLAS (sf-forward, sf-encode, sf-train, sf-reduce):
+ * settles the kernel first (proto_blas_init: may re-exec once); -v and the header's stages[]
+ * name it. Stages without BLAS skip that start-up cost. */
+void proto_cli_init_blas(struct proto_cli *cli, const char *argv0);
 /* Handles a common option code. Returns 1 if handled, 0 if not a common option. A repeated -o
  * adds an endpoint (fan-out, proto_writer_open_many): out becomes "A + B" and opens all. 
  * 'h' calls usage(stdout) and exits 0; 'V' prints the version and exits 0; '?' (getopt's

@@ -707,11 +707,12 @@ int proto_meta_pack(const struct proto_meta *m, msgpack_packer *pk)
         msgpack_pack_array(pk, ns + add_stage);
         for (uint32_t i = 0; i < ns; i++) msgpack_pack_object(pk, stages->via.array.ptr[i]);
         if (add_stage) {
-            msgpack_pack_map(pk, 4);
+            bool blas = proto_blas_settled();   /* a stage that computes with BLAS */
+            msgpack_pack_map(pk, 3 + blas);
             pack_str(pk, "name"); pack_str(pk, m->stage_name);
             pack_str(pk, "version"); pack_str(pk, SAEFLOW_VERSION);
             pack_str(pk, "args"); pack_str(pk, m->stage_args ? m->stage_args : "");
-            pack_str(pk, "blas"); pack_str(pk, proto_blas_kernel());   /* the kernel it computed with */
+            if (blas) { pack_str(pk, "blas"); pack_str(pk, proto_blas_kernel()); }   /* the kernel it computed with */
         }
     }
     return PROTO_OK;

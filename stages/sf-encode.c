@@ -52,7 +52,7 @@ struct opts {
 static struct opts opts_default(const char *argv0)
 {
     struct opts o = {0};
-    proto_cli_init(&o.cli, argv0);
+    proto_cli_init_blas(&o.cli, argv0);
     o.norm_scale = NAN;
     return o;
 }

@@ -84,7 +84,7 @@ struct hooklist {
 static struct opts opts_default(const char *argv0)
 {
     struct opts o = {0};
-    proto_cli_init(&o.cli, argv0);
+    proto_cli_init_blas(&o.cli, argv0);
     o.out_dtype = PROTO_F32;
     o.cache_mb = -1;
     return o;

@@ -60,7 +60,7 @@ struct opts {
 static struct opts opts_default(const char *argv0)
 {
     struct opts o = {0};
-    proto_cli_init(&o.cli, argv0);
+    proto_cli_init_blas(&o.cli, argv0);
     o.l1 = 5.0; o.l1_warmup = 100; o.lr = 1e-3; o.lr_decay = 0.2; o.batch = 4096;
     o.epochs = 1; o.max_tokens = 1 << 20; o.seed = 0; o.dec_norm = 0.1; o.log_every = 100;
     o.dead_window = 200000;

@@ -175,7 +175,7 @@ static void parse_args(int argc, char **argv, struct opts *o, struct shardopts *
         {"tokenizer", required_argument, 0, OPT_TOKENIZER}, {"all-logits", no_argument, 0, OPT_ALL_LOGITS}, {0, 0, 0, 0}};
     int c;
     o->argc = argc; o->argv = argv;
-    proto_cli_init(&o->cli, argv[0]);
+    proto_cli_init_blas(&o->cli, argv[0]);
     while ((c = getopt_long(argc, argv, PROTO_CLI_SHORTOPTS, lo, NULL)) != -1) {
         switch (c) {
         case 'i': if (o->n_in == MAX_INPUTS) proto_usage_error("at most %d -i inputs", MAX_INPUTS); o->in[o->n_in++] = optarg; break;

@@ -48,8 +48,15 @@ if ! command -v valgrind > /dev/null || [ "${SF_ASAN:-0}" = 1 ]; then
 elif ! valgrind -q sf-cat --version > /dev/null 2>&1; then
   echo "no valgrind part: valgrind cannot run these binaries (make native? proto-valgrind tests that)"
 else
-  SAEFLOW_BLAS_FAKE_CORE=Prescott valgrind -q --error-exitcode=99 sf-cat -v --summary -i tok.sf > /dev/null 2> vg.txt ||
+  SAEFLOW_BLAS_FAKE_CORE=Prescott valgrind -q --error-exitcode=99 sf-reduce -v -i tok.sf > /dev/null 2> vg.txt ||
     { cat vg.txt; die "valgrind with faked Prescott failed"; }
   grep -q "BLAS kernel .* (OpenBLAS's own choice)" vg.txt || { cat vg.txt; die "valgrind: expected OpenBLAS's own kernel"; }
 fi
+# 5. a stage without BLAS neither settles a kernel nor names one (-v, the header's stages[])
+SAEFLOW_BLAS_FAKE_CORE=Prescott sf-cat -v --summary -i tok.sf > cat.txt 2> cat.err || die "sf-cat failed"
+! grep -q "BLAS kernel" cat.err || die "sf-cat settled a BLAS kernel: $(cat cat.err)"
+sf-forward --model "$F/models/stories260k" --hook blocks.2.hook_resid_post -i tok.sf | sf-outliers --max-norm 1e9 | sf-cat --head 0 > hdr.json
+"$PY" -c 'import json, sys; st = json.load(open("hdr.json"))["meta"]["stages"]
+b = {s["name"]: "blas" in s for s in st}
+sys.exit(0 if b == {"sf-forward": True, "sf-outliers": False} else 1)' || die "stages[].blas: $(cat hdr.json)"
 echo "best kernel $best; re-exec, user override, refusal and valgrind behave"
