@@ -24,6 +24,17 @@
 
 #define PROTO_MAX_THREADS 256
 
+/* Hot element-wise loops are compiled for the x86-64 baseline and for AVX2 and AVX-512; the CPU
+ * picks one when the program loads (GCC target_clones, an ifunc), so one portable binary runs at
+ * the machine's width (valgrind reports no AVX-512 and gets the AVX2 one). The results are the
+ * same bits whichever runs: -std=c11 leaves FMA contraction off and no float sum is reordered
+ * (tests/pipeline/simd-clones.sh). SAEFLOW_NO_CLONES, clang or another CPU: the plain function. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(SAEFLOW_NO_CLONES)
+#define PROTO_SIMD_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define PROTO_SIMD_CLONES
+#endif
+
 /* The contiguous share [lo, hi) of n items for worker ith of nth (the same split everywhere). */
 static inline void proto_par_range(size_t n, int ith, int nth, size_t *lo, size_t *hi)
 {

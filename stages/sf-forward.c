@@ -427,6 +427,7 @@ struct rmsnorm_args {
 };
 
 /* o(d) = (x(d) · r) · w(d); restrict so the compiler vectorises it without alias checks. */
+PROTO_SIMD_CLONES
 static void rms_scale(float *restrict o, const float *restrict x, const float *restrict w, float r, int d)
 {
     for (int i = 0; i < d; i++) o[i] = (x[i] * r) * w[i];
@@ -474,6 +475,7 @@ struct rope_args {
 
 /* HF rotate_half RoPE in place on x (n_tok, n_head*head_dim); token t is at position t % ctx:
  * x1' = x1·cos − x2·sin, x2' = x2·cos + x1·sin with x1 = x[:half], x2 = x[half:]. */
+PROTO_SIMD_CLONES
 static void rope_range(void *arg, size_t lo, size_t hi)
 {
     const struct rope_args *a = arg;
