@@ -323,6 +323,7 @@ static inline void axpy(int n, float a, const float *restrict x, float *restrict
 }
 
 /* x̂ = norm_out(Σ_j f_j·ft_j·W_dec[j] + b_dec) over the token's non-zero features only. */
+PROTO_SIMD_CLONES
 static void decode_token(const struct proto_sae *s, const uint32_t *idx, const float *val, uint32_t n,
                          float scale, float shift, float *r)
 {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run-time dispatch of the hot element-wise loops (issue 12; proto/parallel.h PROTO_SIMD_CLONES):
-# sf-forward carries AVX-512, AVX2 and baseline versions of them, and the output bytes do not
+# sf-forward (RMSNorm, RoPE) and sf-encode (the sparse decode of --splice) carry AVX-512, AVX2
+# and baseline versions of them, and the output bytes do not
 # depend on which one runs — the CPU's own pick vs the AVX2 one valgrind gets (it reports no
 # AVX-512) — on stories260k and the Gemma-architecture checkpoint (RMSNorm with 1 + w, GeGLU).
 # Both runs use OpenBLAS's Haswell kernel (OPENBLAS_CORETYPE): left to itself OpenBLAS picks
@@ -31,3 +32,8 @@ for l in sys.stdin:
   body() { sf-cat -i "$1" | grep -v -e '"kind":"header"' -e '"kind":"end"'; }
   cmp -s <(body "cpu-$m.sf") <(body "vg-$m.sf") || die "$m: the AVX2 clone (valgrind) and the CPU's pick give different acts"
 done
+S=$F/saes/stories260k-L2-relu
+sf-forward --model "$M/stories260k" --hook blocks.2.hook_resid_post -q -i tok.sf -o a2.sf || die "acts at blocks.2"
+sf-encode --sae "$S" --splice -q -i a2.sf -o enc-cpu.sf || die "encode"
+valgrind -q --error-exitcode=99 sf-encode --sae "$S" --splice -q -i a2.sf -o enc-vg.sf 2> vg.err || { cat vg.err; die "encode under valgrind"; }
+cmp -s <(body enc-cpu.sf) <(body enc-vg.sf) || die "sf-encode: the AVX2 clone (valgrind) and the CPU's pick give different feats/recon"
