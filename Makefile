@@ -1,7 +1,7 @@
 # saeflow - plain GNU make. `make` builds every stage into build/bin/; `make test` runs tests/run.
 # Library flags come from pkg-config only. Stages are stages/NAME.c or stages/NAME/*.c[c]
 # (a folder stage with .cc files is linked with $(CXX)); per-stage extra libraries: LDLIBS_NAME.
-# The default build is portable (x86-64 baseline, -O2 -g): its binaries run on any x86-64 host and
+# The default build is portable (x86-64 baseline, -O2 -g; hot loops also in AVX2/AVX-512 clones picked at load, proto/parallel.h): its binaries run on any x86-64 host and
 # under valgrind. `make native` builds the same with OPT='-O2 -g -march=native' into build-native/
 # (faster loops on this CPU; the binaries may die with SIGILL on another host or under valgrind).
 # OpenBLAS's kernel is chosen at run time either way (proto/blas.h).
