@@ -21,6 +21,11 @@
 #                          numbers as written); fails when absent
 #   sf_plan_vars FILE      the settings of a study plan as shell assignments P_KEY=VALUE (arrays
 #                          as P_KEY=(...)), for eval
+#   sf_study_flag ARGS...  one of the study flags transfer.sh, sweep.sh and split.sh share (--base,
+#                          --finetune, --data FILE..., --tokens, --ctx, --bos/--no-bos, --rows,
+#                          --outlier-max-norm/-multiplier/-estimate, --ablate, --threads,
+#                          --title, --no-report, -v) into its variable (BASE, FT, DATA, ...);
+#                          SF_SHIFT = the words it took, 0 when ARGS[0] is none of them
 #   sf_shard_done FILE H   FILE is a shard result of the plan whose hash is H (resume: skip it)
 #   sf_plan_verify PLAN WHO KEY PATH...   PATH (a directory: sf_dir_hash; files: sf_files_hash)
 #                          still has the plan's settings.KEY_sha256, else "PROG: error: WHO: the
@@ -188,6 +193,30 @@ for k, v in s.items():
     if isinstance(v, list): print(k + "=(" + " ".join(shlex.quote(str(x)) for x in v) + ")")
     elif isinstance(v, bool): print(k + "=" + ("true" if v else "false"))
     else: print(k + "=" + shlex.quote("" if v is None else str(v)))' "$1"
+}
+
+sf_study_flag() {
+  SF_SHIFT=2
+  case "$1" in
+    --base) BASE=${2:?} ;;
+    --finetune) FT=${2:?} ;;
+    --data) SF_SHIFT=1; shift
+            while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do DATA+=("$1"); shift; SF_SHIFT=$((SF_SHIFT + 1)); done ;;
+    --tokens) TOKENS=${2:?} ;;
+    --ctx) CTX=${2:?} ;;
+    --bos) BOS=true; SF_SHIFT=1 ;;
+    --no-bos) BOS=false; SF_SHIFT=1 ;;
+    --rows) ROWS=${2:?} ;;
+    --outlier-max-norm) MAXNORM=${2:?} ;;
+    --outlier-multiplier) MULT=${2:?} ;;
+    --outlier-estimate) EST=${2:?} ;;
+    --ablate) ABLATE=--ablate; SF_SHIFT=1 ;;
+    --threads) THREADS=${2:?} ;;
+    --title) TITLE=${2:?} ;;
+    --no-report) REPORT=""; SF_SHIFT=1 ;;
+    -v) SF_VERBOSE=1; SF_SHIFT=1 ;;
+    *) SF_SHIFT=0 ;;
+  esac
 }
 
 sf_shard_done() { [ -f "$1" ] && [ "$(sf_json_get "$1" partial.shard.plan_hash 2>/dev/null)" = "$2" ]; }

@@ -67,27 +67,11 @@ while [ $# -gt 0 ]; do
     --port-base) PORT=${2:?}; shift 2 ;;
     --keys) KEYS=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
-    --base) BASE=${2:?}; shift 2 ;;
-    --finetune) FT=${2:?}; shift 2 ;;
     --sae) SAE=${2:?}; shift 2 ;;
-    --data) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do DATA+=("$1"); shift; done ;;
-    --tokens) TOKENS=${2:?}; shift 2 ;;
-    --ctx) CTX=${2:?}; shift 2 ;;
-    --bos) BOS=true; shift ;;
-    --no-bos) BOS=false; shift ;;
     --hook) HOOK=${2:?}; shift 2 ;;
-    --rows) ROWS=${2:?}; shift 2 ;;
-    --outlier-max-norm) MAXNORM=${2:?}; shift 2 ;;
-    --outlier-multiplier) MULT=${2:?}; shift 2 ;;
     --outlier-norm-scalar) NSCALAR=${2:?}; shift 2 ;;
-    --outlier-estimate) EST=${2:?}; shift 2 ;;
-    --ablate) ABLATE=--ablate; shift ;;
-    --threads) THREADS=${2:?}; shift 2 ;;
-    --title) TITLE=${2:?}; shift 2 ;;
-    --no-report) REPORT=""; shift ;;
-    -v) SF_VERBOSE=1; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) sf_usage_error "unknown option '$1'" ;;
+    *) sf_study_flag "$@"; [ "$SF_SHIFT" -gt 0 ] || sf_usage_error "unknown option '$1'"; shift "$SF_SHIFT" ;;
   esac
 done
 for r in "${!PLACE[@]}"; do

@@ -77,33 +77,17 @@ BASE="" FT="" SAES=() DATA=() HOOKS=all TOKENS=256000 CTX="" BOS="" ROWS=8 MAXNO
 ABLATE="" OUT=sweep-out THREADS=1 TITLE="" REPORT=1 MODE=single SHARD="" NSHARDS=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --base) BASE=${2:?}; shift 2 ;;
-    --finetune) FT=${2:?}; shift 2 ;;
     --sae) SAES+=("${2:?}"); shift 2 ;;
     --saes) for d in "${2:?}"/*/; do [ -r "$d/cfg.json" ] && SAES+=("${d%/}"); done; shift 2 ;;
-    --data) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do DATA+=("$1"); shift; done ;;
     --hooks) HOOKS=${2:?}; shift 2 ;;
-    --tokens) TOKENS=${2:?}; shift 2 ;;
-    --ctx) CTX=${2:?}; shift 2 ;;
-    --bos) BOS=true; shift ;;
-    --no-bos) BOS=false; shift ;;
-    --rows) ROWS=${2:?}; shift 2 ;;
-    --outlier-max-norm) MAXNORM=${2:?}; shift 2 ;;
-    --outlier-multiplier) MULT=${2:?}; shift 2 ;;
-    --outlier-estimate) EST=${2:?}; shift 2 ;;
-    --ablate) ABLATE=--ablate; shift ;;
     --out) OUT=${2:?}; shift 2 ;;
-    --threads) THREADS=${2:?}; shift 2 ;;
-    --title) TITLE=${2:?}; shift 2 ;;
-    --no-report) REPORT=""; shift ;;
-    -v) SF_VERBOSE=1; shift ;;
     --plan) MODE=plan; OUT=${2:?}; shift 2 ;;
     --from-plan) MODE=shard; OUT=${2:?}; shift 2 ;;
     --shard) SHARD=${2:?}; shift 2 ;;
     --merge-plan) MODE=merge; OUT=${2:?}; shift 2 ;;
     --shards) NSHARDS=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
-    *) sf_usage_error "unknown option '$1'" ;;
+    *) sf_study_flag "$@"; [ "$SF_SHIFT" -gt 0 ] || sf_usage_error "unknown option '$1'"; shift "$SF_SHIFT" ;;
   esac
 done
 

@@ -101,28 +101,12 @@ NSCALAR="" ABLATE="" OUT=study-out KEEP="" THREADS=1 TITLE="" REPORT=1 PROGRESS=
 MODE=single PLANDIR="" SHARD="" NSHARDS="" ACTSB="" ACTSF="" QUIET="" NOVERIFY=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --base) BASE=${2:?}; shift 2 ;;
-    --finetune) FT=${2:?}; shift 2 ;;
     --sae) SAE=${2:?}; shift 2 ;;
-    --data) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do DATA+=("$1"); shift; done ;;
-    --tokens) TOKENS=${2:?}; shift 2 ;;
-    --ctx) CTX=${2:?}; shift 2 ;;
-    --bos) BOS=true; shift ;;
-    --no-bos) BOS=false; shift ;;
     --hook) HOOK=${2:?}; shift 2 ;;
-    --rows) ROWS=${2:?}; shift 2 ;;
-    --outlier-max-norm) MAXNORM=${2:?}; shift 2 ;;
-    --outlier-multiplier) MULT=${2:?}; shift 2 ;;
-    --outlier-estimate) EST=${2:?}; shift 2 ;;
     --outlier-norm-scalar) NSCALAR=${2:?}; shift 2 ;;
-    --ablate) ABLATE=--ablate; shift ;;
     --out) OUT=${2:?}; shift 2 ;;
     --keep-streams) KEEP=${2:?}; shift 2 ;;
-    --threads) THREADS=${2:?}; shift 2 ;;
-    --title) TITLE=${2:?}; shift 2 ;;
-    --no-report) REPORT=""; shift ;;
     --progress) PROGRESS=--progress; shift ;;
-    -v) SF_VERBOSE=1; shift ;;
     -q) QUIET=1; shift ;;
     --no-verify) NOVERIFY=1; shift ;;
     --acts-base) ACTSB=${2:?}; shift 2 ;;
@@ -133,7 +117,7 @@ while [ $# -gt 0 ]; do
     --merge-plan) MODE=merge; PLANDIR=${2:?}; shift 2 ;;
     --shards) NSHARDS=${2:?}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
-    *) sf_usage_error "unknown option '$1'" ;;
+    *) sf_study_flag "$@"; [ "$SF_SHIFT" -gt 0 ] || sf_usage_error "unknown option '$1'"; shift "$SF_SHIFT" ;;
   esac
 done
 
