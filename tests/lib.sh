@@ -1,5 +1,5 @@
 # tests/lib.sh - sourced by tests/pipeline/*.sh and tests/cli/*/*.sh
-# Gives: need_fixtures, need_py, skip, die, check_close A B TOL WHAT, sfjson (sf-cat JSON lines),
+# Gives: need_fixtures, need_py, need_chromium, skip, die, check_close A B TOL WHAT, sfjson (sf-cat JSON lines),
 # mkframes N (a small tokens stream as sf-cat JSON lines)
 set -u
 skip() { echo "SKIP: $*"; exit 77; }
@@ -9,6 +9,11 @@ need_fixtures() {
 }
 need_py() { # need_py module...: Debian python3 with the modules, else skip
   local m; for m in "$@"; do "$PY" -c "import $m" 2>/dev/null || skip "python3 module $m missing (scripts/install-deps.sh installs it)"; done
+}
+need_chromium() { # headless Chromium; in CI (CI set) its absence is a failure, not a skip
+  command -v chromium > /dev/null && return 0
+  [ -n "${CI:-}" ] && die "chromium not installed (scripts/install-deps.sh installs it)"
+  skip "chromium not installed (scripts/install-deps.sh installs it)"
 }
 mkframes() { # N: sf-cat JSON lines of a tokens stream of N frames of 2 rows x 4, header total_rows = 2N
   local k=$1 i

@@ -7,10 +7,7 @@
 # scripts/install-deps.sh installs chromium; it skips only when chromium is missing outside CI
 # (with CI set it fails).
 source "$SF_ROOT/tests/lib.sh"
-if ! command -v chromium >/dev/null; then
-  [ -n "${CI:-}" ] && die "chromium not installed (scripts/install-deps.sh installs it)"
-  skip "chromium not installed (scripts/install-deps.sh installs it)"
-fi
+need_chromium
 F=${SF_FIXTURES:-}
 if [ -n "$F" ] && [ -d "$F/models/stories260k" ]; then
   for ft in mild code; do

@@ -12,10 +12,7 @@
 # a page with script disabled): every plot id, the contents and the tables are in the DOM, no
 # script-made control. Skips without chromium outside CI.
 source "$SF_ROOT/tests/lib.sh"
-if ! command -v chromium >/dev/null; then
-  [ -n "${CI:-}" ] && die "chromium not installed (scripts/install-deps.sh installs it)"
-  skip "chromium not installed (scripts/install-deps.sh installs it)"
-fi
+need_chromium
 F=${SF_FIXTURES:-}
 if [ -n "$F" ] && [ -d "$F/models/stories260k" ]; then
   "$SF_ROOT/pipelines/transfer.sh" --base "$F/models/stories260k" --finetune "$F/models/stories260k-ft-code" \
