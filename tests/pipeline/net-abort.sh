@@ -93,8 +93,9 @@ if [ -n "${SF_FIXTURES:-}" ] && [ -d "$SF_FIXTURES/models/stories260k" ]; then
   timeout 60 sf-encode --sae "$F/saes/stories260k-L2-relu" -q -i "tcp://@127.0.0.1:$p2" -o "tcp://127.0.0.1:$p3" 2> enc.err & encp=$!
   timeout 60 sf-forward --model "$M" --hook blocks.2.hook_resid_post -q -i "tcp://@127.0.0.1:$p1" -o "tcp://127.0.0.1:$p2" 2> fwd.err & fwdp=$!
   timeout 60 sf-tokenize --tokenizer "$M" --ctx 128 --rows 128 --max-tokens $((24 * 128 * 128)) -q "$F/data/stories.jsonl" -o "tcp://127.0.0.1:$p1" 2> tok.err & tokp=$!
-  # mid-stream: 24 frames of 128 x 128 tokens take seconds even on an idle machine
-  fwd=$(child $fwdp sf-forward); sleep 0.8; kill -9 "$fwd"; t0=$(now_ms)
+  # mid-stream: 24 frames of 128 x 128 tokens take seconds even on an idle machine (an ASan build
+  # starts and runs slower: its first frame needs longer)
+  fwd=$(child $fwdp sf-forward); sleep "$([ "${SF_ASAN:-0}" = 1 ] && echo 3 || echo 0.8)"; kill -9 "$fwd"; t0=$(now_ms)
   wait $encp; erc=$?; wait $redp; rrc=$?; wait $tokp; trc=$?; ms=$(( $(now_ms) - t0 )); wait $fwdp
   [ $erc = 3 ] && grep -q "^sf-encode: error: .*peer gone: the writer (sf-forward) disconnected .*after [0-9]* of 24 frames" enc.err || die "real stages: sf-encode exit $erc: $(cat enc.err)"
   [ $rrc = 3 ] && grep -q "^sf-reduce: error: .*upstream sf-forward failed after [0-9]* frames: disconnected .*of 24 frames" red.err || die "real stages: sf-reduce exit $rrc: $(cat red.err)"
