@@ -44,12 +44,16 @@ int proto_frame_hook_is(const struct proto_frame *f, const char *name)
     return v->len == strlen(name) && memcmp(v->str, name, v->len) == 0;
 }
 
+int proto_meta_hooks(const msgpack_object *meta, char *list, size_t cap)
+{
+    if (!meta || proto_meta_str(meta, "hook", list, cap) != PROTO_OK) { list[0] = 0; return 0; }
+    return proto_hook_count(list);
+}
+
 int proto_hook_select(const msgpack_object *meta, const char *want, bool *multi)
 {
     char list[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];
-    *multi = false;
-    if (!meta || proto_meta_str(meta, "hook", list, sizeof list) != PROTO_OK) return PROTO_OK;
-    *multi = proto_hook_count(list) > 1;
+    *multi = proto_meta_hooks(meta, list, sizeof list) > 1;
     if (*multi && !proto_hook_listed(list, want)) {
         proto_set_detail("header: the stream carries the hooks %s, not %s", list, want);
         return PROTO_E_MISMATCH;

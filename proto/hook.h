@@ -26,6 +26,9 @@ static inline int proto_hook_depth(struct proto_hook h) { return h.layer + (h.po
 bool proto_hook_listed(const char *list, const char *name);
 /* The number of names in list (0 for ""). */
 int proto_hook_count(const char *list);
+/* The header meta's "hook" (a name or a list) into list (cap bytes, "" without one); returns the
+ * number of hooks in it (0 without one, 1 for a single-hook stream). */
+int proto_meta_hooks(const msgpack_object *meta, char *list, size_t cap);
 /* 1: the frame's "hook" is name; 0: another hook; -1: the frame has no "hook" string. */
 int proto_frame_hook_is(const struct proto_frame *f, const char *name);
 

@@ -364,7 +364,7 @@ static int select_header(const struct opts *o, struct proto_frame *hdr, struct p
     const struct proto_value *mv = proto_frame_get(hdr, "meta");
     const msgpack_object *meta = mv && mv->type == PROTO_V_OBJ ? &mv->obj : NULL;
     char list[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];
-    if (meta && proto_meta_str(meta, "hook", list, sizeof list) == PROTO_OK && !proto_hook_listed(list, o->hook)) {
+    if (proto_meta_hooks(meta, list, sizeof list) && !proto_hook_listed(list, o->hook)) {
         proto_set_detail("header: the stream carries the hooks %s, not %s", list, o->hook);
         return PROTO_E_MISMATCH;
     }

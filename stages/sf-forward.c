@@ -1127,9 +1127,7 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
     char hook[256];
     uint64_t d_model;
     int err;
-    static char hook_list[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];   /* --from in a multi-hook stream: kept */
     if (meta) proto_meta_uint(meta, "total_rows", &st->total_rows);
-    if (meta) proto_meta_str(meta, "hook", hook_list, sizeof hook_list);
     if (st->o->from_name && meta) {
         if ((err = proto_hook_select(meta, st->o->from_name, &st->multi))) return err;
         if (!st->multi && proto_meta_str(meta, "hook", hook, sizeof hook) == PROTO_OK && strcmp(hook, st->o->from_name) != 0) {
@@ -1142,12 +1140,14 @@ static int write_header(struct state *st, const struct proto_frame *hdr, struct 
             return PROTO_E_MISMATCH;
         }
     }
+    /* the hooks written: --hook's list, or --from's hook (a multi-hook stream keeps its list: carried) */
+    const char *hooks = st->o->hook_name ? st->hl.joined : st->multi ? NULL : st->o->from_name;
     struct proto_meta pm;
     proto_meta_init(&pm, meta, argc, argv);
     if (!(err = proto_meta_set_str(&pm, "model", m->hf->name)) &&
         !(err = proto_meta_set_str(&pm, "model_path", m->hf->dir)) &&
         !(err = proto_meta_set_str(&pm, "architecture", proto_hf_arch_name(m->c.arch))) &&
-        !(err = proto_meta_set_str(&pm, "hook", st->o->hook_name ? st->hl.joined : st->multi ? hook_list : st->o->from_name)) &&
+        (!hooks || !(err = proto_meta_set_str(&pm, "hook", hooks))) &&
         !(err = proto_meta_set_uint(&pm, "d_model", (uint64_t)m->c.d_model)) &&
         !(err = proto_meta_set_uint(&pm, "vocab_size", (uint64_t)m->vocab)))
         err = proto_writer_header(w, &pm);

@@ -204,7 +204,7 @@ static int keep_meta(struct state *st, const struct proto_frame *hdr)
     if (proto_meta_uint(&st->meta_copy.data, "d_model", &d) == PROTO_OK) st->d_model = d;
     if (st->o->hook) return proto_hook_select(&st->meta_copy.data, st->o->hook, &st->multi);
     char list[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];
-    if (proto_meta_str(&st->meta_copy.data, "hook", list, sizeof list) == PROTO_OK && proto_hook_count(list) > 1) {
+    if (proto_meta_hooks(&st->meta_copy.data, list, sizeof list) > 1) {
         proto_set_detail("header: the stream carries the hooks %s: give --hook H (the outlier rule is per hook)", list);
         return PROTO_E_INVAL;
     }

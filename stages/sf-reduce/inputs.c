@@ -278,7 +278,7 @@ static int input_open(struct acc *a, const struct opts *o, struct input *in, con
         if (o->hook && (err = proto_hook_select(&mv->obj, o->hook, &multi))) return err;
         if (o->hook) snprintf(a->hook, sizeof a->hook, "%s", o->hook);
         char list[PROTO_MAX_HOOKS * PROTO_HOOK_NAME];
-        if (!o->hook && proto_meta_str(&mv->obj, "hook", list, sizeof list) == PROTO_OK && proto_hook_count(list) > 1) {
+        if (!o->hook && proto_meta_hooks(&mv->obj, list, sizeof list) > 1) {
             if (a->prov_inputs && cJSON_GetArraySize(a->prov_inputs) > 1 && !a->multi) {
                 proto_set_detail("header: a multi-hook stream (%s) after a single-hook one", list);
                 return PROTO_E_MISMATCH;
