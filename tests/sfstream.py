@@ -544,5 +544,19 @@ def compare_docs(a, b, tol=1e-12, skip=DOC_SKIP):
     return n[0], worst[0], bad
 
 
+# ---- reports ----
+def xml_problems(path):
+    """xmllint on every <svg> of the HTML report at path (well-formed XML) and on the whole page
+    (xmllint --html: balanced tags). The problems found, as text."""
+    import re
+    page, fail = open(path).read(), []
+    for i, s in enumerate(re.findall(r"<svg\b.*?</svg>", page, re.S)):
+        p = subprocess.run(["xmllint", "--noout", "-"], input=s.encode(), capture_output=True)
+        if p.returncode: fail.append("svg %d not well-formed: %s" % (i, p.stderr.decode()[:200]))
+    p = subprocess.run(["xmllint", "--html", "--noout", path], capture_output=True)
+    if p.returncode: fail.append("xmllint --html: " + p.stderr.decode()[:300])
+    return fail
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

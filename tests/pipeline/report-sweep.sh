@@ -51,17 +51,12 @@ for k in 0 1 2; do   # the single-study reports, whose verdicts the sweep table 
 done
 
 "$PY" - <<'PY' || exit 1
-import html as H, json, re, subprocess
+import html as H, json, re
+import sfstream
 import numpy as np
 doc = json.load(open("sweep.json"))
 page = open("rep.html").read()
-fail = []
-svgs = re.findall(r"<svg\b.*?</svg>", page, re.S)
-for i, s in enumerate(svgs):
-    p = subprocess.run(["xmllint", "--noout", "-"], input=s.encode(), capture_output=True)
-    if p.returncode: fail.append("svg %d not well-formed: %s" % (i, p.stderr.decode()[:200]))
-p = subprocess.run(["xmllint", "--html", "--noout", "rep.html"], capture_output=True)
-if p.returncode: fail.append("xmllint --html: " + p.stderr.decode()[:300])
+fail = sfstream.xml_problems("rep.html")
 ids = re.findall(r'<svg[^>]* id="([^"]+)"', page)
 want = ["plot-sweep-profile", "plot-sweep-profile-l2", "plot-sweep-heatmap", "plot-sweep-wdev"] + \
        ["plot-sweep-metrics-" + m for m in ("l0", "ce-delta", "ce-recovered", "ev", "dead", "density-r", "act-sim")]
