@@ -159,6 +159,7 @@ void topk_add(struct topk *t, const struct proto_sparse *sp, const int32_t *tok,
 
 /* ======================== token pieces ======================== */
 struct vocab { char **piece; uint64_t n; };   /* piece: (n), display text, owned */
+#define VOCAB_MAX (1u << 24)                     /* larger ids are not shown (none is that large) */
 
 static void vocab_free(struct vocab *vb)
 {
@@ -188,7 +189,7 @@ static char *piece_text(const char *s, size_t len)
 
 static int vocab_put(struct vocab *vb, uint64_t id, const char *s, size_t len)
 {
-    if (id >= (1u << 24)) return PROTO_OK;   /* not a vocabulary of this world */
+    if (id >= VOCAB_MAX) return PROTO_OK;   /* not a vocabulary of this world */
     if (id >= vb->n) {
         char **g = realloc(vb->piece, (id + 1) * sizeof *g);
         if (!g) return PROTO_E_NOMEM;
@@ -252,12 +253,16 @@ static int vocab_hf(struct vocab *vb, const char *txt)
 {
     cJSON *j = cJSON_Parse(txt), *e;
     int err = j ? PROTO_OK : PROTO_E_FORMAT;
+    /* ids are checked to be in [0, VOCAB_MAX) before the cast (a double out of range is UB to
+     * convert; hf-bpe.c's loader fell into that once); others are skipped, as vocab_put does */
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "model"), "vocab"))
-        if (!err && cJSON_IsNumber(e) && e->valuedouble >= 0) err = vocab_put(vb, (uint64_t)e->valuedouble, e->string, strlen(e->string));
+        if (!err && cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble < VOCAB_MAX)
+            err = vocab_put(vb, (uint64_t)e->valuedouble, e->string, strlen(e->string));
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "added_tokens")) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id"), *c = cJSON_GetObjectItemCaseSensitive(e, "content");
-        if (!err && cJSON_IsNumber(id) && id->valuedouble >= 0 && cJSON_IsString(c))
-            err = vocab_put(vb, (uint64_t)id->valuedouble, c->valuestring, strlen(c->valuestring));
+        long long id;
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (!err && proto_json_int(e, "id", 0, VOCAB_MAX - 1, &id) == 1 && cJSON_IsString(c))
+            err = vocab_put(vb, (uint64_t)id, c->valuestring, strlen(c->valuestring));
     }
     cJSON_Delete(j);
     return err ? err : vb->n ? PROTO_OK : PROTO_E_FORMAT;
