@@ -11,8 +11,10 @@
 #  - memory: peak RSS of --hook blocks.1.hook_resid_post (one frame of 2 x 512 tokens) on a
 #    12-layer bf16 model (d_model 1024, d_ff 2816) vs the model's full f32 size.
 #  - PyTorch: the f32 bench shape through bench/torch-forward.py (HF eager Llama math) right after
-#    sf-forward's f32 row, same frames and thread count: tokens/s of both and the ratio. Only when
-#    python3-torch is installed (the bench never installs it; the row says how).
+#    sf-forward's f32 row, same frames and thread count: tokens/s of both and the ratio, with the
+#    OpenBLAS kernel PyTorch ran on; where that is not the generic fallback, once more on it (what
+#    PyTorch gets on a CPU Debian's OpenBLAS does not know). Only when python3-torch is installed
+#    (the bench never installs it; the row says how).
 #  - projection: one bf16 layer shaped like Gemma-2b (d 2048, 8 heads x 256, MQA, d_ff 16384) and
 #    one like Mistral-7B (d 4096, 32 heads / 8 kv, d_ff 14336) run on the seed's frame (5 x 1024); from
 #    their seconds per token-layer and the loss row's seconds per token-variant-vocab id, hours
@@ -71,15 +73,25 @@ sf_tps=$LAST_TPS
 
 # --- PyTorch, same shape, same frames, same threads, right after ----------------------------
 PYT=${PY:-/usr/bin/python3}
-if "$PYT" -c 'import torch' 2>/dev/null; then
-  thr=$(nproc)
-  tout=$("$PYT" bench/torch-forward.py 2048 4 16 16 5632 8 512 "$NF" "$thr" 2>&1)
+torch_row() { # label [ENV...]: PyTorch on the bench shape, same frames and threads; sets TTPS
+  local label=$1 tout ttps tver tk; shift
+  tout=$(env "$@" "$PYT" bench/torch-forward.py 2048 4 16 16 5632 8 512 "$NF" "$thr" 2>&1)
   ttps=$(sed -n 's/.*tokens_per_s=\([0-9.]*\).*/\1/p' <<<"$tout"); tver=$(sed -n 's/.*torch=\([^ ]*\).*/\1/p' <<<"$tout")
+  tk=$(sed -n 's/.*blas=\([^ ]*\).*/\1/p' <<<"$tout"); TK=$tk
   if [ -n "$ttps" ] && [ -n "$sf_tps" ]; then
-    echo "| PyTorch $tver | same shape and frames, f32, eager HF Llama math, $thr threads | $ttps | tokens/s | sf-forward $sf_tps tokens/s = $(awk -v a="$sf_tps" -v b="$ttps" 'BEGIN{printf "%.2f", a/b}') x PyTorch |"
+    echo "| PyTorch $tver | $label, OpenBLAS kernel $tk | $ttps | tokens/s | sf-forward $sf_tps tokens/s = $(awk -v a="$sf_tps" -v b="$ttps" 'BEGIN{printf "%.2f", a/b}') x PyTorch |"
   else
-    echo "| PyTorch | same shape | FAILED | | $(tail -1 <<<"$tout") |"
+    echo "| PyTorch | $label | FAILED | | $(tail -1 <<<"$tout") |"
   fi
+}
+if "$PYT" -c 'import torch' 2>/dev/null; then
+  thr=$(nproc) TK=""
+  torch_row "same shape and frames, f32, eager HF Llama math, $thr threads, out of the box"
+  # Debian's OpenBLAS 0.3.21 falls back to its generic Prescott kernel on CPUs it does not know
+  # (issue 12's Xeon, family 6 model 207: PyTorch 129 tokens/s there). sf-forward chooses its
+  # kernel from the CPU features (proto/blas.c), PyTorch does not: where this CPU is known, the
+  # row below shows what a PyTorch user gets on such a machine.
+  case "$TK" in Prescott|unknown|"") ;; *) torch_row "same, as on a CPU its OpenBLAS does not know (OPENBLAS_CORETYPE=Prescott)" OPENBLAS_CORETYPE=Prescott ;; esac
 else
   echo "| PyTorch | comparison | n/a | | python3-torch is not installed: apt-get install python3-torch (Debian), then rerun; the bench does not install it |"
 fi

@@ -7,9 +7,11 @@ CPU with random weights (speed does not depend on them).
 
   torch-forward.py D_MODEL LAYERS HEADS KV_HEADS D_FF ROWS CTX FRAMES THREADS
 
-Prints one line: tokens=N seconds=S tokens_per_s=R torch=VERSION threads=T (forward time of
-FRAMES frames of ROWS x CTX tokens, weight creation excluded, like sf-forward's -v figure).
+Prints one line: tokens=N seconds=S tokens_per_s=R torch=VERSION threads=T blas=KERNEL (forward
+time of FRAMES frames of ROWS x CTX tokens, weight creation excluded, like sf-forward's -v
+figure; KERNEL: the OpenBLAS kernel this process's OpenBLAS picked, "unknown" without one).
 """
+import ctypes
 import math
 import sys
 import time
@@ -52,6 +54,17 @@ def block(x, p, cos, sin, H, KV, mask):
     return x + (torch.nn.functional.silu(h @ p["gate"].T) * (h @ p["up"].T)) @ p["down"].T
 
 
+def blas_kernel():
+    """The kernel OpenBLAS picked in this process (Debian's torch calls sgemm_ through libblas.so.3,
+    the same OpenBLAS build, which detects the CPU the same way and reads the same OPENBLAS_CORETYPE)."""
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "unknown"
+
+
 def main():
     D, L, H, KV, FF, R, C, NF, THR = (int(a) for a in sys.argv[1:10])
     torch.set_num_threads(THR)
@@ -75,7 +88,7 @@ def main():
                 x = block(x, p, cos, sin, H, KV, mask)
         sec = time.perf_counter() - t0
     n = NF * R * C
-    print(f"tokens={n} seconds={sec:.3f} tokens_per_s={n / sec:.1f} torch={torch.__version__} threads={THR}")
+    print(f"tokens={n} seconds={sec:.3f} tokens_per_s={n / sec:.1f} torch={torch.__version__} threads={THR} blas={blas_kernel()}")
 
 
 if __name__ == "__main__":

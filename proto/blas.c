@@ -14,6 +14,12 @@
 
 #define STATE_VAR "SAEFLOW_BLAS_STATE"
 #define CORE_VAR "OPENBLAS_CORETYPE"
+#define TIMEOUT_VAR "OPENBLAS_THREAD_TIMEOUT"
+/* OpenBLAS's idle worker threads spin (sched_yield) for 2^28 cycles after every call, taking the
+ * cores from our own threads between GEMMs (attention, norms, the log-sum-exp): 3-5% of
+ * sf-forward on 2 cores. 2^4 cycles (its minimum) puts them to sleep at once; the wake-up costs
+ * microseconds against GEMMs of milliseconds. */
+#define TIMEOUT_OURS "4"
 
 static char s_detected[96] = "";   /* OpenBLAS's own detection (or the faked one) */
 static char s_refused[96] = "";    /* saeflow's choice that failed the self-check */
@@ -132,6 +138,10 @@ static void reexec(void)
     char **argv = cmdline_argv();
     if (!argv) { if (!errno) errno = EINVAL; return; }
     fflush(NULL);
+    /* the binary's own path, so that the process keeps its name (ps, pgrep, top: not "exe") */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) { self[n] = '\0'; execv(self, argv); }
     execv("/proc/self/exe", argv);
     int e = errno;
     free(argv[0]); free(argv);
@@ -145,26 +155,32 @@ static void check_or_warn(const char *whose)
                    whose, proto_blas_kernel(), proto_detail());
 }
 
-/* first start, no user choice: re-exec with the CPU's best kernel when OpenBLAS fell short */
-static void choose(void)
+/* first start: re-exec once, with the CPU's best kernel when OpenBLAS fell short (and no user
+ * choice) and with idle OpenBLAS threads that sleep at once when the user set no timeout */
+static void choose(bool user_core)
 {
     const char *fake = getenv("SAEFLOW_BLAS_FAKE_CORE"), *autov = getenv("SAEFLOW_BLAS_AUTO");
     snprintf(s_detected, sizeof s_detected, "%s", fake && *fake ? fake : proto_blas_kernel());
     const char *best = proto_blas_cpu_best();
-    bool want = best && proto_blas_kernel_rank(best) > proto_blas_kernel_rank(s_detected) &&
-                !(autov && strcmp(autov, "0") == 0);
-    if (want && can_reexec()) {
+    bool autom = !(autov && strcmp(autov, "0") == 0);
+    bool want = autom && !user_core && best && proto_blas_kernel_rank(best) > proto_blas_kernel_rank(s_detected);
+    bool timeout = autom && !getenv(TIMEOUT_VAR) && sysconf(_SC_NPROCESSORS_ONLN) > 1;
+    if ((want || timeout) && can_reexec()) {
         char st[128];
-        snprintf(st, sizeof st, "chose:%s", s_detected);
-        setenv(CORE_VAR, best, 1);
+        snprintf(st, sizeof st, "%s:%s", want ? "chose" : "timeout", s_detected);
+        if (want) setenv(CORE_VAR, best, 1);
+        if (timeout) setenv(TIMEOUT_VAR, TIMEOUT_OURS, 1);
         setenv(STATE_VAR, st, 1);
         reexec();
         int e = errno;
-        unsetenv(CORE_VAR); unsetenv(STATE_VAR);
-        proto_warn("BLAS: cannot re-execute with %s=%s (%s); computing with OpenBLAS's %s kernel",
-                   CORE_VAR, best, strerror(e), proto_blas_kernel());
+        if (want) unsetenv(CORE_VAR);
+        if (timeout) unsetenv(TIMEOUT_VAR);
+        unsetenv(STATE_VAR);
+        if (want)
+            proto_warn("BLAS: cannot re-execute with %s=%s (%s); computing with OpenBLAS's %s kernel",
+                       CORE_VAR, best, strerror(e), proto_blas_kernel());
     }
-    check_or_warn("OpenBLAS's");
+    check_or_warn(user_core ? "the " CORE_VAR : "OpenBLAS's");
 }
 
 /* re-executed with saeflow's choice: keep it if it computes right, else back to OpenBLAS's */
@@ -186,16 +202,19 @@ static void settle_chosen(const char *detected)
 
 const char *proto_blas_describe(void)
 {
-    static char line[256];
-    const char *k = proto_blas_kernel();
+    static char line[320];
+    const char *k = proto_blas_kernel(), *to = getenv(TIMEOUT_VAR);
+    int n;
     if (strcmp(s_origin, "cpu") == 0)
-        snprintf(line, sizeof line, "BLAS kernel %s (chosen from the CPU features; OpenBLAS detected %s)", k, s_detected);
+        n = snprintf(line, sizeof line, "BLAS kernel %s (chosen from the CPU features; OpenBLAS detected %s)", k, s_detected);
     else if (strcmp(s_origin, "fallback") == 0)
-        snprintf(line, sizeof line, "BLAS kernel %s (OpenBLAS's own; %s failed the self-check)", k, s_refused);
+        n = snprintf(line, sizeof line, "BLAS kernel %s (OpenBLAS's own; %s failed the self-check)", k, s_refused);
     else if (strcmp(s_origin, "user") == 0)
-        snprintf(line, sizeof line, "BLAS kernel %s (%s=%s)", k, CORE_VAR, getenv(CORE_VAR) ? getenv(CORE_VAR) : "");
+        n = snprintf(line, sizeof line, "BLAS kernel %s (%s=%s)", k, CORE_VAR, getenv(CORE_VAR) ? getenv(CORE_VAR) : "");
     else
-        snprintf(line, sizeof line, "BLAS kernel %s (OpenBLAS's own choice)", k);
+        n = snprintf(line, sizeof line, "BLAS kernel %s (OpenBLAS's own choice)", k);
+    if (to && n > 0 && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - n, ", idle threads spin 2^%.8s cycles (%s)", to, TIMEOUT_VAR);
     return line;
 }
 
@@ -214,10 +233,11 @@ void proto_blas_init(void)
         s_origin = "fallback";
         snprintf(s_refused, sizeof s_refused, "%s", state + 8);
         check_or_warn("OpenBLAS's");
-    } else if (user && *user) {
-        s_origin = "user";
-        check_or_warn("the " CORE_VAR);
+    } else if (strncmp(state, "timeout:", 8) == 0) {   /* re-executed for the timeout alone */
+        if (user && *user) s_origin = "user";
+        check_or_warn(user && *user ? "the " CORE_VAR : "OpenBLAS's");
     } else {
-        choose();
+        if (user && *user) s_origin = "user";
+        choose(user && *user);
     }
 }

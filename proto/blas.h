@@ -7,12 +7,18 @@
  * OPENBLAS_CORETYPE set to the best kernel the CPU's features allow, then checks that kernel
  * with a small sgemm against a naive loop and, if it computes wrong results, re-executes once
  * more with OpenBLAS's own choice (and warns). A user's OPENBLAS_CORETYPE always wins.
+ * The first re-exec also sets OPENBLAS_THREAD_TIMEOUT=4 (unless the user set it): OpenBLAS's idle
+ * threads then sleep at once instead of spinning against the stage's own threads (3-5% of a
+ * forward on 2 cores); on one core, or with both variables already set, there is no re-exec.
  *
  * Environment:
- *   OPENBLAS_CORETYPE          the user's choice: no re-exec (a failing self-check only warns)
- *   SAEFLOW_BLAS_STATE         internal marker ("chose:DETECTED" / "refused:KERNEL") so the
- *                              re-exec happens at most twice; removed once the kernel is settled
- *   SAEFLOW_BLAS_AUTO=0        keep OpenBLAS's own choice (no re-exec, self-check still runs)
+ *   OPENBLAS_CORETYPE          the user's choice: kept (a failing self-check only warns)
+ *   OPENBLAS_THREAD_TIMEOUT    the user's idle-spin length (OpenBLAS: 2^N cycles): kept
+ *   SAEFLOW_BLAS_STATE         internal marker ("chose:DETECTED" / "timeout:DETECTED" /
+ *                              "refused:KERNEL") so the re-exec happens at most twice;
+ *                              removed once the kernel is settled
+ *   SAEFLOW_BLAS_AUTO=0        leave OpenBLAS as it loaded: its own kernel, its own idle spin
+ *                              (no re-exec; the self-check still runs)
  *   SAEFLOW_BLAS_FAKE_CORE=X   test hook: pretend OpenBLAS detected kernel X
  *   SAEFLOW_BLAS_FAKE_WRONG=1  test hook: the self-check of a kernel saeflow chose sees a wrong
  *                              result (OpenBLAS's own choice is not affected)

@@ -767,6 +767,91 @@ struct lse_args {
     double *mx, *se, *zt, *kl;   /* (n_var·n_tok) each: struct lse */
 };
 
+/* e^x in double, 8 lanes, for the log-sum-exp's x = z − max <= 0: k = round(x / ln 2),
+ * r = x − k·ln 2 (Cody–Waite, |r| <= ln2/2), e^r by its Taylor series to degree 13 (truncation
+ * below 1e-17), scaled by 2^k through the exponent bits; within 2 ulp of exp. Lanes below −708
+ * (e^x < 2^-1021, where 2^k would leave the normal range) give 0: next to the max's own term 1
+ * they are far below half an ulp of any sum of up to 2^40 terms. NaN stays NaN. Only IEEE
+ * basic operations and integer ones, so every clone gives the same bits. */
+typedef double v8d __attribute__((vector_size(64)));
+#pragma GCC diagnostic ignored "-Wpsabi"   /* v8d by value: always-inlined static helpers, no ABI crossed */
+typedef int64_t v8l __attribute__((vector_size(64)));
+
+__attribute__((always_inline)) static inline v8d exp8_neg(v8d x)
+{
+    const v8d lo = (v8d){0} - 708.0, shift = (v8d){0} + 0x1.8p52;
+    v8l tiny = x < lo;                                  /* -1 where flushed to 0 */
+    x = (v8d)(((v8l)x & ~tiny) | ((v8l)lo & tiny));    /* keep k in range there */
+    v8d t = x * 0x1.71547652b82fep0 + shift;            /* 1.5·2^52 + k */
+    v8d k = t - shift;
+    v8d r = (x - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33;
+    /* Σ_{i<=13} r^i/i! by Estrin's scheme (short dependency chains) */
+    v8d r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    v8d p01 = 1.0 + r, p23 = 1.0 / 2 + r * (1.0 / 6), p45 = 1.0 / 24 + r * (1.0 / 120),
+        p67 = 1.0 / 720 + r * (1.0 / 5040), p89 = 1.0 / 40320 + r * (1.0 / 362880),
+        pab = 1.0 / 3628800 + r * (1.0 / 39916800), pcd = 1.0 / 479001600 + r * (1.0 / 6227020800);
+    v8d p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67) + r8 * ((p89 + r2 * pab) + r4 * pcd);
+    v8l ki = (v8l)t - (v8l)shift;                        /* k as an integer */
+    v8d scale = (v8d)((ki + 1023) << 52);
+    return (v8d)((v8l)(p * scale) & ~tiny);
+}
+
+#define MAX_VAR 4   /* clean, spliced, spliced at every token, ablated */
+
+/* The largest of m and z[0..n) (NaNs skipped), 16 lanes: a max is exact in any order. */
+PROTO_SIMD_CLONES
+static float max_f32(const float *z, size_t n, float m)
+{
+    float lane[16];
+    for (int l = 0; l < 16; l++) lane[l] = m;
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) lane[l] = z[j + l] > lane[l] ? z[j + l] : lane[l];
+    for (; j < n; j++) if (z[j] > m) m = z[j];
+    for (int l = 0; l < 16; l++) if (lane[l] > m) m = lane[l];
+    return m;
+}
+
+typedef float v8f __attribute__((vector_size(32)));
+
+/* m <= 8 logits as doubles, the lanes past m set to pad. */
+__attribute__((always_inline)) static inline v8d load8(const float *z, size_t m, float pad)
+{
+    v8f f;
+    if (m == 8) memcpy(&f, z, sizeof f);
+    else for (int l = 0; l < 8; l++) f[l] = l < (int)m ? z[l] : pad;
+    return __builtin_convertvector(f, v8d);
+}
+
+struct exp_acc { v8d s, kl[MAX_VAR - 1]; };
+
+/* Adds m <= 8 logits z of the clean or only variant (and of n_p patched ones, zp) to the lanes. */
+__attribute__((always_inline)) static inline void exp_step(struct exp_acc *A, const float *z, size_t m, double mx, const float *const *zp, int n_p, size_t j)
+{
+    const float pad = -0x1p127f;               /* lanes past m: e = 0 and z − zp = 0 */
+    v8d zc = load8(z + j, m, pad);
+    v8d e = exp8_neg(zc - mx);
+    A->s += e;
+    for (int q = 0; q < n_p; q++) A->kl[q] += e * (zc - load8(zp[q] + j, m, pad));
+}
+
+__attribute__((always_inline)) static inline double lanes_sum(v8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+
+/* Σ_j e^(z[j] − mx) over the n logits z of one token, in double; with n_p patched variants of
+ * it (zp[q] (n), the same ids) also kl[q] += Σ_j e^(z[j] − mx)(z[j] − zp[q][j]). Eight lane sums,
+ * added in a fixed order at the end: the same bits for any --threads and any clone. */
+PROTO_SIMD_CLONES
+static double exp_sum(const float *z, size_t n, double mx, const float *const *zp, int n_p, double *kl)
+{
+    struct exp_acc A;
+    memset(&A, 0, sizeof A);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) exp_step(&A, z, 8, mx, zp, n_p, j);
+    if (j < n) exp_step(&A, z, n - j, mx, zp, n_p, j);
+    for (int q = 0; q < n_p; q++) kl[q] += lanes_sum(A.kl[q]);
+    return lanes_sum(A.s);
+}
+
 static void lse_range(void *arg, size_t lo, size_t hi)
 {
     const struct lse_args *a = arg;
@@ -780,27 +865,19 @@ static void lse_range(void *arg, size_t lo, size_t hi)
             size_t i = var * n_tok + t;
             const float *zi = a->z + i * nv;
             if (in_chunk) a->zt[i] = zi[tgt - v0];
-            double mx = a->mx[i];
-            for (size_t j = 0; j < nv; j++) if (zi[j] > mx) mx = zi[j];
+            double mx = max_f32(zi, nv, (float)a->mx[i]);   /* mx holds a float's value */
             if (mx > a->mx[i]) {   /* rescale what was summed under the old max */
                 double r = exp(a->mx[i] - mx);
                 a->se[i] *= r;
                 if (var == 0) for (int p = 1; p < n_var; p++) a->kl[p * n_tok + t] *= r;
                 a->mx[i] = mx;
             }
-            double se = 0;
-            if (var == 0 && n_var > 1) {
-                double acc[4] = {0};
-                for (size_t j = 0; j < nv; j++) {
-                    double e = exp((double)zi[j] - mx);
-                    se += e;
-                    for (int p = 1; p < n_var; p++) acc[p] += e * ((double)zi[j] - a->z[(p * n_tok + t) * nv + j]);
-                }
-                for (int p = 1; p < n_var; p++) a->kl[p * n_tok + t] += acc[p];
-            } else {
-                for (size_t j = 0; j < nv; j++) se += exp((double)zi[j] - mx);
-            }
-            a->se[i] += se;
+            const float *zp[MAX_VAR - 1];
+            double klp[MAX_VAR - 1] = {0};
+            int n_p = var == 0 ? n_var - 1 : 0;
+            for (int p = 0; p < n_p; p++) zp[p] = a->z + ((p + 1) * n_tok + t) * nv;
+            a->se[i] += exp_sum(zi, nv, mx, zp, n_p, klp);
+            for (int p = 0; p < n_p; p++) a->kl[(p + 1) * n_tok + t] += klp[p];
         }
     }
 }

@@ -4,7 +4,8 @@
 # survives the re-exec (output bytes equal to the plain run); a user's OPENBLAS_CORETYPE wins
 # over the fake; a chosen kernel that fails the self-check (SAEFLOW_BLAS_FAKE_WRONG=1) is
 # refused with one warning and the run still succeeds with the same output; under valgrind
-# there is no re-exec and the run is clean.
+# there is no re-exec and the run is clean; OpenBLAS's idle threads are set to sleep at once
+# (OPENBLAS_THREAD_TIMEOUT=4, -v says so) unless the user set a timeout or SAEFLOW_BLAS_AUTO=0.
 source "$SF_ROOT/tests/lib.sh"
 need_fixtures
 [ "${VALGRIND:-0}" = 1 ] && skip "re-exec is off under valgrind by design; the plain run tests it"
@@ -52,7 +53,19 @@ else
     { cat vg.txt; die "valgrind with faked Prescott failed"; }
   grep -q "BLAS kernel .* (OpenBLAS's own choice)" vg.txt || { cat vg.txt; die "valgrind: expected OpenBLAS's own kernel"; }
 fi
-# 5. a stage without BLAS neither settles a kernel nor names one (-v, the header's stages[])
+# 5. the idle spin: ours (4) by default, the user's value kept, none with SAEFLOW_BLAS_AUTO=0
+spin() { env "$@" sf-forward -v --model "$F/models/stories260k" --hook blocks.2.hook_resid_post -i tok.sf -o /dev/null 2>&1 | grep 'BLAS kernel'; }
+if [ "$(nproc)" -gt 1 ]; then
+  spin SAEFLOW_BLAS_NONE=1 | grep -q 'idle threads spin 2^4 cycles (OPENBLAS_THREAD_TIMEOUT)$' || die "default: -v does not show the timeout: $(spin)"
+fi
+spin OPENBLAS_THREAD_TIMEOUT=20 | grep -q 'idle threads spin 2^20 cycles' || die "the user's OPENBLAS_THREAD_TIMEOUT was not kept: $(spin OPENBLAS_THREAD_TIMEOUT=20)"
+! spin SAEFLOW_BLAS_AUTO=0 | grep -q 'idle threads' || die "SAEFLOW_BLAS_AUTO=0 still set a timeout"
+#    and the re-executed stage keeps its name (ps, pgrep -x; not "exe" from /proc/self/exe)
+mkfifo hold.fifo
+sf-forward --model "$F/models/stories260k" --hook blocks.2.hook_resid_post -q -i hold.fifo -o /dev/null 2> /dev/null & fp=$!
+exec 9> hold.fifo; sleep 0.5; comm=$(cat /proc/$fp/comm); exec 9>&-; wait $fp
+[ "$comm" = sf-forward ] || die "the re-executed stage is named '$comm'"
+# 6. a stage without BLAS neither settles a kernel nor names one (-v, the header's stages[])
 SAEFLOW_BLAS_FAKE_CORE=Prescott sf-cat -v --summary -i tok.sf > cat.txt 2> cat.err || die "sf-cat failed"
 ! grep -q "BLAS kernel" cat.err || die "sf-cat settled a BLAS kernel: $(cat cat.err)"
 sf-forward --model "$F/models/stories260k" --hook blocks.2.hook_resid_post -i tok.sf | sf-outliers --max-norm 1e9 | sf-cat --head 0 > hdr.json

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run-time dispatch of the hot element-wise loops (issue 12; proto/parallel.h PROTO_SIMD_CLONES):
-# sf-forward (RMSNorm, RoPE) and sf-encode (the sparse decode of --splice) carry AVX-512, AVX2
+# sf-forward (RMSNorm, RoPE, the loss's vectorised log-sum-exp and KL sums) and sf-encode (the sparse decode of --splice) carry AVX-512, AVX2
 # and baseline versions of them, and the output bytes do not
 # depend on which one runs — the CPU's own pick vs the AVX2 one valgrind gets (it reports no
 # AVX-512) — on stories260k and the Gemma-architecture checkpoint (RMSNorm with 1 + w, GeGLU).
@@ -32,6 +32,11 @@ for l in sys.stdin:
   body() { sf-cat -i "$1" | grep -v -e '"kind":"header"' -e '"kind":"end"'; }
   cmp -s <(body "cpu-$m.sf") <(body "vg-$m.sf") || die "$m: the AVX2 clone (valgrind) and the CPU's pick give different acts"
 done
+# the loss from blocks.1 (clean + ablated: exp_sum's exp, lane sums and KL terms in every clone)
+sf-forward --model "$M/stories260k" --from blocks.1.hook_resid_post --loss --ablate -q -i cpu-stories260k.sf -o loss-cpu.sf || die "loss"
+valgrind -q --error-exitcode=99 sf-forward --model "$M/stories260k" --from blocks.1.hook_resid_post --loss --ablate -q \
+  -i cpu-stories260k.sf -o loss-vg.sf 2> vg.err || { cat vg.err; die "loss under valgrind"; }
+cmp -s <(body loss-cpu.sf) <(body loss-vg.sf) || die "sf-forward --loss: the AVX2 clone (valgrind) and the CPU's pick give different ce/kl"
 S=$F/saes/stories260k-L2-relu
 sf-forward --model "$M/stories260k" --hook blocks.2.hook_resid_post -q -i tok.sf -o a2.sf || die "acts at blocks.2"
 sf-encode --sae "$S" --splice -q -i a2.sf -o enc-cpu.sf || die "encode"
