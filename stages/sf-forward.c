@@ -10,7 +10,9 @@
  * with `recon` also `ce_spliced` and `kl_spliced` (recon where keep == 1, or everywhere without
  * keep; with keep also `ce_spliced_unfiltered`/`kl_spliced_unfiltered`: recon at every token, the
  * figures without outlier filtering, computed only for frames that have an outlier), with --ablate
- * also `ce_ablated` and `kl_ablated` (zeros where keep == 1). KL is
+ * also `ce_ablated` and `kl_ablated` (zeros where keep == 1; a row with no outlier is all zeros
+ * and stays exactly zero to the logits in these bias-free models, so only rows with an outlier
+ * are run for it: --ablate costs nothing on frames without outliers). KL is
  * KL(clean || patched) in nats. The consumed `acts`, `recon` and `feats` are dropped; other keys
  * are carried.
  *
@@ -747,12 +749,15 @@ struct loss_work {
     struct proto_buf ce;       /* (n_var, rows, ctx-1) f32 per-token outputs: ce then kl */
     struct proto_buf xin;      /* acts as f32, recon as f32 (when converted) */
     struct proto_buf rin;
+    struct proto_buf arow;     /* (rows) i32: the ablated variant's computed row, -1 when all zeros */
+    struct proto_buf zero;     /* (chunk) f32 zeros: the logits of an all-zero ablated row */
 };
 
 static void loss_work_destroy(struct loss_work *lw)
 {
     proto_buf_destroy(&lw->z); proto_buf_destroy(&lw->wchunk); proto_buf_destroy(&lw->st);
     proto_buf_destroy(&lw->ce); proto_buf_destroy(&lw->xin); proto_buf_destroy(&lw->rin);
+    proto_buf_destroy(&lw->arow); proto_buf_destroy(&lw->zero);
 }
 
 /* Folds one vocabulary chunk of logits z (n_var·n_tok, nv), ids [v0, v0+nv), into the online
@@ -760,12 +765,27 @@ static void loss_work_destroy(struct loss_work *lw)
  * logit zt (token t predicts tok[t+1] within its row), and for patched variants p >= 1
  * kl[p] = Σ e^(z_c − mx_c)(z_c − z_p) over the clean variant's terms (double). */
 struct lse_args {
-    const float *z;              /* (n_var·n_tok, nv) logits of the chunk */
+    const float *z;              /* (computed rows·ctx, nv) logits of the chunk */
     size_t nv, v0, n_tok;        /* chunk ids [v0, v0+nv); tokens per variant */
     const int32_t *tok;          /* (n_tok) */
     int n_var, ctx;
     double *mx, *se, *zt, *kl;   /* (n_var·n_tok) each: struct lse */
+    const int32_t *arow;         /* the last variant's rows (struct ablated), NULL: all computed */
+    const float *zero;           /* (nv) zeros */
 };
+
+/* The chunk's logits (nv) of token t of variant var: its row of z, or for a row of the ablated
+ * variant whose input is all zeros the zero vector (see struct ablated). */
+static const float *lse_logits(const struct lse_args *a, int var, size_t t)
+{
+    size_t row = var * a->n_tok + t;
+    if (a->arow && var == a->n_var - 1) {
+        int32_t r = a->arow[t / a->ctx];
+        if (r < 0) return a->zero;
+        row = var * a->n_tok + (size_t)r * a->ctx + t % a->ctx;
+    }
+    return a->z + row * a->nv;
+}
 
 /* e^x in double, 8 lanes, for the log-sum-exp's x = z − max <= 0: k = round(x / ln 2),
  * r = x − k·ln 2 (Cody–Waite, |r| <= ln2/2), e^r by its Taylor series to degree 13 (truncation
@@ -863,7 +883,7 @@ static void lse_range(void *arg, size_t lo, size_t hi)
         bool in_chunk = has_target && tgt >= v0 && tgt < v0 + nv;
         for (int var = 0; var < n_var; var++) {
             size_t i = var * n_tok + t;
-            const float *zi = a->z + i * nv;
+            const float *zi = lse_logits(a, var, t);
             if (in_chunk) a->zt[i] = zi[tgt - v0];
             double mx = max_f32(zi, nv, (float)a->mx[i]);   /* mx holds a float's value */
             if (mx > a->mx[i]) {   /* rescale what was summed under the old max */
@@ -875,31 +895,43 @@ static void lse_range(void *arg, size_t lo, size_t hi)
             const float *zp[MAX_VAR - 1];
             double klp[MAX_VAR - 1] = {0};
             int n_p = var == 0 ? n_var - 1 : 0;
-            for (int p = 0; p < n_p; p++) zp[p] = a->z + ((p + 1) * n_tok + t) * nv;
+            for (int p = 0; p < n_p; p++) zp[p] = lse_logits(a, p + 1, t);
             a->se[i] += exp_sum(zi, nv, mx, zp, n_p, klp);
             for (int p = 0; p < n_p; p++) a->kl[(p + 1) * n_tok + t] += klp[p];
         }
     }
 }
 
-/* From the final residual of n_var variants of the same n_rows·ctx tokens (x (n_var·n_tok, d) in
- * w->x, variant 0 clean), per-token CE of every variant and KL(clean ‖ variant) for v >= 1:
- * ce (n_var, n_rows, ctx−1), kl (n_var, n_rows, ctx−1) (kl of variant 0 unused). */
+/* The zero-ablated variant (--ablate, always the last): a row whose tokens are all kept (no
+ * outlier) has all-zero input, and in these architectures (no biases; RMSNorm, attention, the
+ * GLU MLP and the unembedding all map zeros to zeros) its residual stays exactly zero to the
+ * logits. Such rows are not run: their logits are the zero vector, bit for bit what running them
+ * gives. Only rows with an outlier (kept as they are there) are computed, packed after the other
+ * variants' rows. row[r] = the packed index of row r, or -1; n = the rows computed. */
+struct ablated { const int32_t *row; size_t n; };
+
+/* From the final residual of n_var variants of the same n_rows·ctx tokens (x in w->x: (n_var·n_tok,
+ * d), variant 0 clean; with ab.row the last variant has only its ab.n computed rows), per-token CE
+ * of every variant and KL(clean ‖ variant) for v >= 1: ce (n_var, n_rows, ctx−1), kl (n_var,
+ * n_rows, ctx−1) (kl of variant 0 unused). */
 static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, const int32_t *tok,
-                        size_t n_rows, int ctx, int n_var, float *ce, float *kl)
+                        size_t n_rows, int ctx, int n_var, struct ablated ab, float *ce, float *kl)
 {
     const struct proto_hf_config *c = &m->c;
     int d = c->d_model, V = m->vocab;
     size_t n_tok = n_rows * ctx, n_all = n_tok * n_var;
+    size_t n_run = ab.row ? n_tok * (n_var - 1) + ab.n * ctx : n_all;   /* rows of x computed */
     float *h = w->h.p;          /* (n_all, d) normed final residual */
-    rmsnorm(w->n_threads, h, w->x.p, m->norm.f32, n_all, d, c->eps);
+    rmsnorm(w->n_threads, h, w->x.p, m->norm.f32, n_run, d, c->eps);
 
     size_t chunk = LOGIT_CHUNK_BYTES / (n_all * sizeof(float));
     if (chunk < 16) chunk = 16;
     if (chunk > (size_t)V) chunk = V;
-    if (proto_buf_reserve(&lw->z, n_all * chunk * 4) || proto_buf_reserve(&lw->st, 4 * n_all * sizeof(double)) ||
+    if (proto_buf_reserve(&lw->z, n_run * chunk * 4) || proto_buf_reserve(&lw->st, 4 * n_all * sizeof(double)) ||
+        proto_buf_reserve(&lw->zero, chunk * 4) ||
         (!m->head.f32 && !wt_direct(&m->head) && proto_buf_reserve(&lw->wchunk, chunk * d * 4)))
         return PROTO_E_NOMEM;
+    memset(lw->zero.p, 0, chunk * 4);
     struct lse S = {lw->st.p, (double *)lw->st.p + n_all, (double *)lw->st.p + 2 * n_all, (double *)lw->st.p + 3 * n_all};
     for (size_t i = 0; i < n_all; i++) { S.mx[i] = -INFINITY; S.se[i] = 0; S.zt[i] = NAN; S.kl[i] = 0; }
 
@@ -907,11 +939,11 @@ static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, c
         size_t nv = V - v0 < chunk ? V - v0 : chunk;
         const float *Wc = wt_rows(&m->head, v0, nv, d, lw->wchunk.p);   /* (nv, d) */
         if (!m->head.f32) wt_release(&m->head, v0, nv, d);
-        float *z = lw->z.p;                                            /* (n_all, nv) */
-        matmul(z, h, Wc, n_all, d, (int)nv, 0.0f);
-        w->flops += 2.0 * n_all * d * nv;
+        float *z = lw->z.p;                                            /* (n_run, nv) */
+        matmul(z, h, Wc, n_run, d, (int)nv, 0.0f);
+        w->flops += 2.0 * n_run * d * nv;
         struct lse_args a = {.z = z, .nv = nv, .v0 = v0, .n_tok = n_tok, .tok = tok, .n_var = n_var, .ctx = ctx,
-                             .mx = S.mx, .se = S.se, .zt = S.zt, .kl = S.kl};
+                             .mx = S.mx, .se = S.se, .zt = S.zt, .kl = S.kl, .arow = ab.row, .zero = lw->zero.p};
         proto_parallel_for(w->n_threads, n_tok, grain(nv * n_var), lse_range, &a);
     }
     /* CE = lse − z_target; KL(clean ‖ p) = Σ p_c (z_c − z_p) − (lse_c − lse_p) */
@@ -949,12 +981,24 @@ struct state {
 static const char *const LOSS_KEY[N_LOSS_OUT] = {"ce_clean", "ce_spliced", "kl_spliced", "ce_ablated", "kl_ablated",
                                                 "ce_spliced_unfiltered", "kl_spliced_unfiltered"};
 
+/* The ablated variant's rows (struct ablated) of n_rows rows of ctx tokens: row[r] = -1 where
+ * keep is 1 at every token (keep NULL: everywhere), else the next packed index. */
+static struct ablated ablated_rows(int32_t *row, const uint8_t *keep, size_t n_rows, size_t ctx)
+{
+    struct ablated ab = {row, 0};
+    for (size_t r = 0; r < n_rows; r++)
+        row[r] = keep && memchr(keep + r * ctx, 0, ctx) ? (int32_t)ab.n++ : -1;
+    return ab;
+}
+
 /* The input rows of the variants into x (n_var, n_tok, d), in the order process_acts reads them:
  * clean, spliced (recon where keep is 1), unfiltered (recon everywhere; with unf), ablated (zeros
- * where keep is 1; with --ablate). acts, recon: (n_tok, d); keep: (n_tok) or NULL. */
+ * where keep is 1, only the ab.n rows with an outlier; with --ablate). acts, recon: (n_tok, d);
+ * keep: (n_tok) or NULL. */
 static void variants_fill(struct state *st, float *x, const float *acts, const float *recon, const uint8_t *keep,
-                          bool unf, size_t n_tok, int d)
+                          bool unf, struct ablated ab, size_t n_rows, size_t ctx, int d)
 {
+    size_t n_tok = n_rows * ctx;
     memcpy(x, acts, n_tok * d * sizeof(float));
     for (size_t t = 0; t < n_tok; t++)
         for (int i = 0; i < d; i++)
@@ -968,9 +1012,13 @@ static void variants_fill(struct state *st, float *x, const float *acts, const f
     if (unf) memcpy(x + var++ * n_tok * d, recon, n_tok * d * sizeof(float));
     if (st->o->ablate) {
         float *xa = x + var++ * n_tok * d;
-        for (size_t t = 0; t < n_tok; t++)
-            if (!keep || keep[t]) memset(xa + t * d, 0, d * sizeof(float));
-            else memcpy(xa + t * d, acts + t * d, d * sizeof(float));
+        for (size_t r = 0; r < n_rows; r++) {
+            if (ab.row[r] < 0) continue;
+            float *xr = xa + (size_t)ab.row[r] * ctx * d;
+            for (size_t p = 0, t = r * ctx; p < ctx; p++, t++)
+                if (keep[t]) memset(xr + p * d, 0, d * sizeof(float));
+                else memcpy(xr + p * d, acts + t * d, d * sizeof(float));
+        }
     }
 }
 
@@ -1116,14 +1164,20 @@ static int process_acts(struct state *st, struct proto_frame *fr, struct proto_w
      * else it equals spliced), ablated (zeros where keep) */
     bool unf = recon && keep && memchr(keep, 0, n_tok) != NULL;
     int n_var = 1 + (recon != NULL) + unf + st->o->ablate;
-    if ((err = work_reserve(&st->w, &st->m, n_tok * n_var, (int)ctx))) return err;
-    variants_fill(st, st->w.x.p, acts, recon, keep, unf, n_tok, d);
-    for (int l = st->start; l < st->stop; l++) block_forward(&st->m, &st->w, l, n_rows * n_var, (int)ctx);
+    struct ablated ab = {NULL, 0};
+    if (st->o->ablate) {
+        if (proto_buf_reserve(&st->lw.arow, n_rows * sizeof(int32_t))) return PROTO_E_NOMEM;
+        ab = ablated_rows(st->lw.arow.p, keep, n_rows, ctx);
+    }
+    size_t run_rows = n_rows * (n_var - st->o->ablate) + ab.n;   /* rows through the blocks */
+    if ((err = work_reserve(&st->w, &st->m, run_rows * ctx, (int)ctx))) return err;
+    variants_fill(st, st->w.x.p, acts, recon, keep, unf, ab, n_rows, ctx, d);
+    for (int l = st->start; l < st->stop; l++) block_forward(&st->m, &st->w, l, run_rows, (int)ctx);
 
     size_t nc = ctx - 1, n_out = n_rows * nc;
     if (proto_buf_reserve(&st->lw.ce, 2 * n_var * n_out * sizeof(float))) return PROTO_E_NOMEM;
     float *ce = st->lw.ce.p, *kl = ce + n_var * n_out;   /* (n_var, n_rows, ctx-1) each */
-    if ((err = loss_compute(&st->m, &st->w, &st->lw, tt->data, n_rows, (int)ctx, n_var, ce, kl))) return err;
+    if ((err = loss_compute(&st->m, &st->w, &st->lw, tt->data, n_rows, (int)ctx, n_var, ab, ce, kl))) return err;
 
     /* the loss frame: tokens, the loss tensors, other keys carried; acts/recon/feats dropped */
     fr->kind = PROTO_KIND_LOSS;
@@ -1277,7 +1331,8 @@ static void usage(FILE *fp)
         "                        and frame (0: never cache). Converted weights are not kept twice:\n"
         "                        the resident size is about the cache plus one layer\n"
         "Memory: the weights are mmapped (plus the f32 cache); work buffers take about\n"
-        "6·rows·ctx·d_model floats per frame (times 2 or 3 with --from and recon / --ablate) plus\n"
+        "6·rows·ctx·d_model floats per frame (with --from times the variants: clean, spliced, spliced\n"
+        "at every token when keep marks an outlier, and --ablate's rows that have an outlier) plus\n"
         "128 MiB for the MLP and 128 MiB for a vocabulary chunk of logits.\n\n");
     proto_cli_help_common(fp);
     fprintf(fp,

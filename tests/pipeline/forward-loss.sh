@@ -60,6 +60,21 @@ close("keep: ce_ablated", lf["ce_ablated"], oracles.ce(lp_a, tok))
 close("keep: kl_ablated", lf["kl_ablated"], oracles.kl(lp_clean, lp_a), 1e-4)
 if not np.array_equal(lf.get("keep"), keep): fails.append("keep not carried")
 
+# 3b. rows without an outlier next to rows with one: the ablated rows that are all zeros are not
+#     run (their logits are exactly zero: CE = ln V), the others are packed and run
+keep = np.ones(tok.shape, np.uint8)
+keep[1::2] = (rng.random(keep[1::2].shape) > 0.3)
+keep[1::2, 0] = 0
+sf.pack(sf.acts_stream([(tok, x, recon, keep)], H), "in.sf")
+lf = [f for f in sf.forward(["--model", M, "--from", H, "--loss", "--ablate"], "in.sf", "loss.sf") if f["kind"] == "loss"][0]
+lp_a = np_model.logprobs(np.where(keep[..., None].astype(bool), 0, x).astype(np.float64), 3)
+close("mixed rows: ce_ablated", lf["ce_ablated"], oracles.ce(lp_a, tok))
+close("mixed rows: kl_ablated", lf["kl_ablated"], oracles.kl(lp_clean, lp_a), 1e-4)
+V = lp_clean.shape[-1]
+if not np.all(lf["ce_ablated"][0::2] == np.float32(np.log(V))):
+    fails.append("mixed rows: an all-kept row's ce_ablated is not exactly ln V")
+print(f"mixed rows: {tok.shape[0] // 2} of {tok.shape[0]} ablated rows all zeros, ce_ablated there = ln {V} exactly")
+
 # 4. a splice that changes nothing: KL 0, CE equal within rounding
 sf.pack(sf.acts_stream([(tok, x, x)], H), "in.sf")
 lf = [f for f in sf.forward(["--model", M, "--from", H, "--loss"], "in.sf", "loss.sf") if f["kind"] == "loss"][0]
