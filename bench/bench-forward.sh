@@ -167,7 +167,7 @@ if [ "${SF_BENCH_BIG:-0}" = 1 ]; then
   else fail "7B-shaped memory row" "sf-mkmodel"; fi
   rm -rf "$tmp/m7b"
 else
-  echo "| sf-forward | peak RSS, Mistral-7B-shaped bf16 to blocks.8 | skipped | | SF_BENCH_BIG=1 runs it (3.7 GB checkpoint, ~4 min); last: 3640 MiB (< 6 GB), 65 GFLOP/s on a loaded machine |"
+  echo "| sf-forward | peak RSS, Mistral-7B-shaped bf16 to blocks.8 | skipped | | SF_BENCH_BIG=1 runs it (3.7 GB checkpoint, ~4 min); last: 3641 MiB (< 6 GB), 172 GFLOP/s (AMD EPYC, 2 cores, idle) |"
 fi
 
 # --- projection: the seed's studies on this machine -----------------------------------------

@@ -760,8 +760,8 @@ static void loss_work_destroy(struct loss_work *lw)
     proto_buf_destroy(&lw->arow); proto_buf_destroy(&lw->zero);
 }
 
-/* Folds one vocabulary chunk of logits z (n_var·n_tok, nv), ids [v0, v0+nv), into the online
- * statistics of tokens [lo, hi) of every variant: running max mx, Σ e^(z − mx) se, the target's
+/* Folds one vocabulary chunk of logits (n_var·n_tok rows of nv, see lse_logits), ids [v0, v0+nv),
+ * into the online statistics of tokens [lo, hi) of every variant: running max mx, Σ e^(z − mx) se, the target's
  * logit zt (token t predicts tok[t+1] within its row), and for patched variants p >= 1
  * kl[p] = Σ e^(z_c − mx_c)(z_c − z_p) over the clean variant's terms (double). */
 struct lse_args {
@@ -793,8 +793,8 @@ static const float *lse_logits(const struct lse_args *a, int var, size_t t)
  * (e^x < 2^-1021, where 2^k would leave the normal range) give 0: next to the max's own term 1
  * they are far below half an ulp of any sum of up to 2^40 terms. NaN stays NaN. Only IEEE
  * basic operations and integer ones, so every clone gives the same bits. */
-typedef double v8d __attribute__((vector_size(64)));
 #pragma GCC diagnostic ignored "-Wpsabi"   /* v8d by value: always-inlined static helpers, no ABI crossed */
+typedef double v8d __attribute__((vector_size(64)));
 typedef int64_t v8l __attribute__((vector_size(64)));
 
 __attribute__((always_inline)) static inline v8d exp8_neg(v8d x)
@@ -921,7 +921,7 @@ static int loss_compute(struct model *m, struct work *w, struct loss_work *lw, c
     int d = c->d_model, V = m->vocab;
     size_t n_tok = n_rows * ctx, n_all = n_tok * n_var;
     size_t n_run = ab.row ? n_tok * (n_var - 1) + ab.n * ctx : n_all;   /* rows of x computed */
-    float *h = w->h.p;          /* (n_all, d) normed final residual */
+    float *h = w->h.p;          /* (n_run, d) normed final residual */
     rmsnorm(w->n_threads, h, w->x.p, m->norm.f32, n_run, d, c->eps);
 
     size_t chunk = LOGIT_CHUNK_BYTES / (n_all * sizeof(float));
