@@ -43,7 +43,8 @@ bool proto_same_file(const char *a, const char *b)
 {
     if (not_a_file(a) || not_a_file(b)) return false;
     struct stat sa, sb;
-    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)   /* /dev/null, a fifo or a tty read and written is no overwrite */
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino && (S_ISREG(sa.st_mode) || S_ISDIR(sa.st_mode));
     return strcmp(a, b) == 0;
 }
 
@@ -98,6 +99,12 @@ static int sync_path(const char *p, const char *name)
 
 int proto_tmp_commit(const char *tmp, const char *path)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {   /* never rename over a device, fifo or folder */
+        proto_set_detail("%s: not a regular file", path);
+        unlink(tmp);
+        return PROTO_E_IO;
+    }
     int err = sync_path(tmp, path);
     if (!err && rename(tmp, path) != 0) { proto_set_detail("%s: %s", path, strerror(errno)); err = PROTO_E_IO; }
     if (err) unlink(tmp);
@@ -109,6 +116,14 @@ int proto_tmp_commit(const char *tmp, const char *path)
 int proto_tmp_open(const char *path, char *tmp, size_t cap, bool *anon)
 {
     *anon = false; tmp[0] = 0;
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        /* a device (/dev/null) or a fifo is written in place: renaming a file over it would
+         * replace it (as root, /dev/null itself). tmp "" and not anon: finish renames nothing. */
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        if (fd < 0) proto_set_detail("%s: %s", path, strerror(errno));
+        return fd < 0 ? PROTO_E_IO : fd;
+    }
 #ifdef O_TMPFILE
     char dir[4200];
     const char *slash = strrchr(path, '/');
@@ -141,6 +156,7 @@ static int tmp_link(int fd, const char *path, char *tmp, size_t cap)
 
 int proto_tmp_finish(int fd, bool anon, char *tmp, size_t cap, const char *path, bool commit)
 {
+    if (!anon && !tmp[0]) return PROTO_OK;   /* written in place (a device or fifo) or never opened */
     if (!commit) { if (!anon && tmp[0]) unlink(tmp); return PROTO_OK; }
     int err = PROTO_OK;
     if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) { proto_set_detail("%s: %s", path, strerror(errno)); err = PROTO_E_IO; }

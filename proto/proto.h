@@ -357,8 +357,9 @@ int proto_st_write(const char *path, const struct proto_st_entry *e, int n, enum
 /* ---- small file helpers ---- */
 /* Reads a whole file into a NUL-terminated malloc'd buffer. */
 int proto_read_file(const char *path, char **out, size_t *len);
-/* True when endpoints a and b name the same file: same st_dev/st_ino when both exist, the same
- * string otherwise. "-", tcp://, ipc:// and inproc:// are never files. */
+/* True when endpoints a and b name the same file: the same regular file or directory (st_dev,
+ * st_ino) when both exist, the same string otherwise. "-", tcp://, ipc:// and inproc:// are never
+ * files; devices (/dev/null), fifos and sockets read and written are not one file overwritten. */
 bool proto_same_file(const char *a, const char *b);
 /* Whole-or-nothing outputs. proto_tmp_create makes an empty file PATH.tmp-XXXXXX (0666 less the
  * umask) and puts its name in tmp; write it, then proto_tmp_commit fsyncs it and renames it over
@@ -369,7 +370,10 @@ int proto_tmp_commit(const char *tmp, const char *path);
  * (or an error < 0): an unnamed file in path's folder (O_TMPFILE, *anon = true: a process that
  * dies leaves nothing) or, where the file system has none, PATH.tmp-XXXXXX (named in tmp).
  * proto_tmp_finish(commit=true) fsyncs fd, names it PATH.tmp-XXXXXX if it was unnamed and
- * renames it over path; commit=false (or a failure) removes the temp. Close fd yourself. */
+ * renames it over path; commit=false (or a failure) removes the temp. Close fd yourself. A path
+ * that is a device (/dev/null) or a fifo is opened and written in place instead (tmp "", not
+ * anon; finish does nothing): a rename would replace it. proto_tmp_commit refuses to rename over
+ * anything but a regular file. */
 int proto_tmp_open(const char *path, char *tmp, size_t cap, bool *anon);
 int proto_tmp_finish(int fd, bool anon, char *tmp, size_t cap, const char *path, bool commit);
 /* Writes n bytes to path through a temp file + rename: path is whole or untouched. */

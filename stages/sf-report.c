@@ -1854,7 +1854,8 @@ static void sweep_profile_section(struct report *r, const struct sweep *w)
 }
 
 /* The per-SAE figures drawn and tabled by depth. */
-enum sm_kind { SM_MODEL, SM_CE, SM_TRANSFER, SM_ACTSIM };   /* per model: a key, ce_delta; study-wide: a transfer key, its .mean */
+enum sm_kind { SM_MODEL, SM_CE, SM_TRANSFER, SM_ACTSIM, SM_LIVE };   /* per model: a key, ce_delta; study-wide: a transfer
+                                                                  * key, its .mean, density r over live features */
 struct smetric { const char *id, *title, *col, *yl, *key; enum sm_kind kind; enum fmt f; };
 static const struct smetric SWEEP_METRICS[] = {
     {"l0", "L0 by depth", "L0", "active features / token", "l0", SM_MODEL, F_F},
@@ -1863,6 +1864,7 @@ static const struct smetric SWEEP_METRICS[] = {
     {"ev", "Explained variance by depth", "explained variance", "explained variance", "explained_variance", SM_MODEL, F_F},
     {"dead", "Dead features by depth", "dead features", "features", "dead_count", SM_MODEL, F_I},
     {"density-r", "Density Pearson r by depth", "density r", "Pearson r (log densities)", "density_pearson", SM_TRANSFER, F_F},
+    {"density-r-live", "Density Pearson r over live features by depth", "density r, live", "Pearson r (log densities, live features)", NULL, SM_LIVE, F_F},
     {"act-sim", "Activation similarity by depth", "activation similarity", "mean r, regular features", "activation_similarity", SM_ACTSIM, F_F},
 };
 #define N_SWEEP_METRICS ((int)(sizeof SWEEP_METRICS / sizeof *SWEEP_METRICS))
@@ -1883,6 +1885,7 @@ static double smetric_val(const struct study *st, const struct smetric *m, int k
     case SM_CE: return model_ce_delta(b);
     case SM_TRANSFER: return k == 0 ? num_or_nan(tr, m->key) : NAN;
     case SM_ACTSIM: return k == 0 ? num_or_nan(proto_json_get(tr, m->key), "mean") : NAN;
+    case SM_LIVE: { double n; return k == 0 ? live_r(st, &n) : NAN; }
     }
     return NAN;
 }
@@ -2256,7 +2259,8 @@ static void usage(FILE *fp)
 "  plot-sweep-heatmap                             mean cos per hook (rows) and position (columns)\n"
 "  plot-sweep-wdev                                weight deviation by layer (mean, max), 1 - cos\n"
 "  plot-sweep-metrics-M                           M = l0, ce-delta, ce-recovered, ev, dead (base and\n"
-"                                                 finetune), density-r, act-sim (in div plot-sweep-metrics)\n"
+"                                                 finetune), density-r, density-r-live (features not\n"
+"                                                 dead in either), act-sim (in div plot-sweep-metrics)\n"
 "A missing part is said in words or as a plot saying so; a sweep with other inputs: exit 2.\n"
 "\n"
 "An empty set's plot is a short one saying \"no features in this set\" (no axes); every plot is an\n"

@@ -40,4 +40,7 @@ sf-mkmodel -o m0 --finetune-of m0 --perturb-layers 0 2> err.txt; [ $? = 2 ] && g
 sf-encode --sae s -i a.sf -o b.sf || die "distinct paths refused"
 sf-encode --sae s -i - -o - < a.sf > c.sf || die "stdin/stdout refused"
 sf-cat --check -i b.sf && sf-cat --check -i c.sf || die "outputs not valid streams"
+# a device read and written is no overwrite: /dev/null in and out (bench-tokenize's warm-up)
+sf-cat --pack -i /dev/null -o /dev/null 2> dn.err
+! grep -q "same file" dn.err || die "/dev/null as input and output refused: $(cat dn.err)"
 echo OK

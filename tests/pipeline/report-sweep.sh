@@ -59,7 +59,7 @@ page = open("rep.html").read()
 fail = sfstream.xml_problems("rep.html")
 ids = re.findall(r'<svg[^>]* id="([^"]+)"', page)
 want = ["plot-sweep-profile", "plot-sweep-profile-l2", "plot-sweep-heatmap", "plot-sweep-wdev"] + \
-       ["plot-sweep-metrics-" + m for m in ("l0", "ce-delta", "ce-recovered", "ev", "dead", "density-r", "act-sim")]
+       ["plot-sweep-metrics-" + m for m in ("l0", "ce-delta", "ce-recovered", "ev", "dead", "density-r", "density-r-live", "act-sim")]
 if ids != want: fail.append("plot ids %s, expected %s" % (ids, want))
 def svg(i):
     m = re.search(r'<svg[^>]* id="%s".*?</svg>' % i, page, re.S)
@@ -94,14 +94,19 @@ st = doc["studies"]
 if [t[0] for t in trs] != [s["hook"] for s in st]: fail.append("table rows %s" % [t[0] for t in trs])
 if [s["depth"] for s in st] != [2, 3, 4]: fail.append("study depths %s" % [s["depth"] for s in st])
 f4 = lambda v: "%.4f" % v
+def live_r(b, f):   # density Pearson r over features live in both (log10 density > -9)
+    lb, lf = np.array(b["log_density"], float), np.array(f["log_density"], float)
+    m = (lb > -9) & (lf > -9)
+    return np.corrcoef(lb[m], lf[m])[0, 1]
 for k, ((hook, body), s) in enumerate(zip(trs, st)):
     cells = re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)
     res = s["result"]; b, f, t = res["base"], res["finetune"], res["transfer"]
     exp = [f4(b["l0"]), f4(f["l0"]), f4(b["ce_spliced"] - b["ce_clean"]), f4(f["ce_spliced"] - f["ce_clean"]),
            f4(b["ce_recovered"]), f4(f["ce_recovered"]), f4(b["explained_variance"]), f4(f["explained_variance"]),
-           "%d" % b["dead_count"], "%d" % f["dead_count"], f4(t["density_pearson"]), f4(t["activation_similarity"]["mean"])]
+           "%d" % b["dead_count"], "%d" % f["dead_count"], f4(t["density_pearson"]), f4(live_r(b, f)),
+           f4(t["activation_similarity"]["mean"])]
     if cells[1] != str(s["depth"]): fail.append("%s: depth cell %s" % (hook, cells[1]))
-    if cells[3:15] != exp: fail.append("%s: figures %s, expected %s" % (hook, cells[3:15], exp))
+    if cells[3:16] != exp: fail.append("%s: figures %s, expected %s" % (hook, cells[3:16], exp))
     v = re.search(r'<td class="verdict (\w+)"><b>(.*?)</b>(.*?)</td>', body, re.S)
     one = re.search(r'<li class="(\w+)" id="verdict-1">[^<]*<b>(.*?)</b>', open("single-%d.html" % k).read())
     if not v or not one or (v.group(1), v.group(2) + v.group(3)) != (one.group(1), one.group(2)):
@@ -109,7 +114,7 @@ for k, ((hook, body), s) in enumerate(zip(trs, st)):
     if not re.search(r"(transfers|does not transfer|undetermined)", v.group(2) if v else ""): fail.append("%s: no verdict word" % hook)
     if 'id="sweep-study-%d"' % (k + 1) not in page or 'id="metrics-%d"' % (k + 1) not in page: fail.append("summary %d" % (k + 1))
 # per-model metric plots: base and finetune dots per study; study-wide ones one per study
-for m, n in (("l0", 6), ("ce-delta", 6), ("dead", 6), ("density-r", 3), ("act-sim", 3)):
+for m, n in (("l0", 6), ("ce-delta", 6), ("dead", 6), ("density-r", 3), ("density-r-live", 3), ("act-sim", 3)):
     c = svg("plot-sweep-metrics-" + m).count('class="pt"')
     if c != n: fail.append("plot-sweep-metrics-%s: %d dots, expected %d" % (m, c, n))
 if "<title>sweep &lt;test&gt; &amp; co</title>" not in page: fail.append("title from the document, escaped")
@@ -124,7 +129,7 @@ sf-report sweep.json studies/sae-L1-topk/result.json -o mixed.html 2>mixed.err; 
 [ $rc = 2 ] && [ "$(wc -l < mixed.err)" = 1 ] || die "a sweep with another input: exit $rc, $(cat mixed.err)"
 echo '{"saeflow_sweep": 1, "studies": [{"hook": "blocks.1.hook_resid_post", "result": null}], "profile": {"hooks": [{}]}}' > holes.json
 sf-report holes.json -o holes.html || die "sf-report failed on a sweep with holes"
-[ "$(grep -o '<svg[^>]* id="plot-sweep-[a-z0-9-]*"' holes.html | wc -l)" = 11 ] || die "holes: not every plot id"
+[ "$(grep -o '<svg[^>]* id="plot-sweep-[a-z0-9-]*"' holes.html | wc -l)" = 12 ] || die "holes: not every plot id"
 grep -q 'class="sweep-row" data-hook="blocks.1.hook_resid_post"' holes.html || die "holes: the study's row"
 
 if command -v chromium >/dev/null; then
