@@ -2,7 +2,7 @@
 # Whole-or-nothing outputs (a temp file renamed over -o) must not replace what is not a regular
 # file: sf-reduce -o, sf-cat -o (JSON lines) and sf-report -o given a fifo write into it in place
 # and leave it a fifo (renamed over, a fifo would become a file; run as root with -o /dev/null,
-# /dev/null itself did), and /dev/null stays the character device.
+# /dev/null itself did: make bench's sf-report -o /dev/null), and /dev/null stays the character device.
 source "$SF_ROOT/tests/lib.sh"
 need_py numpy
 "$PY" "$SF_ROOT/tests/sfstream.py" acts | sf-cat --pack > a.sf || die "acts"
@@ -23,5 +23,6 @@ through_fifo "sf-report -o" rep.html sf-report -q r.json -o o.fifo
 grep -q '</html>' rep.html || die "sf-report: no whole page through the fifo"
 sf-reduce -q -i a.sf -o /dev/null || die "sf-reduce -o /dev/null failed"
 sf-cat -i a.sf -o /dev/null || die "sf-cat -o /dev/null failed"
+sf-report -q r.json -o /dev/null || die "sf-report -o /dev/null failed"   # bench-report.sh does this
 [ -c /dev/null ] || die "/dev/null is no longer a character device"
 echo "fifos and /dev/null written in place by sf-reduce, sf-cat and sf-report"
