@@ -234,6 +234,7 @@ void proto_blas_init(void)
         snprintf(s_refused, sizeof s_refused, "%s", state + 8);
         check_or_warn("OpenBLAS's");
     } else if (strncmp(state, "timeout:", 8) == 0) {   /* re-executed for the timeout alone */
+        snprintf(s_detected, sizeof s_detected, "%s", state + 8);
         if (user && *user) s_origin = "user";
         check_or_warn(user && *user ? "the " CORE_VAR : "OpenBLAS's");
     } else {
