@@ -413,12 +413,117 @@ static size_t grain(size_t work_per_item)
     return work_per_item >= PAR_MIN_WORK ? 1 : PAR_MIN_WORK / work_per_item;
 }
 
-/* expf with glibc's underflow / overflow results decided here, bit for bit the same values:
- * below -0x1.9fe368p6 expf returns +0 and above 0x1.62e42ep6 +inf, but through its slow
- * error-reporting path (__math_xflowf, errno), which a softmax over masked-out or far-below-max
- * scores and a SiLU of large negative gates hit for a large share of their inputs. */
-static inline float expf_lo(float x) { return x < -0x1.9fe368p6f ? 0.0f : expf(x); }
-static inline float expf_hi(float x) { return x > 0x1.62e42ep6f ? INFINITY : expf(x); }
+/* Vector helpers for the element-wise exp work (softmax, SiLU/GELU, the loss's log-sum-exp):
+ * GCC vector types, lowered to AVX-512, AVX2 or SSE2 by the clone that inlines them. Only IEEE
+ * basic operations (no FMA contraction under -std=c11) and integer ones: every clone gives the
+ * same bits. */
+#pragma GCC diagnostic ignored "-Wpsabi"   /* v8d by value: always-inlined static helpers, no ABI crossed */
+typedef double v8d __attribute__((vector_size(64)));
+typedef int64_t v8l __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+#define SF_INLINE __attribute__((always_inline)) static inline
+
+/* e^x in double, 8 lanes: k = round(x / ln 2), r = x − k·ln 2 (Cody–Waite, |r| <= ln2/2), e^r by
+ * its Taylor series to degree 13 (truncation below 1e-17; Estrin's scheme for short dependency
+ * chains), scaled by 2^k through the exponent bits; within 2 ulp of exp. Below −708 (e^x <
+ * 2^-1021, where 2^k would leave the normal range) 0, above 709 +inf; NaN stays NaN. */
+SF_INLINE v8d exp8(v8d x)
+{
+    const v8d lo = (v8d){0} - 708.0, hi = (v8d){0} + 709.0, shift = (v8d){0} + 0x1.8p52;
+    v8l tiny = x < lo, huge = x > hi;                   /* -1 where flushed to 0 / +inf */
+    x = (v8d)(((v8l)x & ~(tiny | huge)) | ((v8l)lo & tiny) | ((v8l)hi & huge));   /* k in range */
+    v8d t = x * 0x1.71547652b82fep0 + shift;            /* 1.5·2^52 + k */
+    v8d k = t - shift;
+    v8d r = (x - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33;
+    v8d r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    v8d p01 = 1.0 + r, p23 = 1.0 / 2 + r * (1.0 / 6), p45 = 1.0 / 24 + r * (1.0 / 120),
+        p67 = 1.0 / 720 + r * (1.0 / 5040), p89 = 1.0 / 40320 + r * (1.0 / 362880),
+        pab = 1.0 / 3628800 + r * (1.0 / 39916800), pcd = 1.0 / 479001600 + r * (1.0 / 6227020800);
+    v8d p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67) + r8 * ((p89 + r2 * pab) + r4 * pcd);
+    v8l ki = (v8l)t - (v8l)shift;                        /* k as an integer */
+    v8d e = p * (v8d)((ki + 1023) << 52);
+    return (v8d)(((v8l)e & ~(tiny | huge)) | ((v8l)((v8d){0} + INFINITY) & huge));
+}
+
+/* m <= 8 floats as doubles, the lanes past m set to pad. */
+SF_INLINE v8d load8(const float *z, size_t m, float pad)
+{
+    v8f f;
+    if (m == 8) memcpy(&f, z, sizeof f);
+    else for (int l = 0; l < 8; l++) f[l] = l < (int)m ? z[l] : pad;
+    return __builtin_convertvector(f, v8d);
+}
+
+SF_INLINE double lanes_sum(v8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+/* e^x in f32, 16 lanes, for the softmax and the SiLU/GELU gates: the same scheme as exp8 in f32
+ * with a degree-7 polynomial; within 2 ulp of glibc's expf. Below −87 0 (e^x < 2^-125: a
+ * softmax term next to the max's own 1, a gate's e^−z next to 1), above 88 +inf (2^127 would
+ * overflow the scale); NaN stays NaN. */
+SF_INLINE v16f exp16f(v16f x)
+{
+    const v16f lo = (v16f){0} - 87.0f, hi = (v16f){0} + 88.0f, shift = (v16f){0} + 0x1.8p23f;
+    v16i tiny = x < lo, huge = x > hi;
+    x = (v16f)(((v16i)x & ~(tiny | huge)) | ((v16i)lo & tiny) | ((v16i)hi & huge));
+    v16f t = x * 0x1.715476p0f + shift;                 /* 1.5·2^23 + k */
+    v16f k = t - shift;
+    v16f r = (x - k * 0x1.62e400p-1f) - k * 0x1.7f7d1cp-20f;
+    v16f r2 = r * r, r4 = r2 * r2;
+    v16f p = ((1.0f + r) + r2 * (0.5f + r * (1.0f / 6))) + r4 * ((1.0f / 24 + r * (1.0f / 120)) + r2 * (1.0f / 720 + r * (1.0f / 5040)));
+    v16i ki = (v16i)t - (v16i)shift;
+    v16f e = p * (v16f)((ki + 127) << 23);
+    return (v16f)(((v16i)e & ~(tiny | huge)) | ((v16i)((v16f){0} + INFINITY) & huge));
+}
+
+/* m <= 16 floats, the lanes past m set to pad. */
+SF_INLINE v16f load16(const float *z, size_t m, float pad)
+{
+    v16f f;
+    if (m == 16) memcpy(&f, z, sizeof f);
+    else for (int l = 0; l < 16; l++) f[l] = l < (int)m ? z[l] : pad;
+    return f;
+}
+
+/* s[j] = e^(s[j] − mx) for j < m <= 16, added to 16 double lane sums acc. */
+SF_INLINE void exp_row16(float *s, size_t m, float mx, v8d acc[2])
+{
+    v16f e = exp16f(load16(s, m, -INFINITY) - mx);   /* lanes past m: e^-inf = 0 */
+    memcpy(s, &e, m * sizeof(float));
+    acc[0] += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3, 4, 5, 6, 7), v8d);
+    acc[1] += __builtin_convertvector(__builtin_shufflevector(e, e, 8, 9, 10, 11, 12, 13, 14, 15), v8d);
+}
+
+/* s[j] = e^(s[j] − mx) for j < n; returns their sum (16 lane sums in double, added in a fixed order). */
+PROTO_SIMD_CLONES
+static double exp_row(float *s, size_t n, float mx)
+{
+    v8d acc[2] = {{0}, {0}};
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16) exp_row16(s + j, 16, mx, acc);
+    if (j < n) exp_row16(s + j, n - j, mx, acc);
+    return lanes_sum(acc[0]) + lanes_sum(acc[1]);
+}
+
+/* g = act(g)·u over m <= 16 elements, act(x) = x / (1 + e^−z): z = x for SiLU, z = 2·sqrt(2/π)·
+ * (x + 0.044715x³) for the tanh GELU (0.5x(1 + tanh(y)) = x / (1 + e^−2y)). */
+SF_INLINE void glu16(float *g, const float *u, size_t m, bool gelu)
+{
+    v16f x = load16(g, m, 0), z = x;
+    if (gelu) z = (2 * 0.7978845608028654f) * (x + 0.044715f * (x * x * x));
+    v16f r = x / (1.0f + exp16f(-z)) * load16(u, m, 0);
+    memcpy(g, &r, m * sizeof(float));
+}
+
+PROTO_SIMD_CLONES
+static void glu_lanes(float *g, const float *u, size_t n, bool gelu)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) glu16(g + i, u + i, 16, gelu);
+    if (i < n) glu16(g + i, u + i, n - i, gelu);
+}
 
 struct rmsnorm_args {
     float *out;            /* (n_tok, d) */
@@ -516,8 +621,7 @@ static void softmax_row_at(const struct softmax_args *a, int r, int i)
     int lo = W && i - W + 1 > 0 ? i - W + 1 : 0;
     float mx = -INFINITY;
     for (int j = lo; j <= i; j++) if (si[j] > mx) mx = si[j];
-    double sum = 0;
-    for (int j = lo; j <= i; j++) { si[j] = expf_lo(si[j] - mx); sum += si[j]; }
+    double sum = exp_row(si + lo, (size_t)(i - lo + 1), mx);
     float inv = (float)(1.0 / sum);
     for (int j = 0; j < lo; j++) si[j] = 0;
     for (int j = lo; j <= i; j++) si[j] *= inv;
@@ -598,21 +702,13 @@ struct glu_args {
     enum proto_hf_act act;
 };
 
-/* g = act(g) · u elementwise: silu(x) = x/(1+e^−x); gelu tanh = 0.5x(1 + tanh(sqrt(2/π)(x + 0.044715x³))). */
+/* g = act(g) · u elementwise: silu(x) = x/(1+e^−x); gelu tanh = 0.5x(1 + tanh(sqrt(2/π)(x + 0.044715x³))) (glu_lanes). */
 static void glu_range(void *arg, size_t lo, size_t hi)
 {
     const struct glu_args *a = arg;
     float *g = a->g;
     const float *u = a->u;
-    if (a->act == PROTO_HF_SILU) {
-        for (size_t i = lo; i < hi; i++) g[i] = g[i] / (1.0f + expf_hi(-g[i])) * u[i];
-    } else {
-        const float k0 = 0.7978845608028654f, k1 = 0.044715f;
-        for (size_t i = lo; i < hi; i++) {
-            float x = g[i];
-            g[i] = 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x))) * u[i];
-        }
-    }
+    glu_lanes(g + lo, u + lo, hi - lo, a->act != PROTO_HF_SILU);
 }
 
 static void glu(int nt, float *g, const float *u, size_t n, enum proto_hf_act act)
@@ -787,35 +883,6 @@ static const float *lse_logits(const struct lse_args *a, int var, size_t t)
     return a->z + row * a->nv;
 }
 
-/* e^x in double, 8 lanes, for the log-sum-exp's x = z − max <= 0: k = round(x / ln 2),
- * r = x − k·ln 2 (Cody–Waite, |r| <= ln2/2), e^r by its Taylor series to degree 13 (truncation
- * below 1e-17), scaled by 2^k through the exponent bits; within 2 ulp of exp. Lanes below −708
- * (e^x < 2^-1021, where 2^k would leave the normal range) give 0: next to the max's own term 1
- * they are far below half an ulp of any sum of up to 2^40 terms. NaN stays NaN. Only IEEE
- * basic operations and integer ones, so every clone gives the same bits. */
-#pragma GCC diagnostic ignored "-Wpsabi"   /* v8d by value: always-inlined static helpers, no ABI crossed */
-typedef double v8d __attribute__((vector_size(64)));
-typedef int64_t v8l __attribute__((vector_size(64)));
-
-__attribute__((always_inline)) static inline v8d exp8_neg(v8d x)
-{
-    const v8d lo = (v8d){0} - 708.0, shift = (v8d){0} + 0x1.8p52;
-    v8l tiny = x < lo;                                  /* -1 where flushed to 0 */
-    x = (v8d)(((v8l)x & ~tiny) | ((v8l)lo & tiny));    /* keep k in range there */
-    v8d t = x * 0x1.71547652b82fep0 + shift;            /* 1.5·2^52 + k */
-    v8d k = t - shift;
-    v8d r = (x - k * 0x1.62e42fee00000p-1) - k * 0x1.a39ef35793c76p-33;
-    /* Σ_{i<=13} r^i/i! by Estrin's scheme (short dependency chains) */
-    v8d r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-    v8d p01 = 1.0 + r, p23 = 1.0 / 2 + r * (1.0 / 6), p45 = 1.0 / 24 + r * (1.0 / 120),
-        p67 = 1.0 / 720 + r * (1.0 / 5040), p89 = 1.0 / 40320 + r * (1.0 / 362880),
-        pab = 1.0 / 3628800 + r * (1.0 / 39916800), pcd = 1.0 / 479001600 + r * (1.0 / 6227020800);
-    v8d p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67) + r8 * ((p89 + r2 * pab) + r4 * pcd);
-    v8l ki = (v8l)t - (v8l)shift;                        /* k as an integer */
-    v8d scale = (v8d)((ki + 1023) << 52);
-    return (v8d)((v8l)(p * scale) & ~tiny);
-}
-
 #define MAX_VAR 4   /* clean, spliced, spliced at every token, ablated */
 
 /* The largest of m and z[0..n) (NaNs skipped), 16 lanes: a max is exact in any order. */
@@ -832,30 +899,17 @@ static float max_f32(const float *z, size_t n, float m)
     return m;
 }
 
-typedef float v8f __attribute__((vector_size(32)));
-
-/* m <= 8 logits as doubles, the lanes past m set to pad. */
-__attribute__((always_inline)) static inline v8d load8(const float *z, size_t m, float pad)
-{
-    v8f f;
-    if (m == 8) memcpy(&f, z, sizeof f);
-    else for (int l = 0; l < 8; l++) f[l] = l < (int)m ? z[l] : pad;
-    return __builtin_convertvector(f, v8d);
-}
-
 struct exp_acc { v8d s, kl[MAX_VAR - 1]; };
 
 /* Adds m <= 8 logits z of the clean or only variant (and of n_p patched ones, zp) to the lanes. */
-__attribute__((always_inline)) static inline void exp_step(struct exp_acc *A, const float *z, size_t m, double mx, const float *const *zp, int n_p, size_t j)
+SF_INLINE void exp_step(struct exp_acc *A, const float *z, size_t m, double mx, const float *const *zp, int n_p, size_t j)
 {
     const float pad = -0x1p127f;               /* lanes past m: e = 0 and z − zp = 0 */
     v8d zc = load8(z + j, m, pad);
-    v8d e = exp8_neg(zc - mx);
+    v8d e = exp8(zc - mx);
     A->s += e;
     for (int q = 0; q < n_p; q++) A->kl[q] += e * (zc - load8(zp[q] + j, m, pad));
 }
-
-__attribute__((always_inline)) static inline double lanes_sum(v8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
 
 /* Σ_j e^(z[j] − mx) over the n logits z of one token, in double; with n_p patched variants of
  * it (zp[q] (n), the same ids) also kl[q] += Σ_j e^(z[j] − mx)(z[j] − zp[q][j]). Eight lane sums,
