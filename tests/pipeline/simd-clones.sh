@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run-time dispatch of the hot element-wise loops (issue 12; proto/parallel.h PROTO_SIMD_CLONES):
-# sf-forward (RMSNorm, RoPE, the softmax and SiLU/GELU exp, the loss's log-sum-exp and KL sums) and sf-encode (the sparse decode of --splice) carry AVX-512, AVX2
-# and baseline versions of them, and the output bytes do not
+# sf-forward (RMSNorm, RoPE, the softmax and SiLU/GELU exp, the loss's log-sum-exp and KL sums)
+# and sf-encode (the sparse decode of --splice) carry AVX-512, AVX2 and baseline versions of
+# them, and the output bytes do not
 # depend on which one runs — the CPU's own pick vs the AVX2 one valgrind gets (it reports no
 # AVX-512) — on stories260k and the Gemma-architecture checkpoint (RMSNorm with 1 + w, GeGLU).
 # Both runs use OpenBLAS's Haswell kernel (OPENBLAS_CORETYPE): left to itself OpenBLAS picks
