@@ -1457,6 +1457,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 /* ---------------------------------------------------------------------------------------- */
 
+#ifndef SF_FORWARD_NO_MAIN   /* tests/unit/test-vexp.c includes this file for its vector exp */
 int main(int argc, char **argv)
 {
     struct opts o = opts_default(argv[0]);
@@ -1499,3 +1500,4 @@ out:
     state_destroy(&st);
     return rc;
 }
+#endif
