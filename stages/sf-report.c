@@ -2093,6 +2093,7 @@ static const char *CSS =
     "th[aria-sort=descending]::after{content:' \\25BC'}.parf{font-size:11px;max-width:430px}.parf label{display:block}"
     "ol.studies{font-size:13px}ol.studies span{color:#222}details.permodel>summary,details.full>summary{font-size:13px}"
     "@media print{#toc,a.csv,#sf-tip,.parf{display:none}details{display:block}}"
+    "@media print{details::details-content{content-visibility:visible;display:block}}"
     "@media (prefers-color-scheme:dark){#toc a,a.csv{color:#8ab4f8}a.csv{border-color:#666}ol.studies span{color:#ddd}}"
     "@media (prefers-color-scheme:dark){.fcard{border-color:#555}.role{background:#2a3442;color:#ddd}.cpos,.fnone{color:#aaa}"
     ".tk{color:#eee}.tk sub{color:#ffb070}.lt .tk{background:#2a2a44}}";
@@ -2100,7 +2101,8 @@ static const char *CSS =
 /* The page's only script, inline and optional (the page is whole without it): a tooltip with the
  * hovered plot element's <title> (hover values), sorting of table.sortable by a click (or Enter)
  * on a header, a range filter (base and finetune log10 density) under each parallel-coordinates
- * plot, and a link into a folded <details> opens it. */
+ * plot, a link into a folded <details> opens it, and printing opens every folded section (closed
+ * again after). */
 static const char *JS =
     "(function(){'use strict';"
     "var tip=document.createElement('div');tip.id='sf-tip';tip.setAttribute('role','tooltip');document.body.appendChild(tip);"
@@ -2133,6 +2135,9 @@ static const char *JS =
     "function openTo(){var h=location.hash.slice(1),e=h?document.getElementById(decodeURIComponent(h)):null;"
     "for(;e;e=e.parentNode)if(e.nodeName==='DETAILS')e.open=true;}"
     "window.addEventListener('hashchange',openTo);openTo();"
+    "var shut=[];window.addEventListener('beforeprint',function(){shut=Array.prototype.filter.call("
+    "document.querySelectorAll('details:not([open])'),function(d){d.open=true;return true;});});"
+    "window.addEventListener('afterprint',function(){shut.forEach(function(d){d.open=false;});shut=[];});"
     "})();";
 
 /* ======================== table of contents ======================== */

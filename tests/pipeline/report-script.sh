@@ -7,6 +7,7 @@
 #   - the range filter under the parallel coordinates: base from -3 shows exactly the lines whose
 #     data-b >= -3 (counted here from the SVG source)
 #   - hovering a bar of an overlay histogram shows its <title> in the tooltip
+#   - printing (beforeprint) opens every folded <details>, afterprint folds them again
 #   - no console message at all
 # and the report without its script (the <script> element taken out; headless Chromium cannot dump
 # a page with script disabled): every plot id, the contents and the tables are in the DOM, no
@@ -36,6 +37,9 @@ out.said=f.querySelector('output').textContent;}
 var r=document.querySelector('#plot-1-overlay-act-hist rect > title').parentNode;
 r.dispatchEvent(new MouseEvent('mousemove',{bubbles:true,clientX:100,clientY:100}));
 out.tip=document.getElementById('sf-tip').textContent;out.title=r.querySelector('title').textContent;
+out.shut0=document.querySelectorAll('details:not([open])').length;window.dispatchEvent(new Event('beforeprint'));
+out.shutp=document.querySelectorAll('details:not([open])').length;window.dispatchEvent(new Event('afterprint'));
+out.shut1=document.querySelectorAll('details:not([open])').length;
 var p=document.createElement('pre');p.id='test-out';p.textContent=JSON.stringify(out);document.body.appendChild(p);})();</script>
 """
 open("test.html", "w").write(h.replace("</body>", t + "</body>"))
@@ -65,6 +69,8 @@ pc = re.search(r'<svg[^>]* id="plot-1-transfer-density-parallel".*?</svg>', src,
 want = sum(1 for b in re.findall(r'data-b="([^"]+)"', pc) if float(b) >= -3)
 if o.get("inputs") != 4 or o.get("shown") != want: fail.append("filter: %s inputs, %s lines shown, expected %d (%s)" % (o.get("inputs"), o.get("shown"), want, o.get("said")))
 if not o["tip"] or o["tip"] != o["title"]: fail.append("tooltip %r, title %r" % (o["tip"], o["title"]))
+if not (o["shut0"] > 0 and o["shutp"] == 0 and o["shut1"] == o["shut0"]):
+    fail.append("print: %s folded sections, %s while printing, %s after" % (o["shut0"], o["shutp"], o["shut1"]))
 ids = re.findall(r'<svg[^>]* id="([^"]+)"', src) + ["toc", "summary"] + re.findall(r'<table[^>]* id="([^"]+)"', src)
 for name, d in (("after load", dom), ("without script", nos)):
     have = set(re.findall(r' id="([^"]+)"', d))
