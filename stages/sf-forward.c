@@ -487,6 +487,20 @@ SF_INLINE v16f load16(const float *z, size_t m, float pad)
     return f;
 }
 
+/* The largest of m and z[0..n) (NaNs skipped), 16 lanes: a max is exact in any order. */
+PROTO_SIMD_CLONES
+static float max_f32(const float *z, size_t n, float m)
+{
+    float lane[16];
+    for (int l = 0; l < 16; l++) lane[l] = m;
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) lane[l] = z[j + l] > lane[l] ? z[j + l] : lane[l];
+    for (; j < n; j++) if (z[j] > m) m = z[j];
+    for (int l = 0; l < 16; l++) if (lane[l] > m) m = lane[l];
+    return m;
+}
+
 /* s[j] = e^(s[j] − mx) for j < m <= 16, added to 16 double lane sums acc. */
 SF_INLINE void exp_row16(float *s, size_t m, float mx, v8d acc[2])
 {
@@ -619,8 +633,7 @@ static void softmax_row_at(const struct softmax_args *a, int r, int i)
     int ctx = a->ctx, W = a->window;
     float *si = a->s + (size_t)r * ctx;
     int lo = W && i - W + 1 > 0 ? i - W + 1 : 0;
-    float mx = -INFINITY;
-    for (int j = lo; j <= i; j++) if (si[j] > mx) mx = si[j];
+    float mx = max_f32(si + lo, (size_t)(i - lo + 1), -INFINITY);
     double sum = exp_row(si + lo, (size_t)(i - lo + 1), mx);
     float inv = (float)(1.0 / sum);
     for (int j = 0; j < lo; j++) si[j] = 0;
@@ -885,19 +898,6 @@ static const float *lse_logits(const struct lse_args *a, int var, size_t t)
 
 #define MAX_VAR 4   /* clean, spliced, spliced at every token, ablated */
 
-/* The largest of m and z[0..n) (NaNs skipped), 16 lanes: a max is exact in any order. */
-PROTO_SIMD_CLONES
-static float max_f32(const float *z, size_t n, float m)
-{
-    float lane[16];
-    for (int l = 0; l < 16; l++) lane[l] = m;
-    size_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int l = 0; l < 16; l++) lane[l] = z[j + l] > lane[l] ? z[j + l] : lane[l];
-    for (; j < n; j++) if (z[j] > m) m = z[j];
-    for (int l = 0; l < 16; l++) if (lane[l] > m) m = lane[l];
-    return m;
-}
 
 struct exp_acc { v8d s, kl[MAX_VAR - 1]; };
 
