@@ -117,11 +117,12 @@ int proto_tmp_open(const char *path, char *tmp, size_t cap, bool *anon)
 {
     *anon = false; tmp[0] = 0;
     struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
         /* a device (/dev/null) or a fifo is written in place: renaming a file over it would
-         * replace it (as root, /dev/null itself). tmp "" and not anon: finish renames nothing. */
+         * replace it (as root, /dev/null itself); a folder fails here (EISDIR), not at the
+         * rename. tmp "" and not anon: finish renames nothing. */
         int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        if (fd < 0) proto_set_detail("%s: %s", path, strerror(errno));
+        if (fd < 0) { int e = errno; proto_set_detail("%s: %s", path, strerror(e)); errno = e; }
         return fd < 0 ? PROTO_E_IO : fd;
     }
 #ifdef O_TMPFILE
@@ -136,6 +137,16 @@ int proto_tmp_open(const char *path, char *tmp, size_t cap, bool *anon)
     int fd2 = tmp_create_fd(path, tmp, cap);   /* opened once, kept open */
     if (fd2 < 0) tmp[0] = 0;
     return fd2;
+}
+
+int proto_out_open(const char *ep, char *path, char *tmp, size_t cap, bool *anon)
+{
+    struct stat st, lst;
+    bool file = stat(ep, &st) == 0 && S_ISREG(st.st_mode);
+    if (!(file && lstat(ep, &lst) == 0 && S_ISLNK(lst.st_mode) && realpath(ep, path))) snprintf(path, cap, "%s", ep);
+    int fd = proto_tmp_open(path, tmp, cap, anon);
+    if (fd >= 0 && file) (void)fchmod(fd, st.st_mode & 07777);
+    return fd;
 }
 
 /* Gives an unnamed file (proto_tmp_open's anon) a name PATH.tmp-XXXXXX. */

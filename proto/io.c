@@ -1190,20 +1190,11 @@ struct proto_writer *proto_writer_open_fd(int fd, const char *name, const struct
 static int writer_open_file(struct proto_writer *w, const char *ep)
 {
     struct stat st;
-    bool exists = stat(ep, &st) == 0;
-    w->crc = checksum_for(!exists || S_ISREG(st.st_mode));
-    if (exists && !S_ISREG(st.st_mode)) {
-        w->fd = open(ep, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (w->fd < 0) { proto_set_detail("%s", strerror(errno)); return PROTO_E_IO; }
-        return PROTO_OK;
-    }
-    struct stat lst;
-    if (!(exists && lstat(ep, &lst) == 0 && S_ISLNK(lst.st_mode) && realpath(ep, w->path)))
-        snprintf(w->path, sizeof w->path, "%s", ep);
-    int fd = proto_tmp_open(w->path, w->tmp, sizeof w->tmp, &w->anon);
+    w->crc = checksum_for(stat(ep, &st) != 0 || S_ISREG(st.st_mode));
+    int fd = proto_out_open(ep, w->path, w->tmp, sizeof w->tmp, &w->anon);
     if (fd < 0) { proto_set_detail("%s", strerror(errno)); return fd; }   /* as an open of ep says it */
-    if (exists) (void)fchmod(fd, st.st_mode & 07777);
-    w->fd = fd; w->atomic = true;
+    w->fd = fd;
+    w->atomic = w->anon || w->tmp[0];
     return PROTO_OK;
 }
 

@@ -371,10 +371,15 @@ int proto_tmp_commit(const char *tmp, const char *path);
  * dies leaves nothing) or, where the file system has none, PATH.tmp-XXXXXX (named in tmp).
  * proto_tmp_finish(commit=true) fsyncs fd, names it PATH.tmp-XXXXXX if it was unnamed and
  * renames it over path; commit=false (or a failure) removes the temp. Close fd yourself. A path
- * that is a device (/dev/null) or a fifo is opened and written in place instead (tmp "", not
- * anon; finish does nothing): a rename would replace it. proto_tmp_commit refuses to rename over
+ * that is not a regular file (/dev/null, a fifo) is opened and written in place instead (tmp "",
+ * not anon; finish does nothing): a rename would replace it; a folder fails at the open. proto_tmp_commit refuses to rename over
  * anything but a regular file. */
 int proto_tmp_open(const char *path, char *tmp, size_t cap, bool *anon);
+/* proto_tmp_open for an output endpoint ep: a symlink to a file is followed (path gets the file
+ * it names, else ep; path and tmp of cap bytes, cap >= PATH_MAX) and the temp takes the file's
+ * mode. A temp was made (finish renames it over path) when *anon or tmp[0]; else ep is written
+ * in place (a device or fifo). fd, or an error < 0 with errno from the open. */
+int proto_out_open(const char *ep, char *path, char *tmp, size_t cap, bool *anon);
 int proto_tmp_finish(int fd, bool anon, char *tmp, size_t cap, const char *path, bool commit);
 /* Writes n bytes to path through a temp file + rename: path is whole or untouched. */
 int proto_write_atomic(const char *path, const void *data, size_t n);

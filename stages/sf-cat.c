@@ -291,25 +291,17 @@ static int run_pack(const struct opts *o)
 struct text_out { FILE *fp; bool atomic, anon; char path[4200], tmp[4200]; };
 static void text_open(struct text_out *t, const char *ep)
 {
-    struct stat st, lst;
     t->fp = stdout;
     if (strcmp(ep, "-") == 0) return;
-    bool exists = stat(ep, &st) == 0;
-    if (exists && !S_ISREG(st.st_mode)) {
-        if (!(t->fp = fopen(ep, "w"))) proto_die(PROTO_EXIT_FAIL, "%s: cannot open: %s", ep, strerror(errno));
-        return;
-    }
-    if (!(exists && lstat(ep, &lst) == 0 && S_ISLNK(lst.st_mode) && realpath(ep, t->path))) snprintf(t->path, sizeof t->path, "%s", ep);
-    int fd = proto_tmp_open(t->path, t->tmp, sizeof t->tmp, &t->anon);
+    int fd = proto_out_open(ep, t->path, t->tmp, sizeof t->tmp, &t->anon);
     if (fd < 0) proto_die(PROTO_EXIT_FAIL, "%s: cannot open: %s", ep, strerror(errno));
-    if (exists) (void)fchmod(fd, st.st_mode & 07777);
+    t->atomic = t->anon || t->tmp[0];
     if (!(t->fp = fdopen(fd, "w"))) {
         int e = errno;
         proto_tmp_finish(fd, t->anon, t->tmp, sizeof t->tmp, t->path, false);
         close(fd);
         proto_die(PROTO_EXIT_FAIL, "%s: cannot open: %s", ep, strerror(e));
     }
-    t->atomic = true;
 }
 /* Flushes and closes; a temp file is renamed into place only when ok. Returns the exit code. */
 static int text_close(struct text_out *t, const char *ep, int rc)
